@@ -1,0 +1,172 @@
+//! Start-up and shutdown: check the peers once (a misconfiguration fails fast with one clear
+//! line), then run the long-lived tasks until SIGTERM or SIGINT. After start-up, a peer that
+//! goes away is retried, never fatal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cri_client::{ClientOptions, CriClient};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::healthz;
+use crate::node::{self, status::Heartbeat};
+use crate::runtime::{CriRuntime, RuntimeInfo, health};
+
+/// How long start-up waits for the runtime to answer before giving up.
+const RUNTIME_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the runtime's health is checked (kubelet: 5 s).
+const RUNTIME_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How long tasks get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the agent could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("cannot read kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
+    #[error("cannot use kubeconfig {path}: {message}")]
+    KubeconfigInvalid { path: PathBuf, message: String },
+    #[error("cannot reach the container runtime at {endpoint}: {message}")]
+    Runtime { endpoint: String, message: String },
+    #[error("cannot create root dir {path}: {source}")]
+    RootDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for /healthz: {source}")]
+    Healthz {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+async fn kube_client(path: &PathBuf) -> Result<kube::Client, StartError> {
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| StartError::Kubeconfig {
+        path: path.clone(),
+        message: format!("{e:#}").replace('\n', " "),
+    })?;
+    let invalid = |message: String| StartError::KubeconfigInvalid {
+        path: path.clone(),
+        message,
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|e| invalid(e.to_string()))
+}
+
+async fn runtime(config: &Config) -> Result<CriRuntime, StartError> {
+    let endpoint = config.container_runtime_endpoint.clone();
+    let fail = |message: String| StartError::Runtime {
+        endpoint: endpoint.clone(),
+        message,
+    };
+    let options = ClientOptions {
+        request_timeout: config.runtime_request_timeout,
+        ..ClientOptions::default()
+    };
+    let client = CriClient::connect_lazy(&endpoint, options).map_err(|e| fail(e.to_string()))?;
+    let runtime = CriRuntime::new(client);
+    match tokio::time::timeout(RUNTIME_STARTUP_TIMEOUT, runtime.version()).await {
+        Ok(Ok(version)) => {
+            info!(%version, %endpoint, "connected to the container runtime");
+            Ok(runtime)
+        }
+        Ok(Err(e)) => Err(fail(e.to_string())),
+        Err(_) => Err(fail(format!(
+            "no answer within {RUNTIME_STARTUP_TIMEOUT:?}"
+        ))),
+    }
+}
+
+async fn shutdown_signal() -> Result<&'static str, StartError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Runs the agent until a shutdown signal. Pods are left running on shutdown.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let client = kube_client(&config.kubeconfig).await?;
+    let runtime = runtime(&config).await?;
+    std::fs::create_dir_all(&config.root_dir).map_err(|source| StartError::RootDir {
+        path: config.root_dir.clone(),
+        source,
+    })?;
+    let healthz_listener = if config.healthz_port == 0 {
+        None
+    } else {
+        let addr = SocketAddr::new(config.healthz_bind_address, config.healthz_port);
+        Some(
+            healthz::bind(addr)
+                .await
+                .map_err(|source| StartError::Healthz { addr, source })?,
+        )
+    };
+    let signal = tokio::spawn(shutdown_signal());
+
+    let config = Arc::new(config);
+    let cancel = CancellationToken::new();
+    let heartbeat = Heartbeat::default();
+    let first = health::check_once(&runtime, RUNTIME_CHECK_INTERVAL).await;
+    let (health_tx, health_rx) = watch::channel(first);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(health::monitor(
+        runtime,
+        RUNTIME_CHECK_INTERVAL,
+        RUNTIME_CHECK_INTERVAL - Duration::from_secs(1),
+        health_tx,
+    ));
+    tasks.spawn(node::run(
+        client,
+        config.clone(),
+        health_rx,
+        heartbeat.clone(),
+        cancel.clone(),
+    ));
+    if let Some(listener) = healthz_listener {
+        let stall_after = config.node_status_update_frequency * 3 + Duration::from_secs(30);
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            if let Err(e) = healthz::serve(listener, heartbeat, stall_after, cancel).await {
+                warn!(error = %e, "/healthz server stopped");
+            }
+        });
+    }
+    info!(node = %config.node_name, "minikubelet started");
+
+    let which = signal.await.unwrap_or(Ok("task failure"))?;
+    info!(signal = which, "shutting down; pods keep running");
+    cancel.cancel();
+    tasks.abort_all_after(SHUTDOWN_GRACE).await;
+    Ok(())
+}
+
+/// Waiting for tasks with a deadline.
+trait JoinAllWithin {
+    async fn abort_all_after(&mut self, grace: Duration);
+}
+
+impl JoinAllWithin for tokio::task::JoinSet<()> {
+    async fn abort_all_after(&mut self, grace: Duration) {
+        let joined =
+            tokio::time::timeout(grace, async { while self.join_next().await.is_some() {} }).await;
+        if joined.is_err() {
+            warn!("some tasks did not stop within {grace:?}; aborting them");
+            self.abort_all();
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The `--config` YAML file: the same settings as the flags, with camelCase keys. Unknown keys
+//! are an error, so a typo never goes unnoticed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// One taint as written in the config file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TaintSpec {
+    pub key: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+/// The config file's settings; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileConfig {
+    pub kubeconfig: Option<PathBuf>,
+    pub hostname_override: Option<String>,
+    #[serde(rename = "nodeIP")]
+    pub node_ip: Option<String>,
+    pub container_runtime_endpoint: Option<String>,
+    pub root_dir: Option<PathBuf>,
+    pub max_pods: Option<u32>,
+    pub node_labels: Option<BTreeMap<String, String>>,
+    pub register_with_taints: Option<Vec<TaintSpec>>,
+    pub port: Option<u16>,
+    pub healthz_port: Option<u16>,
+    pub healthz_bind_address: Option<String>,
+    pub kube_reserved: Option<BTreeMap<String, String>>,
+    pub system_reserved: Option<BTreeMap<String, String>>,
+    pub node_status_update_frequency: Option<String>,
+    pub node_status_report_frequency: Option<String>,
+    pub node_lease_duration_seconds: Option<u32>,
+    pub runtime_request_timeout: Option<String>,
+    pub log_format: Option<String>,
+    pub verbosity: Option<u8>,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::ParseFile {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses config text; the error is serde's one-line message with its location.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+}

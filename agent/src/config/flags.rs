@@ -1,0 +1,98 @@
+//! Command-line flags, named like kubelet's. Every flag is optional here so that a flag given on
+//! the command line can be told apart from one left out: flags override the `--config` file, which
+//! overrides the defaults (the same precedence as kubelet).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// minikubelet: a small Kubernetes node agent. It registers this machine as a Node, keeps its
+/// Lease and status fresh, and runs the pods bound to it through a CRI runtime.
+#[derive(Debug, Parser, Default)]
+#[command(name = "minikubelet", version, about, long_about = None)]
+pub struct Flags {
+    /// YAML file with the same settings as the flags (camelCase keys, e.g. `hostnameOverride`).
+    /// Flags given on the command line win over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// kubeconfig with the node's credentials (client cert CN=system:node:NAME, O=system:nodes).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Node name to register instead of the machine's hostname (lower-cased, like kubelet).
+    #[arg(long, value_name = "NAME")]
+    pub hostname_override: Option<String>,
+
+    /// IP address reported as the Node's InternalIP. Default: the first IPv4 address of the
+    /// interface that holds the default route, else 127.0.0.1.
+    #[arg(long, value_name = "IP")]
+    pub node_ip: Option<String>,
+
+    /// CRI endpoint of the container runtime, e.g. unix:///run/containerd/containerd.sock.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
+
+    /// Directory for the agent's own state (pods, volumes, plugins). Default /var/lib/minikubelet.
+    #[arg(long, value_name = "DIR")]
+    pub root_dir: Option<PathBuf>,
+
+    /// Number of pods this node can run (the `pods` capacity). Default 110.
+    #[arg(long, value_name = "N")]
+    pub max_pods: Option<u32>,
+
+    /// Labels added to the Node at registration: key=value pairs separated by commas. Labels in the
+    /// kubernetes.io and k8s.io namespaces are limited to those kubelet may set itself.
+    #[arg(long, value_name = "K=V,...")]
+    pub node_labels: Option<String>,
+
+    /// Taints the Node registers with: key[=value]:Effect separated by commas
+    /// (Effect is NoSchedule, PreferNoSchedule or NoExecute).
+    #[arg(long, value_name = "K=V:EFFECT,...")]
+    pub register_with_taints: Option<String>,
+
+    /// Port of the agent's HTTPS API, advertised in the Node's daemonEndpoints. Default 10250.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Port of the local, unauthenticated /healthz endpoint. 0 disables it. Default 10248.
+    #[arg(long, value_name = "PORT")]
+    pub healthz_port: Option<u16>,
+
+    /// Address the /healthz endpoint binds to. Default 127.0.0.1.
+    #[arg(long, value_name = "IP")]
+    pub healthz_bind_address: Option<String>,
+
+    /// Resources reserved for Kubernetes daemons, e.g. cpu=100m,memory=100Mi,ephemeral-storage=1Gi.
+    #[arg(long, value_name = "RES=QTY,...")]
+    pub kube_reserved: Option<String>,
+
+    /// Resources reserved for the operating system, same syntax as --kube-reserved.
+    #[arg(long, value_name = "RES=QTY,...")]
+    pub system_reserved: Option<String>,
+
+    /// How often the Node's status is computed and, when it changed, written (e.g. 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub node_status_update_frequency: Option<String>,
+
+    /// Longest time between two Node status writes when nothing changed (e.g. 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub node_status_report_frequency: Option<String>,
+
+    /// Duration of the node Lease in kube-node-lease; it is renewed every quarter of it.
+    #[arg(long, value_name = "SECONDS")]
+    pub node_lease_duration_seconds: Option<u32>,
+
+    /// Timeout of every CRI request except long-running ones (e.g. 2m).
+    #[arg(long, value_name = "DURATION")]
+    pub runtime_request_timeout: Option<String>,
+
+    /// Log format: text (human-readable) or json.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Log verbosity like kubelet's -v: 0-1 info, 2-3 debug, 4 and more trace.
+    /// RUST_LOG, when set, overrides it.
+    #[arg(long = "v", short = 'v', value_name = "LEVEL")]
+    pub verbosity: Option<u8>,
+}

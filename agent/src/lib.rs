@@ -1,0 +1,15 @@
+//! minikubelet: a small Kubernetes node agent. Modules, one concern each:
+//! - [`config`]: flags, config file and defaults resolved into one validated `Config`;
+//! - [`node`]: registration, the node Lease and the Node status writer;
+//! - [`runtime`]: the container runtime boundary and its health monitor;
+//! - [`healthz`]: the local /healthz endpoint;
+//! - [`agent`]: start-up checks and the task set that runs until a shutdown signal.
+
+pub mod agent;
+pub mod backoff;
+pub mod config;
+pub mod healthz;
+pub mod logging;
+pub mod node;
+pub mod quantity;
+pub mod runtime;

@@ -1,0 +1,286 @@
+//! Harness for integration tests against the real local cluster (`deploy/dev/cluster up`).
+//! Each test runs its own minikubelet process under a node name of its own, and removes the
+//! Node and Lease it made when it ends.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, NodeCondition};
+use kube::api::{Api, DeleteParams};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// True when the cluster's environment is present; integration tests need it.
+pub fn cluster_env_present() -> bool {
+    std::env::var_os("MKL_STATE_DIR").is_some() && std::env::var_os("KUBECONFIG").is_some()
+}
+
+/// Fails loudly (never silently passes) when the environment is missing, unless the caller opted
+/// out of integration tests with MKL_SKIP_INTEGRATION=1.
+pub fn require_cluster() -> bool {
+    if cluster_env_present() {
+        return true;
+    }
+    if std::env::var_os("MKL_SKIP_INTEGRATION").is_some() {
+        eprintln!("MKL_SKIP_INTEGRATION set: skipping an integration test");
+        return false;
+    }
+    panic!(
+        "integration tests need the local cluster: run deploy/dev/test, or \
+         `eval \"$(deploy/dev/cluster env)\"` after `deploy/dev/cluster up` (MKL_SKIP_INTEGRATION=1 skips them)"
+    );
+}
+
+/// Runs `deploy/dev/cluster VERB...` and returns its stdout; panics with its output on failure.
+pub fn cluster(args: &[&str]) -> String {
+    let out = Command::new(repo_root().join("deploy/dev/cluster"))
+        .args(args)
+        .output()
+        .expect("run deploy/dev/cluster");
+    assert!(
+        out.status.success(),
+        "deploy/dev/cluster {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// An admin client for the local cluster.
+pub async fn admin() -> kube::Client {
+    kube::Client::try_default()
+        .await
+        .expect("admin client from KUBECONFIG")
+}
+
+/// Polls `check` every 200 ms until it yields Some or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The named condition of a Node.
+pub fn condition(node: &Node, kind: &str) -> Option<NodeCondition> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .cloned()
+}
+
+/// Waits until the node's Ready condition has `status`; returns the node.
+pub async fn wait_ready(
+    client: &kube::Client,
+    name: &str,
+    status: &str,
+    timeout: Duration,
+) -> Node {
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait_for(&format!("node {name} Ready={status}"), timeout, || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get_opt(name).await.ok().flatten()?;
+            (condition(&n, "Ready")?.status == status).then_some(n)
+        }
+    })
+    .await
+}
+
+/// A minikubelet process started by a test; killed (by pid) and its Node removed on drop.
+pub struct Agent {
+    pub name: String,
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub healthz_port: u16,
+    cleanup: bool,
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_minikubelet"))
+}
+
+impl Agent {
+    /// Starts an agent for node `name` with its own root dir, healthz port and log file.
+    pub fn start(name: &str, extra: &[&str]) -> Agent {
+        let kubeconfig = cluster(&["node-kubeconfig", name]);
+        let dir = tempfile::tempdir().unwrap();
+        let healthz_port = free_port();
+        let mut a = Agent {
+            name: name.to_string(),
+            child: None,
+            dir,
+            healthz_port,
+            cleanup: true,
+        };
+        a.spawn(&kubeconfig, extra);
+        a
+    }
+
+    fn spawn(&mut self, kubeconfig: &str, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let root = self.dir.path().join("root");
+        let child = Command::new(binary())
+            .arg(format!("--kubeconfig={kubeconfig}"))
+            .arg(format!("--hostname-override={}", self.name))
+            .arg("--node-ip=127.0.0.1")
+            .arg(format!(
+                "--container-runtime-endpoint={}",
+                env("CONTAINER_RUNTIME_ENDPOINT")
+            ))
+            .arg(format!("--root-dir={}", root.display()))
+            .arg(format!("--healthz-port={}", self.healthz_port))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// Starts the agent again under the same name and root dir after it was stopped.
+    pub fn restart(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "stop the agent before restarting it");
+        let kubeconfig = cluster(&["node-kubeconfig", &self.name]);
+        self.spawn(&kubeconfig, extra);
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("minikubelet.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().expect("agent running").id()).unwrap()
+    }
+
+    /// Sends a signal by pid and waits for the process to exit; returns its exit status.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let start = Instant::now();
+        let mut child = self.child.take().unwrap();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "agent did not exit within {timeout:?} after SIG{signal}\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Keeps the Node and Lease after drop (for a test that checks them itself).
+    pub fn keep_node(&mut self) {
+        self.cleanup = false;
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- agent {} log ----\n{}", self.name, self.log());
+        }
+        if self.cleanup {
+            delete_node(&self.name);
+        }
+    }
+}
+
+/// Deletes a Node and its Lease with the admin credentials (blocking; used from Drop).
+pub fn delete_node(name: &str) {
+    let name = name.to_string();
+    let run = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = admin().await;
+            let _ = Api::<Node>::all(client.clone())
+                .delete(&name, &DeleteParams::default())
+                .await;
+            let _ = Api::<Lease>::namespaced(client, "kube-node-lease")
+                .delete(&name, &DeleteParams::default())
+                .await;
+        });
+    });
+    let _ = run.join();
+}
+
+/// GET http://127.0.0.1:PORT/PATH with a raw HTTP/1.1 request; returns (status, body).
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    Some((status, body))
+}
