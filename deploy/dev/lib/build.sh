@@ -1,0 +1,169 @@
+# shellcheck shell=bash
+# Host packages and the Go-built binaries (etcd, kube-*, kubectl, crictl) in CACHE/bin.
+# Versions come from the wrapper modules under deploy/go, so bumping a go.mod is the only
+# change needed to build a new release.
+
+GO_DIR=$DEPLOY_DIR/go
+
+# go_mod_version DIR MODULE: the version of MODULE required by DIR/go.mod.
+go_mod_version() {
+	local v
+	v=$(awk -v m="$2" '($1 == m) { print $2; exit } ($1 == "require" && $2 == m) { print $3; exit }' "$GO_DIR/$1/go.mod")
+	[[ -n $v ]] || die "cannot find $2 in $GO_DIR/$1/go.mod"
+	printf '%s\n' "$v"
+}
+
+K8S_VERSION=$(go_mod_version kubernetes k8s.io/kubernetes)
+ETCD_VERSION=$(go_mod_version etcd go.etcd.io/etcd/server/v3)
+CRICTL_VERSION=$(go_mod_version cri-tools sigs.k8s.io/cri-tools)
+K8S_MINOR=${K8S_VERSION#v*.}
+K8S_MINOR=${K8S_MINOR%%.*}
+K8S_MAJOR=${K8S_VERSION#v}
+K8S_MAJOR=${K8S_MAJOR%%.*}
+
+# The exact ldflags of the lead's warm-up build, so its GOCACHE entries are reused.
+K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=$K8S_MAJOR -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=$K8S_MAJOR -X k8s.io/client-go/pkg/version.gitMinor=$K8S_MINOR"
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+
+version_of() {
+	case $1 in
+	etcd) printf '%s\n' "$ETCD_VERSION" ;;
+	crictl) printf '%s\n' "$CRICTL_VERSION" ;;
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) printf '%s\n' "$K8S_VERSION" ;;
+	*) die "no version for $1" ;;
+	esac
+}
+
+bin_path() { printf '%s/%s-%s\n' "$BIN" "$1" "$(version_of "$1")"; }
+
+# Host packages: "command-or-path package" pairs; anything missing is installed with one
+# `apt-get update` first.
+HOST_PACKAGES=(
+	"containerd containerd"
+	"runc runc"
+	"docker-registry docker-registry"
+	"skopeo skopeo"
+	"/usr/lib/cni/bridge containernetworking-plugins"
+	"protoc protobuf-compiler"
+	"/bin/busybox busybox-static"
+	"ip iproute2"
+	"iptables iptables"
+	"jq jq"
+	"openssl openssl"
+	"curl curl"
+	"gcc gcc"
+	"/usr/lib/x86_64-linux-gnu/libc.a libc6-dev"
+	"setsid util-linux"
+	"tar tar"
+	"gzip gzip"
+)
+
+have_dependency() {
+	local what=$1 pkg=$2
+	if [[ $pkg == busybox-static ]]; then
+		# /bin/busybox may come from the dynamic `busybox` package; we need the static one.
+		dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed'
+	elif [[ $what == /* ]]; then
+		[[ -e $what ]]
+	else
+		command -v "$what" >/dev/null 2>&1
+	fi
+}
+
+ensure_packages() {
+	local entry missing=()
+	for entry in "${HOST_PACKAGES[@]}"; do
+		# shellcheck disable=SC2086 # split "what package"
+		have_dependency ${entry} || missing+=("${entry#* }")
+	done
+	if ((${#missing[@]} == 0)); then
+		return 0
+	fi
+	log "installing packages: ${missing[*]}"
+	mkdir -p "$LOGS"
+	{
+		apt-get update &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+	} >>"$LOGS/apt.log" 2>&1 || {
+		show_log_tail "$LOGS/apt.log"
+		die "apt-get install failed (log: $LOGS/apt.log)"
+	}
+}
+
+require_go() {
+	command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build ${*}); install Go >= the go line of deploy/go/*/go.mod"
+}
+
+# go_build MODULE_DIR LOGNAME ARGS...: `go build` inside a wrapper module.
+go_build() {
+	local dir=$1 logname=$2
+	shift 2
+	local logf=$LOGS/build-$logname.log
+	mkdir -p "$LOGS"
+	printf '==== %s: go build %s\n' "$(date -u +%FT%TZ)" "$*" >>"$logf"
+	if ! (cd "$GO_DIR/$dir" && env GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build "$@") >>"$logf" 2>&1; then
+		show_log_tail "$logf" 40
+		die "building $logname failed (log: $logf)"
+	fi
+}
+
+build_kubernetes() {
+	local name missing=() tmp
+	for name in "${K8S_BINARIES[@]}"; do
+		[[ -x $(bin_path "$name") ]] || missing+=("$name")
+	done
+	((${#missing[@]} > 0)) || return 0
+	require_go "${missing[*]}"
+	log "building kubernetes $K8S_VERSION: ${missing[*]} (first build takes a long while)"
+	mkdir -p "$BIN"
+	tmp=$(mktemp -d "$BIN/.build-kubernetes.XXXXXX")
+	go_build kubernetes kubernetes -trimpath -ldflags "$K8S_LDFLAGS" -o "$tmp/" \
+		"${K8S_BINARIES[@]/#/k8s.io/kubernetes/cmd/}"
+	for name in "${missing[@]}"; do
+		mv -f "$tmp/$name" "$(bin_path "$name")"
+	done
+	rm -rf "$tmp"
+}
+
+build_etcd() {
+	local out
+	out=$(bin_path etcd)
+	[[ -x $out ]] && return 0
+	require_go etcd
+	log "building etcd $ETCD_VERSION"
+	mkdir -p "$BIN"
+	go_build etcd etcd -trimpath -ldflags "-s -w" -o "$out.tmp" go.etcd.io/etcd/server/v3
+	mv -f "$out.tmp" "$out"
+}
+
+build_crictl() {
+	local out
+	out=$(bin_path crictl)
+	[[ -x $out ]] && return 0
+	require_go crictl
+	log "building crictl $CRICTL_VERSION"
+	mkdir -p "$BIN"
+	# Some of cri-tools' dependencies are missing from the checksum database; go.sum is committed.
+	GOSUMDB=off go_build cri-tools crictl -trimpath \
+		-ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+		-o "$out.tmp" sigs.k8s.io/cri-tools/cmd/crictl
+	mv -f "$out.tmp" "$out"
+}
+
+# link_current: CACHE/bin/current/NAME -> ../NAME-VERSION for every built binary.
+link_current() {
+	local name target
+	mkdir -p "$BIN/current"
+	for name in etcd crictl "${K8S_BINARIES[@]}"; do
+		target=../$name-$(version_of "$name")
+		[[ $(readlink "$BIN/current/$name" 2>/dev/null) == "$target" ]] && continue
+		ln -sfn "$target" "$BIN/current/$name"
+	done
+}
+
+ensure_binaries() {
+	build_kubernetes
+	build_etcd
+	build_crictl
+	link_current
+}
