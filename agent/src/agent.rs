@@ -16,7 +16,11 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::healthz;
+use crate::node::machine::{self, MachineInfo};
 use crate::node::{self, status::Heartbeat};
+use crate::pods::{
+    self, NodeFacts, PodContext, admission::Admission, events::Events, images::Images,
+};
 use crate::runtime::{CriRuntime, RuntimeInfo, health};
 
 /// How long start-up waits for the runtime to answer before giving up.
@@ -64,7 +68,7 @@ async fn kube_client(path: &PathBuf) -> Result<kube::Client, StartError> {
     kube::Client::try_from(config).map_err(|e| invalid(e.to_string()))
 }
 
-async fn runtime(config: &Config) -> Result<CriRuntime, StartError> {
+async fn runtime(config: &Config) -> Result<(CriRuntime, String), StartError> {
     let endpoint = config.container_runtime_endpoint.clone();
     let fail = |message: String| StartError::Runtime {
         endpoint: endpoint.clone(),
@@ -79,7 +83,8 @@ async fn runtime(config: &Config) -> Result<CriRuntime, StartError> {
     match tokio::time::timeout(RUNTIME_STARTUP_TIMEOUT, runtime.version()).await {
         Ok(Ok(version)) => {
             info!(%version, %endpoint, "connected to the container runtime");
-            Ok(runtime)
+            let name = version.split("://").next().unwrap_or_default().to_string();
+            Ok((runtime, name))
         }
         Ok(Err(e)) => Err(fail(e.to_string())),
         Err(_) => Err(fail(format!(
@@ -98,10 +103,45 @@ async fn shutdown_signal() -> Result<&'static str, StartError> {
     })
 }
 
+/// Where pod log directories live, as kubelet has it.
+const POD_LOG_ROOT: &str = "/var/log/pods";
+
+fn pod_context(
+    config: &Config,
+    client: kube::Client,
+    cri: CriClient,
+    runtime_name: String,
+    machine: &MachineInfo,
+    node_ip: std::net::IpAddr,
+) -> PodContext {
+    let (cpu, memory, memory_capacity) = node::allocatable(config, machine);
+    PodContext {
+        events: Events::start(client.clone(), &config.node_name),
+        client,
+        cri,
+        runtime_name,
+        node: NodeFacts {
+            node_name: config.node_name.clone(),
+            host_ip: node_ip.to_string(),
+            allocatable_cpu_millis: cpu,
+            allocatable_memory_bytes: memory,
+            memory_capacity_bytes: memory_capacity,
+            max_pods: config.max_pods,
+        },
+        root_dir: config.root_dir.clone(),
+        log_root: PathBuf::from(POD_LOG_ROOT),
+        host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        cluster_dns: config.cluster_dns.clone(),
+        cluster_domain: config.cluster_domain.clone(),
+        images: Images::default(),
+        admission: Admission::default(),
+    }
+}
+
 /// Runs the agent until a shutdown signal. Pods are left running on shutdown.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let client = kube_client(&config.kubeconfig).await?;
-    let runtime = runtime(&config).await?;
+    let (runtime, runtime_name) = runtime(&config).await?;
     std::fs::create_dir_all(&config.root_dir).map_err(|source| StartError::RootDir {
         path: config.root_dir.clone(),
         source,
@@ -124,19 +164,33 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let first = health::check_once(&runtime, RUNTIME_CHECK_INTERVAL).await;
     let (health_tx, health_rx) = watch::channel(first);
     let mut tasks = tokio::task::JoinSet::new();
+    let cri = runtime.client().clone();
     tasks.spawn(health::monitor(
         runtime,
         RUNTIME_CHECK_INTERVAL,
         RUNTIME_CHECK_INTERVAL - Duration::from_secs(1),
         health_tx,
     ));
+    let machine = MachineInfo::read();
+    let node_ip = config.node_ip.unwrap_or_else(machine::detect_node_ip);
+    let pods = pod_context(
+        &config,
+        client.clone(),
+        cri,
+        runtime_name,
+        &machine,
+        node_ip,
+    );
     tasks.spawn(node::run(
         client,
         config.clone(),
+        machine,
+        node_ip,
         health_rx,
         heartbeat.clone(),
         cancel.clone(),
     ));
+    tasks.spawn(pods::run(Arc::new(pods), cancel.clone()));
     if let Some(listener) = healthz_listener {
         let stall_after = config.node_status_update_frequency * 3 + Duration::from_secs(30);
         let cancel = cancel.clone();

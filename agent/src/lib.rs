@@ -11,5 +11,6 @@ pub mod config;
 pub mod healthz;
 pub mod logging;
 pub mod node;
+pub mod pods;
 pub mod quantity;
 pub mod runtime;

@@ -31,6 +31,9 @@ pub struct FileConfig {
     pub max_pods: Option<u32>,
     pub node_labels: Option<BTreeMap<String, String>>,
     pub register_with_taints: Option<Vec<TaintSpec>>,
+    #[serde(rename = "clusterDNS")]
+    pub cluster_dns: Option<Vec<String>>,
+    pub cluster_domain: Option<String>,
     pub port: Option<u16>,
     pub healthz_port: Option<u16>,
     pub healthz_bind_address: Option<String>,

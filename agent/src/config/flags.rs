@@ -51,6 +51,15 @@ pub struct Flags {
     #[arg(long, value_name = "K=V:EFFECT,...")]
     pub register_with_taints: Option<String>,
 
+    /// DNS server IPs for pods with dnsPolicy ClusterFirst, comma-separated. Without it such pods
+    /// fall back to the node's resolv.conf (with a MissingClusterDNS event), as in kubelet.
+    #[arg(long, value_name = "IP,...")]
+    pub cluster_dns: Option<String>,
+
+    /// The cluster's DNS domain, for pods' DNS search paths. Default cluster.local.
+    #[arg(long, value_name = "DOMAIN")]
+    pub cluster_domain: Option<String>,
+
     /// Port of the agent's HTTPS API, advertised in the Node's daemonEndpoints. Default 10250.
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,

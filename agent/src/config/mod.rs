@@ -58,6 +58,8 @@ pub struct Config {
     pub max_pods: u32,
     pub node_labels: BTreeMap<String, String>,
     pub register_with_taints: Vec<Taint>,
+    pub cluster_dns: Vec<String>,
+    pub cluster_domain: String,
     pub port: u16,
     pub healthz_port: u16,
     pub healthz_bind_address: IpAddr,
@@ -230,6 +232,20 @@ impl Config {
         if max_pods == 0 {
             return Err(invalid("--max-pods")("must be at least 1".into()));
         }
+        let cluster_dns: Vec<String> = match flags.cluster_dns {
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => file.cluster_dns.unwrap_or_default(),
+        };
+        if let Some(bad) = cluster_dns.iter().find(|s| s.parse::<IpAddr>().is_err()) {
+            return Err(invalid("--cluster-dns")(format!(
+                "{bad:?} is not an IP address"
+            )));
+        }
         let port = flags.port.or(file.port).unwrap_or(defaults::PORT);
         if port == 0 {
             return Err(invalid("--port")("must be 1-65535".into()));
@@ -265,6 +281,11 @@ impl Config {
                 .or(file.root_dir)
                 .unwrap_or_else(|| PathBuf::from(defaults::ROOT_DIR)),
             max_pods,
+            cluster_dns,
+            cluster_domain: flags
+                .cluster_domain
+                .or(file.cluster_domain)
+                .unwrap_or_else(|| "cluster.local".to_string()),
             node_labels,
             register_with_taints,
             port,

@@ -25,16 +25,42 @@ use machine::MachineInfo;
 use pressure::Thresholds;
 use status::{Heartbeat, StatusWriter};
 
+/// Allocatable cpu (millicores) and memory (bytes), and memory capacity, as reported.
+pub fn allocatable(config: &Config, machine: &MachineInfo) -> (u64, u64, u64) {
+    let usage = machine::Usage::read(&config.root_dir);
+    let hugepages = capacity::read_hugepages();
+    let r = capacity::compute(&capacity::ResourceInputs {
+        machine,
+        usage: &usage,
+        max_pods: config.max_pods,
+        kube_reserved: &config.kube_reserved,
+        system_reserved: &config.system_reserved,
+        thresholds: &Thresholds::default(),
+        hugepages: &hugepages,
+    });
+    let cpu = r
+        .allocatable
+        .get("cpu")
+        .and_then(|q| crate::quantity::parse_millis(&q.0).ok())
+        .unwrap_or(0);
+    let mem = r
+        .allocatable
+        .get("memory")
+        .and_then(|q| crate::quantity::parse_units(&q.0).ok())
+        .unwrap_or(0);
+    (cpu, mem, machine.memory_bytes)
+}
+
 /// Runs the node's lifecycle until `cancel` fires.
 pub async fn run(
     client: kube::Client,
     config: Arc<Config>,
+    machine: MachineInfo,
+    node_ip: std::net::IpAddr,
     health: watch::Receiver<RuntimeHealth>,
     heartbeat: Heartbeat,
     cancel: CancellationToken,
 ) {
-    let machine = MachineInfo::read();
-    let node_ip = config.node_ip.unwrap_or_else(machine::detect_node_ip);
     let writer = StatusWriter {
         api: Api::<Node>::all(client.clone()),
         config: config.clone(),

@@ -1,0 +1,47 @@
+//! What every pod worker shares: clients, node facts and the shared managers. Read-only but for
+//! the managers' own interior state; no worker owns another's data.
+
+use std::path::PathBuf;
+
+use cri_client::CriClient;
+
+use super::admission::Admission;
+use super::events::Events;
+use super::images::Images;
+
+/// Node facts the pod side needs.
+#[derive(Debug, Clone)]
+pub struct NodeFacts {
+    pub node_name: String,
+    pub host_ip: String,
+    pub allocatable_cpu_millis: u64,
+    pub allocatable_memory_bytes: u64,
+    pub memory_capacity_bytes: u64,
+    pub max_pods: u32,
+}
+
+/// Shared by all pod workers.
+pub struct PodContext {
+    pub client: kube::Client,
+    pub cri: CriClient,
+    /// "containerd", for containerID fields ("containerd://ID").
+    pub runtime_name: String,
+    pub node: NodeFacts,
+    /// The agent's root dir (pods/UID/... lives below it).
+    pub root_dir: PathBuf,
+    /// Where pod log directories live (/var/log/pods).
+    pub log_root: PathBuf,
+    pub host_resolv_conf: String,
+    pub cluster_dns: Vec<String>,
+    pub cluster_domain: String,
+    pub images: Images,
+    pub events: Events,
+    pub admission: Admission,
+}
+
+impl PodContext {
+    /// ROOT/pods/UID.
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.root_dir.join("pods").join(uid)
+    }
+}

@@ -1,0 +1,125 @@
+//! Events about pods (events.k8s.io), sent from a background task so that a pod worker never
+//! waits on the API server to report what it did. The queue is bounded: when the API server is
+//! unreachable, the oldest news is dropped rather than memory growing.
+
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+const QUEUE: usize = 1024;
+
+/// A cheap, cloneable handle to emit events.
+#[derive(Clone)]
+pub struct Events {
+    tx: mpsc::Sender<(Event, ObjectReference)>,
+}
+
+/// An event with kubelet's reason, e.g. ("Pulling", "Pulling image \"...\"").
+pub struct Note<'a> {
+    pub warning: bool,
+    pub reason: &'a str,
+    pub action: &'a str,
+    pub message: String,
+}
+
+impl Events {
+    /// Starts the sender task; events are reported as coming from `kubelet` on `node`.
+    pub fn start(client: kube::Client, node: &str) -> Events {
+        let recorder = Recorder::new(
+            client,
+            Reporter {
+                controller: "kubelet".to_string(),
+                instance: Some(node.to_string()),
+            },
+        );
+        let (tx, mut rx) = mpsc::channel::<(Event, ObjectReference)>(QUEUE);
+        tokio::spawn(async move {
+            while let Some((event, reference)) = rx.recv().await {
+                if let Err(e) = recorder.publish(&event, &reference).await {
+                    debug!(error = %e, reason = %event.reason, "event not recorded");
+                }
+            }
+        });
+        Events { tx }
+    }
+
+    /// A handle whose events go nowhere (tests of logic that emits events).
+    pub fn discard() -> Events {
+        let (tx, _rx) = mpsc::channel(1);
+        Events { tx }
+    }
+
+    /// Emits an event about `pod`, optionally about one of its containers (fieldPath).
+    pub fn emit(&self, pod: &Pod, container: Option<&str>, note: Note<'_>) {
+        let mut reference = pod.object_ref(&());
+        if let Some(name) = container {
+            reference.field_path = Some(container_field_path(pod, name));
+        }
+        let event = Event {
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.to_string(),
+            note: Some(truncate(note.message, 1024)),
+            action: note.action.to_string(),
+            secondary: None,
+        };
+        // A full queue drops the event: losing news beats blocking a pod worker.
+        let _ = self.tx.try_send((event, reference));
+    }
+
+    pub fn normal(&self, pod: &Pod, container: Option<&str>, reason: &str, message: String) {
+        self.emit(
+            pod,
+            container,
+            Note {
+                warning: false,
+                reason,
+                action: reason,
+                message,
+            },
+        );
+    }
+
+    pub fn warning(&self, pod: &Pod, container: Option<&str>, reason: &str, message: String) {
+        self.emit(
+            pod,
+            container,
+            Note {
+                warning: true,
+                reason,
+                action: reason,
+                message,
+            },
+        );
+    }
+}
+
+/// kubelet's fieldPath for a container: spec.containers{NAME} or spec.initContainers{NAME}.
+fn container_field_path(pod: &Pod, name: &str) -> String {
+    let is_init = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.name == name));
+    if is_init {
+        format!("spec.initContainers{{{name}}}")
+    } else {
+        format!("spec.containers{{{name}}}")
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}

@@ -1,0 +1,116 @@
+//! Stopping and removing: containers with the remaining grace period (preStop first), sandboxes,
+//! and what the pod left on the node (its directory, logs, cgroups).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
+use tracing::{debug, warn};
+
+use super::context::PodContext;
+use super::observe::PodRuntime;
+
+/// Stops every running container of the pod in parallel, each within `deadline`, emitting
+/// kubelet's Killing event. `pre_stop` runs before each stop (it gets the time left).
+pub async fn stop_containers<F, Fut>(
+    ctx: &PodContext,
+    pod: &Pod,
+    runtime: &PodRuntime,
+    deadline: Instant,
+    message: impl Fn(&str) -> String,
+    pre_stop: F,
+) where
+    F: Fn(String, String, Duration) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let stops = runtime.containers.iter().filter(|c| c.running()).map(|c| {
+        ctx.events
+            .normal(pod, Some(&c.name), "Killing", message(&c.name));
+        let pre = pre_stop(
+            c.name.clone(),
+            c.id.clone(),
+            deadline.saturating_duration_since(Instant::now()),
+        );
+        async move {
+            pre.await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(e) = ctx.cri.stop_container(&c.id, left).await
+                && !e.is_not_found()
+            {
+                warn!(container = %c.name, error = %e, "failed to stop container");
+            }
+        }
+    });
+    join_all(stops).await;
+}
+
+/// Stops one container (liveness failure, changed spec, failed postStart).
+pub async fn stop_container(ctx: &PodContext, id: &str, grace: Duration) {
+    if let Err(e) = ctx.cri.stop_container(id, grace).await
+        && !e.is_not_found()
+    {
+        warn!(%id, error = %e, "failed to stop container");
+    }
+}
+
+/// Stops every sandbox of the pod (the runtime tears its network down).
+pub async fn stop_sandboxes(ctx: &PodContext, runtime: &PodRuntime) {
+    for s in runtime.sandboxes.iter().filter(|s| s.ready) {
+        if let Err(e) = ctx.cri.stop_pod_sandbox(&s.id).await
+            && !e.is_not_found()
+        {
+            warn!(sandbox = %s.id, error = %e, "failed to stop sandbox");
+        }
+    }
+}
+
+/// Removes containers and sandboxes (stopping what still runs) and the pod's files and
+/// cgroups. Idempotent.
+pub async fn remove_all(ctx: &PodContext, uid: &str, runtime: &PodRuntime, log_dir: Option<&Path>) {
+    for c in &runtime.containers {
+        if c.running() {
+            stop_container(ctx, &c.id, Duration::ZERO).await;
+        }
+        if let Err(e) = ctx.cri.remove_container(&c.id).await
+            && !e.is_not_found()
+        {
+            warn!(container = %c.id, error = %e, "failed to remove container");
+        }
+    }
+    for s in &runtime.sandboxes {
+        if s.ready
+            && let Err(e) = ctx.cri.stop_pod_sandbox(&s.id).await
+            && !e.is_not_found()
+        {
+            warn!(sandbox = %s.id, error = %e, "failed to stop sandbox");
+        }
+        if let Err(e) = ctx.cri.remove_pod_sandbox(&s.id).await
+            && !e.is_not_found()
+        {
+            warn!(sandbox = %s.id, error = %e, "failed to remove sandbox");
+        }
+    }
+    let _ = std::fs::remove_dir_all(ctx.pod_dir(uid));
+    if let Some(dir) = log_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    remove_pod_cgroups(uid);
+    debug!(%uid, "pod removed from the node");
+}
+
+/// Removes the (empty) pod cgroup directories runc left under every controller.
+pub fn remove_pod_cgroups(uid: &str) {
+    let leaf = format!("pod{uid}");
+    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for ctrl in controllers.filter_map(Result::ok) {
+        for qos in ["", "burstable", "besteffort"] {
+            let dir = ctrl.path().join("kubepods").join(qos).join(&leaf);
+            if dir.is_dir() {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Pods bound to this node: watch -> per-pod worker -> runtime backends -> status writer.
+//!
+//! - [`source`]: the pod watch (fieldSelector spec.nodeName);
+//! - [`worker`]: one worker per pod UID, the only place a pod is synced;
+//! - [`sync`]: one sync (sandbox, init containers, containers, restarts, termination);
+//! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
+//! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hooks`]: the steps;
+//! - [`status`], [`status_writer`], [`events`], [`timing`]: what the pod reports.
+
+pub mod admission;
+pub mod container;
+pub mod context;
+pub mod events;
+pub mod hooks;
+mod hooks_glue;
+pub mod images;
+pub mod kill;
+pub mod observe;
+pub mod probe;
+mod probes;
+pub mod relist;
+pub mod restart_backoff;
+pub mod sandbox;
+pub mod source;
+pub mod start;
+pub mod status;
+pub mod status_writer;
+pub mod sync;
+pub mod termination_message;
+pub mod timing;
+pub mod worker;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use container::labels;
+pub use context::{NodeFacts, PodContext};
+
+/// Label minikubelet adds to its sandboxes so that agents sharing one runtime (tests) never
+/// touch each other's pods.
+pub const NODE_LABEL: &str = "minikubelet.io/node";
+
+/// Runs the pod side until cancelled.
+pub async fn run(ctx: Arc<PodContext>, cancel: CancellationToken) {
+    let workers = worker::Workers::new(ctx.clone(), cancel.clone());
+    let (synced_tx, synced_rx) = watch::channel(false);
+    let relist = tokio::spawn(relist::run(
+        ctx.clone(),
+        workers.clone(),
+        synced_rx,
+        cancel.clone(),
+    ));
+    source::run(
+        ctx.client.clone(),
+        ctx.node.node_name.clone(),
+        workers,
+        synced_tx,
+        cancel,
+    )
+    .await;
+    let _ = relist.await;
+}

@@ -1,0 +1,160 @@
+//! What the runtime holds for one pod: its sandboxes and containers, found by the pod-UID label
+//! that every sandbox and container the agent makes carries.
+
+use std::collections::HashMap;
+
+use cri_client::api::{self, ContainerFilter, ContainerState, PodSandboxFilter, PodSandboxState};
+use cri_client::{CriClient, CriError};
+
+use super::labels;
+
+/// One container as the runtime reports it.
+#[derive(Debug, Clone)]
+pub struct ContainerView {
+    pub id: String,
+    pub name: String,
+    pub sandbox_id: String,
+    pub restart_count: u32,
+    pub hash: String,
+    pub state: ContainerState,
+    /// Nanoseconds since the epoch (0 = unset).
+    pub created_at: i64,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub exit_code: i32,
+    pub reason: String,
+    pub message: String,
+    pub image: String,
+    pub image_ref: String,
+    pub log_path: String,
+}
+
+impl ContainerView {
+    pub fn running(&self) -> bool {
+        self.state == ContainerState::ContainerRunning
+    }
+
+    pub fn exited(&self) -> bool {
+        self.state == ContainerState::ContainerExited
+    }
+}
+
+/// One sandbox as the runtime reports it.
+#[derive(Debug, Clone)]
+pub struct SandboxView {
+    pub id: String,
+    pub attempt: u32,
+    pub ready: bool,
+    pub created_at: i64,
+}
+
+/// The pod's runtime state; both lists newest first.
+#[derive(Debug, Clone, Default)]
+pub struct PodRuntime {
+    pub sandboxes: Vec<SandboxView>,
+    pub containers: Vec<ContainerView>,
+}
+
+impl PodRuntime {
+    /// The newest sandbox, if it is ready.
+    pub fn ready_sandbox(&self) -> Option<&SandboxView> {
+        self.sandboxes.first().filter(|s| s.ready)
+    }
+
+    /// Containers of `name` in `sandbox_id`, newest first.
+    pub fn containers_named<'a>(
+        &'a self,
+        name: &'a str,
+        sandbox_id: &'a str,
+    ) -> impl Iterator<Item = &'a ContainerView> + 'a {
+        self.containers
+            .iter()
+            .filter(move |c| c.name == name && c.sandbox_id == sandbox_id)
+    }
+
+    /// The newest container of `name` in `sandbox_id`.
+    pub fn latest(&self, name: &str, sandbox_id: &str) -> Option<&ContainerView> {
+        self.containers
+            .iter()
+            .find(|c| c.name == name && c.sandbox_id == sandbox_id)
+    }
+
+    /// The newest container of `name` in any sandbox (for restart counts across sandboxes).
+    pub fn latest_any(&self, name: &str) -> Option<&ContainerView> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+}
+
+fn uid_selector(uid: &str) -> HashMap<String, String> {
+    HashMap::from([(labels::POD_UID.to_string(), uid.to_string())])
+}
+
+/// Lists the pod's sandboxes and containers, with each container's full status.
+pub async fn observe(cri: &CriClient, uid: &str) -> Result<PodRuntime, CriError> {
+    let sandboxes = cri
+        .list_pod_sandbox(Some(PodSandboxFilter {
+            label_selector: uid_selector(uid),
+            ..PodSandboxFilter::default()
+        }))
+        .await?;
+    let mut sandboxes: Vec<SandboxView> = sandboxes
+        .into_iter()
+        .map(|s| SandboxView {
+            attempt: s.metadata.as_ref().map_or(0, |m| m.attempt),
+            ready: s.state == PodSandboxState::SandboxReady as i32,
+            created_at: s.created_at,
+            id: s.id,
+        })
+        .collect();
+    sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+
+    let listed = cri
+        .list_containers(Some(ContainerFilter {
+            label_selector: uid_selector(uid),
+            ..ContainerFilter::default()
+        }))
+        .await?;
+    let mut containers = Vec::with_capacity(listed.len());
+    for c in listed {
+        let status = match cri.container_status(&c.id, false).await {
+            Ok(r) => r.status,
+            // Removed between list and status: it no longer counts.
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        let Some(s) = status else { continue };
+        containers.push(view(&c, s));
+    }
+    containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+    Ok(PodRuntime {
+        sandboxes,
+        containers,
+    })
+}
+
+fn view(c: &api::Container, s: api::ContainerStatus) -> ContainerView {
+    let annotation = |k: &str| c.annotations.get(k).cloned().unwrap_or_default();
+    ContainerView {
+        id: c.id.clone(),
+        name: c
+            .labels
+            .get(labels::CONTAINER_NAME)
+            .cloned()
+            .unwrap_or_default(),
+        sandbox_id: c.pod_sandbox_id.clone(),
+        restart_count: annotation(labels::CONTAINER_RESTART_COUNT)
+            .parse()
+            .unwrap_or(0),
+        hash: annotation(labels::CONTAINER_HASH),
+        state: ContainerState::try_from(s.state).unwrap_or(ContainerState::ContainerUnknown),
+        created_at: s.created_at,
+        started_at: s.started_at,
+        finished_at: s.finished_at,
+        exit_code: s.exit_code,
+        reason: s.reason,
+        message: s.message,
+        image: s.image.map(|i| i.image).unwrap_or_default(),
+        image_ref: s.image_ref,
+        log_path: s.log_path,
+    }
+}

@@ -1,0 +1,233 @@
+//! Starting one container, as kubelet's startContainer: resolve its environment, make sure its
+//! image is there, create it, start it, run its postStart hook. Each failure becomes the
+//! container's waiting reason and an event with kubelet's reason.
+
+use std::time::{Duration, Instant};
+
+use cri_client::api::PodSandboxConfig;
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
+use kube::Api;
+use tracing::{debug, warn};
+
+use super::container::{self, ContainerInputs};
+use super::context::PodContext;
+use super::status::Waiting;
+use super::timing::{Stage, Timings};
+
+/// What a container start needs to know of its pod.
+pub struct StartRequest<'a> {
+    pub pod: &'a Pod,
+    pub container: &'a Container,
+    pub sandbox_id: &'a str,
+    pub sandbox_config: &'a PodSandboxConfig,
+    pub restart_count: u32,
+    pub pod_ips: &'a [String],
+}
+
+fn waiting(reason: &str, message: String) -> Waiting {
+    Waiting {
+        reason: reason.to_string(),
+        message,
+    }
+}
+
+/// Pull secrets named by the pod; missing ones are skipped (kubelet warns and goes on).
+async fn pull_secrets(ctx: &PodContext, pod: &Pod) -> Vec<Secret> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut out = Vec::new();
+    for r in pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.image_pull_secrets.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        match api.get_opt(&r.name).await {
+            Ok(Some(s)) => out.push(s),
+            Ok(None) => warn!(secret = %r.name, "image pull secret not found; pulling without it"),
+            Err(e) => warn!(secret = %r.name, error = %e, "cannot read image pull secret"),
+        }
+    }
+    out
+}
+
+/// Creates the host file bound at terminationMessagePath: ROOT/pods/UID/containers/NAME/ID.
+fn termination_message_file(
+    ctx: &PodContext,
+    pod: &Pod,
+    name: &str,
+    restart: u32,
+) -> Option<std::path::PathBuf> {
+    let uid = pod.metadata.uid.as_deref()?;
+    let dir = ctx.pod_dir(uid).join("containers").join(name);
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join(format!("termination-{restart}"));
+    std::fs::write(&path, b"").ok()?;
+    Some(path)
+}
+
+/// Starts `req.container`. On failure returns the waiting reason to report.
+pub async fn start(
+    ctx: &PodContext,
+    timings: &mut Timings,
+    req: &StartRequest<'_>,
+) -> Result<String, Waiting> {
+    let pod = req.pod;
+    let c = req.container;
+    let name = c.name.as_str();
+    let events = &ctx.events;
+
+    // Environment (ConfigMaps, Secrets, downward API).
+    let facts = container::NodeFacts {
+        node_name: ctx.node.node_name.clone(),
+        host_ip: ctx.node.host_ip.clone(),
+        pod_ips: req.pod_ips.to_vec(),
+        node_allocatable_cpu_millis: ctx.node.allocatable_cpu_millis,
+        node_allocatable_memory_bytes: ctx.node.allocatable_memory_bytes,
+    };
+    let env = match container::resolve_env(&ctx.client, pod, c, &facts).await {
+        Ok(env) => env,
+        Err(e) => {
+            let msg = e.to_string();
+            events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
+            return Err(waiting("CreateContainerConfigError", msg));
+        }
+    };
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    for skipped in &env.skipped {
+        events.warning(
+            pod,
+            Some(name),
+            container::env::INVALID_ENV_NAMES_REASON,
+            skipped.event_message(ns),
+        );
+    }
+
+    // Image.
+    let image_started = Instant::now();
+    let secrets = pull_secrets(ctx, pod).await;
+    let image = c.image.clone().unwrap_or_default();
+    let ensured = ctx
+        .images
+        .ensure(&ctx.cri, pod, c, &secrets, |msg| {
+            events.normal(pod, Some(name), "Pulling", msg);
+        })
+        .await;
+    timings.add(Stage::Image, image_started.elapsed());
+    let ensured = match ensured {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = e.reason();
+            let msg = e.to_string();
+            match reason {
+                "ImagePullBackOff" => events.normal(
+                    pod,
+                    Some(name),
+                    "BackOff",
+                    format!("Back-off pulling image \"{image}\""),
+                ),
+                "ErrImageNeverPull" => {
+                    events.warning(pod, Some(name), "ErrImageNeverPull", msg.clone())
+                }
+                "InvalidImageName" => events.warning(pod, Some(name), "InspectFailed", msg.clone()),
+                _ => {
+                    events.warning(pod, Some(name), "Failed", msg.clone());
+                    events.warning(pod, Some(name), "Failed", format!("Error: {reason}"));
+                }
+            }
+            return Err(waiting(reason, msg));
+        }
+    };
+    match ensured.pulled_in {
+        Some(d) => events.normal(
+            pod,
+            Some(name),
+            "Pulled",
+            format!(
+                "Successfully pulled image \"{image}\" in {}ms",
+                d.as_millis()
+            ),
+        ),
+        None => events.normal(
+            pod,
+            Some(name),
+            "Pulled",
+            format!("Container image \"{image}\" already present on machine"),
+        ),
+    }
+
+    // Create.
+    let create_started = Instant::now();
+    let inputs = ContainerInputs {
+        pod,
+        container: c,
+        restart_count: req.restart_count,
+        image_ref: &ensured.image_ref,
+        env: &env.vars,
+        mounts: Vec::new(),
+        termination_message_host_path: termination_message_file(ctx, pod, name, req.restart_count),
+        node_memory_capacity_bytes: ctx.node.memory_capacity_bytes,
+    };
+    let options = container::ConfigOptions {
+        image_user: Some(container::ImageUser::from_image(ensured.image.as_ref())),
+        security: container::SecurityOptions::for_root_dir(&ctx.root_dir),
+        ..container::ConfigOptions::default()
+    };
+    let config = match container::container_config_with(&inputs, &options) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let msg = e.to_string();
+            events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
+            return Err(waiting("CreateContainerConfigError", msg));
+        }
+    };
+    let id = match ctx
+        .cri
+        .create_container(req.sandbox_id, config, req.sandbox_config.clone())
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            let msg = e.to_string();
+            events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
+            return Err(waiting("CreateContainerError", msg));
+        }
+    };
+    timings.add(Stage::Create, create_started.elapsed());
+    events.normal(
+        pod,
+        Some(name),
+        "Created",
+        format!("Created container: {name}"),
+    );
+
+    // Start.
+    let start_started = Instant::now();
+    if let Err(e) = ctx.cri.start_container(&id).await {
+        let msg = e.to_string();
+        events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
+        // The created container stays (exited/created) so its failure shows in the status.
+        return Err(waiting("RunContainerError", msg));
+    }
+    timings.add(Stage::Start, start_started.elapsed());
+    events.normal(
+        pod,
+        Some(name),
+        "Started",
+        format!("Started container {name}"),
+    );
+    debug!(container = name, %id, "container started");
+    Ok(id)
+}
+
+/// The grace period for stopping a container whose postStart hook failed (kubelet uses the
+/// pod's termination grace period).
+pub fn grace_period(pod: &Pod) -> Duration {
+    let secs = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}

@@ -1,0 +1,371 @@
+//! The pod's status computed from what the runtime holds and what the worker decided: phase,
+//! conditions, container statuses, IPs and times, with kubelet's reasons. Pure.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::container::qos_class;
+use super::observe::{ContainerView, PodRuntime};
+
+/// A waiting reason the worker set for a container (image pull errors, backoff, config errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub reason: String,
+    pub message: String,
+}
+
+/// A pod-level verdict that ends it (admission refusal, deadline exceeded, failed init).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminal {
+    pub phase: &'static str,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Everything the status is computed from.
+pub struct Inputs<'a> {
+    pub pod: &'a Pod,
+    pub runtime: &'a PodRuntime,
+    pub runtime_name: &'a str,
+    pub pod_ips: &'a [String],
+    pub host_ip: &'a str,
+    pub waiting: &'a HashMap<String, Waiting>,
+    /// Readiness per container name, for containers with a readiness probe.
+    pub readiness: &'a HashMap<String, bool>,
+    /// Startup-probe outcome per container name, for containers with a startup probe.
+    pub started: &'a HashMap<String, bool>,
+    /// Termination messages read from the containers' message files, by container id.
+    pub termination_messages: &'a HashMap<String, String>,
+    pub terminal: Option<&'a Terminal>,
+    pub now: Timestamp,
+}
+
+fn time(nanos: i64) -> Option<Time> {
+    (nanos > 0)
+        .then(|| Timestamp::from_nanosecond(i128::from(nanos)).ok())
+        .flatten()
+        .map(Time)
+}
+
+fn container_id(runtime_name: &str, id: &str) -> String {
+    format!("{runtime_name}://{id}")
+}
+
+fn terminated(
+    c: &ContainerView,
+    runtime_name: &str,
+    messages: &HashMap<String, String>,
+) -> ContainerStateTerminated {
+    let reason = if c.reason.is_empty() {
+        if c.exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        }
+        .to_string()
+    } else {
+        c.reason.clone()
+    };
+    let message = messages
+        .get(&c.id)
+        .cloned()
+        .or_else(|| (!c.message.is_empty()).then(|| c.message.clone()));
+    ContainerStateTerminated {
+        exit_code: c.exit_code,
+        reason: Some(reason),
+        message,
+        started_at: time(c.started_at),
+        finished_at: time(c.finished_at),
+        container_id: Some(container_id(runtime_name, &c.id)),
+        signal: None,
+    }
+}
+
+/// The status of one container (regular or init).
+fn container_status(i: &Inputs<'_>, spec: &Container, default_waiting: &str) -> ContainerStatus {
+    let mut history = i.runtime.containers.iter().filter(|c| c.name == spec.name);
+    let latest = history.next();
+    let previous = history.next();
+    let waiting = i.waiting.get(&spec.name);
+    let running = latest.is_some_and(ContainerView::running);
+    let state = match (latest, waiting) {
+        (Some(c), _) if c.running() => ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: time(c.started_at),
+            }),
+            ..ContainerState::default()
+        },
+        (_, Some(w)) => ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(w.reason.clone()),
+                message: (!w.message.is_empty()).then(|| w.message.clone()),
+            }),
+            ..ContainerState::default()
+        },
+        (Some(c), None) if c.exited() => ContainerState {
+            terminated: Some(terminated(c, i.runtime_name, i.termination_messages)),
+            ..ContainerState::default()
+        },
+        _ => ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(default_waiting.to_string()),
+                message: None,
+            }),
+            ..ContainerState::default()
+        },
+    };
+    // While waiting to restart, the exited container is the last state.
+    let last = match (latest, state.terminated.is_some()) {
+        (Some(c), false) if c.exited() => Some(c),
+        (_, _) => previous.filter(|c| c.exited()),
+    };
+    let started = running && i.started.get(&spec.name).copied().unwrap_or(true);
+    let ready = running && started && i.readiness.get(&spec.name).copied().unwrap_or(true);
+    ContainerStatus {
+        name: spec.name.clone(),
+        state: Some(state),
+        last_state: Some(
+            last.map_or_else(ContainerState::default, |c| ContainerState {
+                terminated: Some(terminated(c, i.runtime_name, i.termination_messages)),
+                ..ContainerState::default()
+            }),
+        ),
+        ready,
+        started: Some(started),
+        restart_count: latest.map_or(0, |c| i32::try_from(c.restart_count).unwrap_or(i32::MAX)),
+        image: spec.image.clone().unwrap_or_default(),
+        image_id: latest.map(|c| c.image_ref.clone()).unwrap_or_default(),
+        container_id: latest.map(|c| container_id(i.runtime_name, &c.id)),
+        ..ContainerStatus::default()
+    }
+}
+
+fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+fn succeeded(s: &ContainerStatus) -> bool {
+    s.state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .is_some_and(|t| t.exit_code == 0)
+}
+
+fn failed(s: &ContainerStatus) -> bool {
+    s.state
+        .as_ref()
+        .and_then(|st| st.terminated.as_ref())
+        .is_some_and(|t| t.exit_code != 0)
+}
+
+fn running(s: &ContainerStatus) -> bool {
+    s.state.as_ref().is_some_and(|st| st.running.is_some())
+}
+
+fn has_run(s: &ContainerStatus) -> bool {
+    s.last_state
+        .as_ref()
+        .is_some_and(|st| st.terminated.is_some())
+}
+
+/// kubelet's phase rules for the regular containers, given that init containers are done.
+fn phase(restart_policy: &str, statuses: &[ContainerStatus], init_done: bool) -> &'static str {
+    if !init_done || statuses.is_empty() {
+        return "Pending";
+    }
+    let (mut run, mut wait, mut ok, mut bad) = (0, 0, 0, 0);
+    for s in statuses {
+        if running(s) {
+            run += 1;
+        } else if succeeded(s) {
+            ok += 1;
+        } else if failed(s) {
+            bad += 1;
+        } else if has_run(s) {
+            // Waiting to restart after having run: counts as running (restarting).
+            run += 1;
+        } else {
+            wait += 1;
+        }
+    }
+    if wait > 0 {
+        return if run > 0 || ok > 0 || bad > 0 {
+            "Running"
+        } else {
+            "Pending"
+        };
+    }
+    if run > 0 {
+        return "Running";
+    }
+    match restart_policy {
+        "Always" => "Running",
+        "OnFailure" if bad > 0 => "Running",
+        "Never" if bad > 0 => "Failed",
+        _ => "Succeeded",
+    }
+}
+
+fn condition(kind: &str, ok: bool, reason: Option<&str>, message: Option<String>) -> PodCondition {
+    PodCondition {
+        type_: kind.to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        reason: if ok { None } else { reason.map(str::to_string) },
+        message: if ok { None } else { message },
+        ..PodCondition::default()
+    }
+}
+
+fn names(statuses: &[&ContainerStatus]) -> String {
+    format!(
+        "[{}]",
+        statuses
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+/// Computes the status. `previous` (the status the API has) keeps start time and transition times.
+pub fn compute(i: &Inputs<'_>) -> PodStatus {
+    let pod = i.pod;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let previous = pod.status.clone().unwrap_or_default();
+    let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
+
+    let init_specs = spec.init_containers.clone().unwrap_or_default();
+    let init_statuses: Vec<ContainerStatus> = init_specs
+        .iter()
+        .map(|c| container_status(i, c, "PodInitializing"))
+        .collect();
+    let incomplete: Vec<&ContainerStatus> = init_specs
+        .iter()
+        .zip(&init_statuses)
+        .filter(|(c, s)| {
+            if is_sidecar(c) {
+                s.started != Some(true)
+            } else {
+                !succeeded(s)
+            }
+        })
+        .map(|(_, s)| s)
+        .collect();
+    let init_done = incomplete.is_empty();
+    let default_waiting = if init_done {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
+    let statuses: Vec<ContainerStatus> = spec
+        .containers
+        .iter()
+        .map(|c| container_status(i, c, default_waiting))
+        .collect();
+
+    let init_failed_for_good = restart_policy == "Never"
+        && init_specs
+            .iter()
+            .zip(&init_statuses)
+            .any(|(c, s)| !is_sidecar(c) && failed(s));
+    let (phase, reason, message) = match i.terminal {
+        Some(t) => (t.phase, Some(t.reason.clone()), Some(t.message.clone())),
+        None if init_failed_for_good => ("Failed", None, None),
+        None => (phase(restart_policy, &statuses, init_done), None, None),
+    };
+    let terminal = matches!(phase, "Succeeded" | "Failed");
+
+    let unready: Vec<&ContainerStatus> = statuses.iter().filter(|s| !s.ready).collect();
+    let containers_ready = unready.is_empty() && !terminal;
+    let gates_ok = spec.readiness_gates.iter().flatten().all(|g| {
+        previous
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == g.condition_type && c.status == "True")
+    });
+    let unready_msg = Some(format!(
+        "containers with unready status: {}",
+        names(&unready)
+    ));
+    let sandbox_ready = i.runtime.ready_sandbox().is_some();
+    let mut conditions = vec![
+        condition("PodReadyToStartContainers", sandbox_ready, None, None),
+        condition(
+            "Initialized",
+            init_done,
+            Some("ContainersNotInitialized"),
+            Some(format!(
+                "containers with incomplete status: {}",
+                names(&incomplete)
+            )),
+        ),
+        condition(
+            "ContainersReady",
+            containers_ready,
+            Some(if terminal {
+                "PodCompleted"
+            } else {
+                "ContainersNotReady"
+            }),
+            if terminal { None } else { unready_msg.clone() },
+        ),
+        condition(
+            "Ready",
+            containers_ready && gates_ok,
+            Some(if terminal {
+                "PodCompleted"
+            } else if containers_ready {
+                "ReadinessGatesNotReady"
+            } else {
+                "ContainersNotReady"
+            }),
+            if terminal { None } else { unready_msg },
+        ),
+    ];
+    let now = Time(i.now);
+    for c in &mut conditions {
+        let kept = previous
+            .conditions
+            .iter()
+            .flatten()
+            .find(|p| p.type_ == c.type_ && p.status == c.status)
+            .and_then(|p| p.last_transition_time.clone());
+        c.last_transition_time = Some(kept.unwrap_or_else(|| now.clone()));
+    }
+
+    let host_network = spec.host_network.unwrap_or(false);
+    let ips: Vec<String> = if host_network {
+        vec![i.host_ip.to_string()]
+    } else {
+        i.pod_ips.to_vec()
+    };
+    PodStatus {
+        phase: Some(phase.to_string()),
+        reason,
+        message,
+        conditions: Some(conditions),
+        container_statuses: Some(statuses),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        host_ip: Some(i.host_ip.to_string()),
+        host_ips: Some(vec![HostIP {
+            ip: i.host_ip.to_string(),
+        }]),
+        pod_ip: ips.first().cloned(),
+        pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+        start_time: previous.start_time.or(Some(now)),
+        qos_class: Some(qos_class(pod).as_str().to_string()),
+        ..PodStatus::default()
+    }
+}
+
+/// True when two statuses differ in anything but condition probe/heartbeat times.
+pub fn changed(old: &PodStatus, new: &PodStatus) -> bool {
+    old != new
+}

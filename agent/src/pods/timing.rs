@@ -1,0 +1,114 @@
+//! Where a pod's start went: each stage timed (admission, sandbox incl. network, image pulls,
+//! create, start, first Ready) so the breakdown can go to an event and to metrics. kubelet has no
+//! such breakdown; minikubelet reports it once, when the pod first turns Ready.
+
+use std::time::{Duration, Instant};
+
+/// A stage of a pod's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Admission,
+    Volumes,
+    Sandbox,
+    Image,
+    Create,
+    Start,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Admission,
+        Stage::Volumes,
+        Stage::Sandbox,
+        Stage::Image,
+        Stage::Create,
+        Stage::Start,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Admission => "admission",
+            Stage::Volumes => "volumes",
+            Stage::Sandbox => "sandbox",
+            Stage::Image => "image",
+            Stage::Create => "create",
+            Stage::Start => "start",
+        }
+    }
+}
+
+/// Accumulated stage durations of one pod's start.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    began: Instant,
+    stages: [Duration; 6],
+    reported: bool,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            began: Instant::now(),
+            stages: [Duration::ZERO; 6],
+            reported: false,
+        }
+    }
+}
+
+impl Timings {
+    pub fn add(&mut self, stage: Stage, d: Duration) {
+        if let Some(i) = Stage::ALL.iter().position(|s| *s == stage) {
+            self.stages[i] += d;
+        }
+    }
+
+    pub fn get(&self, stage: Stage) -> Duration {
+        Stage::ALL
+            .iter()
+            .position(|s| *s == stage)
+            .map_or(Duration::ZERO, |i| self.stages[i])
+    }
+
+    /// Marks the pod Ready; returns the one-line breakdown the first time only.
+    pub fn ready(&mut self) -> Option<String> {
+        if self.reported {
+            return None;
+        }
+        self.reported = true;
+        let total = self.began.elapsed();
+        let parts: Vec<String> = Stage::ALL
+            .iter()
+            .map(|s| format!("{} {}", s.name(), self.get(*s).as_millis()))
+            .collect();
+        Some(format!(
+            "Ready in {} ms: {}",
+            total.as_millis(),
+            parts.join(", ")
+        ))
+    }
+
+    /// Suppresses the breakdown (a pod adopted after a restart was not started by us).
+    pub fn mark_reported(&mut self) {
+        self.reported = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breakdown_is_reported_once_with_every_stage() {
+        let mut t = Timings::default();
+        t.add(Stage::Sandbox, Duration::from_millis(150));
+        t.add(Stage::Start, Duration::from_millis(40));
+        t.add(Stage::Start, Duration::from_millis(50));
+        let line = t.ready().unwrap();
+        assert!(line.starts_with("Ready in "), "{line}");
+        assert!(
+            line.contains("sandbox 150, image 0, create 0, start 90"),
+            "{line}"
+        );
+        assert_eq!(t.ready(), None);
+    }
+}

@@ -1,0 +1,595 @@
+//! The pod lifecycle against the real local cluster and containerd: each test runs its own agent
+//! under its own node name, binds pods to it and checks what kubelet would show. Serial
+//! (`--test-threads=1`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pods::{
+    TestNamespace, busybox, condition, container, events, exec_in, init_container, phase, running,
+    sandboxes_of, wait_event, wait_pod, waiting_reason,
+};
+use common::{Agent, admin, require_cluster, wait_ready};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(90);
+
+async fn setup(node: &str, ns: &str) -> (kube::Client, Agent, TestNamespace) {
+    let client = admin().await;
+    let agent = Agent::start(node, &[]);
+    wait_ready(&client, node, "True", T).await;
+    let ns = TestNamespace::create(&client, ns).await;
+    (client, agent, ns)
+}
+
+fn sh(script: &str) -> serde_json::Value {
+    json!(["sh", "-c", script])
+}
+
+#[tokio::test]
+async fn a_pod_runs_and_reports_kubelets_status_and_events() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-pod-run", "mkl-pod-run").await;
+    ns.pod(
+        "web",
+        &agent.name,
+        json!({"containers": [{"name": "app", "image": busybox(), "command": sh("echo hello; exec sleep 3600"),
+            "env": [{"name": "GREETING", "value": "hi"}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "web", "Ready", T, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    let st = p.status.clone().unwrap();
+    assert_eq!(phase(&p), "Running");
+    assert_eq!(st.qos_class.as_deref(), Some("BestEffort"));
+    assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+    let ip = st.pod_ip.clone().unwrap();
+    assert!(
+        ip.starts_with("10.244."),
+        "pod IP {ip} from the project's bridge"
+    );
+    assert!(st.start_time.is_some());
+    for kind in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "Ready",
+    ] {
+        assert_eq!(condition(&p, kind).as_deref(), Some("True"), "{kind}");
+    }
+    let c = container(&p, "app").unwrap();
+    assert!(running(c) && c.ready && c.started == Some(true));
+    assert_eq!(c.restart_count, 0);
+    assert!(
+        c.container_id
+            .as_deref()
+            .unwrap()
+            .starts_with("containerd://")
+    );
+    assert!(!c.image_id.is_empty());
+    for reason in ["Pulled", "Created", "Started"] {
+        wait_event(&client, &ns.name, "web", reason, T).await;
+    }
+    let ready = wait_event(&client, &ns.name, "web", "Ready", T).await;
+    assert!(
+        ready.contains("Ready in ") && ready.contains("sandbox "),
+        "{ready}"
+    );
+    eprintln!("{ready}");
+}
+
+#[tokio::test]
+async fn crash_loop_backoff_waits_10s_then_20s_between_restarts() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-pod-crash", "mkl-pod-crash").await;
+    ns.pod(
+        "crash",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exit 3")}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    // Record the moment each restart count is first seen.
+    let start = Instant::now();
+    let mut seen: Vec<(i32, Duration)> = Vec::new();
+    let mut saw_backoff = false;
+    while seen.last().is_none_or(|(n, _)| *n < 3) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "restarts so far: {seen:?}"
+        );
+        if let Some(p) = pods.get_opt("crash").await.unwrap()
+            && let Some(c) = container(&p, "c")
+        {
+            if seen.last().is_none_or(|(n, _)| *n != c.restart_count) {
+                seen.push((c.restart_count, start.elapsed()));
+            }
+            saw_backoff |= waiting_reason(c) == Some("CrashLoopBackOff");
+            let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+            if c.restart_count > 0 {
+                assert_eq!(
+                    last.map(|t| t.exit_code),
+                    Some(3),
+                    "lastState keeps the exit code"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_backoff, "CrashLoopBackOff was reported");
+    let at = |n: i32| seen.iter().find(|(c, _)| *c == n).map(|(_, t)| *t).unwrap();
+    let gap2 = at(2) - at(1);
+    let gap3 = at(3) - at(2);
+    eprintln!("restart times: {seen:?}");
+    assert!(
+        gap2 >= Duration::from_secs(9) && gap2 < Duration::from_secs(16),
+        "second restart after ~10 s: {gap2:?}"
+    );
+    assert!(
+        gap3 >= Duration::from_secs(19) && gap3 < Duration::from_secs(27),
+        "third restart after ~20 s: {gap3:?}"
+    );
+}
+
+#[tokio::test]
+async fn on_failure_restarts_only_failures_and_never_does_not_restart() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-pod-policy", "mkl-pod-policy").await;
+    let spec = |policy: &str, code: i32| json!({"restartPolicy": policy, "containers": [{"name": "c", "image": busybox(), "command": sh(&format!("exit {code}"))}]});
+    ns.pod("onfailure-ok", &agent.name, spec("OnFailure", 0))
+        .await;
+    ns.pod("onfailure-bad", &agent.name, spec("OnFailure", 1))
+        .await;
+    ns.pod("never-bad", &agent.name, spec("Never", 1)).await;
+    ns.pod("never-ok", &agent.name, spec("Never", 0)).await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "onfailure-ok", "Succeeded", T, |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    assert_eq!(container(&p, "c").unwrap().restart_count, 0);
+    let p = wait_pod(&pods, "never-bad", "Failed", T, |p| phase(p) == "Failed").await;
+    let c = container(&p, "c").unwrap();
+    assert_eq!(c.restart_count, 0);
+    let t = c.state.clone().unwrap().terminated.unwrap();
+    assert_eq!((t.exit_code, t.reason.as_deref()), (1, Some("Error")));
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+    wait_pod(&pods, "never-ok", "Succeeded", T, |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    let p = wait_pod(&pods, "onfailure-bad", "restarted", T, |p| {
+        container(p, "c").is_some_and(|c| c.restart_count >= 1)
+    })
+    .await;
+    assert_eq!(
+        phase(&p),
+        "Running",
+        "a restarting OnFailure pod is Running"
+    );
+}
+
+#[tokio::test]
+async fn init_containers_run_in_order_and_a_failing_one_fails_the_pod() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-pod-init", "mkl-pod-init").await;
+    ns.pod(
+        "ordered",
+        &agent.name,
+        json!({"initContainers": [
+                {"name": "first", "image": busybox(), "command": sh("exit 0")},
+                {"name": "second", "image": busybox(), "command": sh("exit 0")}],
+               "containers": [{"name": "main", "image": busybox(), "command": sh("exec sleep 3600")}]}),
+    )
+    .await;
+    ns.pod(
+        "broken",
+        &agent.name,
+        json!({"restartPolicy": "Never",
+               "initContainers": [{"name": "bad", "image": busybox(), "command": sh("exit 7")}],
+               "containers": [{"name": "main", "image": busybox(), "command": sh("exec sleep 3600")}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "ordered", "Ready", T, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    let first = init_container(&p, "first")
+        .unwrap()
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    let second = init_container(&p, "second")
+        .unwrap()
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert!(
+        first.finished_at.unwrap().0 <= second.started_at.unwrap().0,
+        "init containers ran in order"
+    );
+    assert_eq!(condition(&p, "Initialized").as_deref(), Some("True"));
+
+    let p = wait_pod(&pods, "broken", "Failed", T, |p| phase(p) == "Failed").await;
+    let bad = init_container(&p, "bad")
+        .unwrap()
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(bad.exit_code, 7);
+    let main = container(&p, "main").unwrap();
+    assert!(
+        !running(main) && main.container_id.is_none(),
+        "main never started"
+    );
+    assert_eq!(condition(&p, "Initialized").as_deref(), Some("False"));
+}
+
+#[tokio::test]
+async fn deletion_runs_prestop_then_stops_within_the_grace_period_and_removes_the_pod() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-pod-delete", "mkl-pod-delete").await;
+    // preStop httpGet goes from the agent to this listener on loopback.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hook = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.unwrap();
+        let at = Instant::now();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        at
+    });
+    ns.pod(
+        "graceful",
+        &agent.name,
+        json!({"terminationGracePeriodSeconds": 20,
+               "containers": [{"name": "c", "image": busybox(),
+                 "command": sh("trap 'sleep 2; exit 0' TERM; while true; do sleep 0.2; done"),
+                 "lifecycle": {"preStop": {"httpGet": {"host": "127.0.0.1", "port": port, "path": "/prestop"}}}}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "graceful", "Running", T, |p| phase(p) == "Running").await;
+    let uid = p.metadata.uid.clone().unwrap();
+    let deleted_at = Instant::now();
+    pods.delete("graceful", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait_for("pod object removed", Duration::from_secs(30), || async {
+        pods.get_opt("graceful")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let took = deleted_at.elapsed();
+    let hook_at = tokio::time::timeout(Duration::from_secs(1), hook)
+        .await
+        .expect("preStop was called")
+        .unwrap();
+    assert!(hook_at >= deleted_at, "preStop ran after the delete");
+    assert!(
+        took >= Duration::from_secs(2),
+        "the container's TERM handler (2 s) was waited for: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "it did not wait for the whole grace period: {took:?}"
+    );
+    wait_event(&client, &ns.name, "graceful", "Killing", T).await;
+    // Nothing of the pod is left in the runtime.
+    let left = sandboxes_of(&uid).await;
+    assert!(left.is_empty(), "sandboxes left: {left:?}");
+}
+
+#[tokio::test]
+async fn readiness_probe_flips_the_ready_condition() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-pod-ready", "mkl-pod-ready").await;
+    ns.pod(
+        "probed",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600"),
+            "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1, "failureThreshold": 1}}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "probed", "Running", T, |p| phase(p) == "Running").await;
+    assert_eq!(
+        condition(&p, "Ready").as_deref(),
+        Some("False"),
+        "not ready before the probe succeeds"
+    );
+    let id = container(&p, "c").unwrap().container_id.clone().unwrap();
+    exec_in(&id, &["touch", "/tmp/ready"]).await;
+    wait_pod(&pods, "probed", "Ready", Duration::from_secs(20), |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    exec_in(&id, &["rm", "/tmp/ready"]).await;
+    let p = wait_pod(&pods, "probed", "not Ready", Duration::from_secs(20), |p| {
+        condition(p, "Ready").as_deref() == Some("False")
+    })
+    .await;
+    assert!(!container(&p, "c").unwrap().ready);
+    assert!(
+        running(container(&p, "c").unwrap()),
+        "readiness never restarts a container"
+    );
+}
+
+#[tokio::test]
+async fn liveness_failure_restarts_the_container() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-pod-live", "mkl-pod-live").await;
+    ns.pod(
+        "live",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("touch /tmp/alive; exec sleep 3600"),
+            "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2}}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "live", "Running", T, |p| phase(p) == "Running").await;
+    let id = container(&p, "c").unwrap().container_id.clone().unwrap();
+    exec_in(&id, &["rm", "/tmp/alive"]).await;
+    wait_pod(&pods, "live", "restarted", T, |p| {
+        container(p, "c").is_some_and(|c| c.restart_count == 1 && running(c))
+    })
+    .await;
+    let unhealthy = wait_event(&client, &ns.name, "live", "Unhealthy", T).await;
+    assert!(unhealthy.contains("Liveness probe failed"), "{unhealthy}");
+}
+
+#[tokio::test]
+async fn bad_input_gives_waiting_reasons_and_events_while_other_pods_run() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-pod-bad", "mkl-pod-bad").await;
+    let one = |image: String, cmd: serde_json::Value| json!({"containers": [{"name": "c", "image": image, "command": cmd}]});
+    ns.pod("good", &agent.name, one(busybox(), sh("exec sleep 3600")))
+        .await;
+    ns.pod(
+        "bad-name",
+        &agent.name,
+        one("127.0.0.1:5000/Bad Name".to_string(), sh("true")),
+    )
+    .await;
+    ns.pod(
+        "missing-image",
+        &agent.name,
+        one("127.0.0.1:5000/does-not-exist:1".to_string(), sh("true")),
+    )
+    .await;
+    ns.pod(
+        "no-command",
+        &agent.name,
+        one(busybox(), json!(["/no/such/binary"])),
+    )
+    .await;
+    ns.pod(
+        "missing-config",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("sleep 3600"),
+            "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]}]}),
+    )
+    .await;
+    ns.pod(
+        "never-pull",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": "127.0.0.1:5000/absent:2", "imagePullPolicy": "Never"}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let reason_of = |p: &Pod| {
+        container(p, "c")
+            .and_then(waiting_reason)
+            .map(str::to_string)
+    };
+    let expect = [
+        ("bad-name", vec!["InvalidImageName"]),
+        ("missing-image", vec!["ErrImagePull", "ImagePullBackOff"]),
+        ("no-command", vec!["RunContainerError", "CrashLoopBackOff"]),
+        ("missing-config", vec!["CreateContainerConfigError"]),
+        ("never-pull", vec!["ErrImageNeverPull"]),
+    ];
+    for (name, reasons) in expect {
+        let p = wait_pod(&pods, name, &format!("waiting {reasons:?}"), T, |p| {
+            reason_of(p).is_some_and(|r| reasons.contains(&r.as_str()))
+        })
+        .await;
+        let msg = container(&p, "c")
+            .unwrap()
+            .state
+            .clone()
+            .unwrap()
+            .waiting
+            .unwrap()
+            .message;
+        assert!(
+            msg.is_some_and(|m| !m.is_empty()),
+            "{name}: a readable message"
+        );
+        assert!(
+            !events(&client, &ns.name, name).await.is_empty(),
+            "{name}: events"
+        );
+    }
+    let missing = wait_event(&client, &ns.name, "missing-config", "Failed", T).await;
+    assert!(
+        missing.contains("configmap \"nope\" not found"),
+        "{missing}"
+    );
+    let p = wait_pod(&pods, "good", "Ready", T, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    assert_eq!(container(&p, "c").unwrap().restart_count, 0);
+}
+
+#[tokio::test]
+async fn pods_exceeding_allocatable_fail_admission_with_kubelets_reason() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-pod-admit", "mkl-pod-admit").await;
+    ns.pod(
+        "huge",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("sleep 3600"),
+            "resources": {"requests": {"cpu": "500"}}}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "huge", "Failed", T, |p| phase(p) == "Failed").await;
+    assert_eq!(p.status.unwrap().reason.as_deref(), Some("OutOfcpu"));
+    wait_event(&client, &ns.name, "huge", "OutOfcpu", T).await;
+}
+
+#[tokio::test]
+async fn active_deadline_fails_the_pod() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-pod-deadline", "mkl-pod-deadline").await;
+    ns.pod(
+        "deadline",
+        &agent.name,
+        json!({"activeDeadlineSeconds": 3, "containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "deadline", "Failed", T, |p| phase(p) == "Failed").await;
+    assert_eq!(
+        p.status.unwrap().reason.as_deref(),
+        Some("DeadlineExceeded")
+    );
+}
+
+#[tokio::test]
+async fn agent_killed_with_sigkill_adopts_running_pods_without_restarts_or_duplicates() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, mut agent, ns) = setup("mkl-pod-adopt", "mkl-pod-adopt").await;
+    for i in 0..3 {
+        ns.pod(&format!("p{i}"), &agent.name, json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}))
+            .await;
+    }
+    let pods = ns.pods();
+    let mut before = Vec::new();
+    for i in 0..3 {
+        let p = wait_pod(&pods, &format!("p{i}"), "Ready", T, |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+        before.push(container(&p, "c").unwrap().container_id.clone().unwrap());
+    }
+    agent.signal_and_wait("KILL", Duration::from_secs(10));
+    agent.restart(&[]);
+    common::wait_for("restarted agent listed its pods", T, || async {
+        agent
+            .log()
+            .contains("pods bound to this node listed pods=3")
+            .then_some(())
+    })
+    .await;
+    // Nothing must happen: observe a few relist periods (1 s each) of the restarted agent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (i, before) in before.iter().enumerate() {
+        let p = pods.get(&format!("p{i}")).await.unwrap();
+        let c = container(&p, "c").unwrap();
+        assert!(running(c));
+        assert_eq!(c.restart_count, 0);
+        assert_eq!(
+            c.container_id.as_ref(),
+            Some(before),
+            "the same container keeps running"
+        );
+        let uid = p.metadata.uid.clone().unwrap();
+        let sandboxes = sandboxes_of(&uid).await;
+        assert_eq!(sandboxes.len(), 1, "no duplicate sandbox");
+    }
+    assert!(!agent.log().contains("panicked"));
+}
+
+#[tokio::test]
+async fn a_deployment_scales_to_10_and_back_to_0() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-pod-deploy", "mkl-pod-deploy").await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &ns.name);
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 10, "selector": {"matchLabels": {"app": "web"}},
+          "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"nodeSelector": {"kubernetes.io/hostname": agent.name}, "automountServiceAccountToken": false,
+              "terminationGracePeriodSeconds": 2,
+              "containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}}}
+    }))
+    .unwrap();
+    deployments.create(&Default::default(), &d).await.unwrap();
+    let started = Instant::now();
+    common::wait_for("10 ready replicas", Duration::from_secs(180), || async {
+        let d = deployments.get("web").await.ok()?;
+        (d.status?.ready_replicas? == 10).then_some(())
+    })
+    .await;
+    eprintln!("10 replicas Ready after {:?}", started.elapsed());
+    deployments
+        .patch(
+            "web",
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    let pods = ns.pods();
+    common::wait_for("all pods gone", Duration::from_secs(180), || async {
+        pods.list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    eprintln!("scaled to 0 after {:?}", started.elapsed());
+}
