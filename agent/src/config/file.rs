@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub node_status_report_frequency: Option<String>,
     pub node_lease_duration_seconds: Option<u32>,
     pub runtime_request_timeout: Option<String>,
+    pub container_log_max_size: Option<String>,
+    pub container_log_max_files: Option<usize>,
     pub log_format: Option<String>,
     pub verbosity: Option<u8>,
 }

@@ -96,6 +96,14 @@ pub struct Flags {
     #[arg(long, value_name = "DURATION")]
     pub runtime_request_timeout: Option<String>,
 
+    /// Size at which a container's log file is rotated (a quantity, e.g. 10Mi).
+    #[arg(long, value_name = "QUANTITY")]
+    pub container_log_max_size: Option<String>,
+
+    /// Log files kept per container, the current one included (at least 2).
+    #[arg(long, value_name = "N")]
+    pub container_log_max_files: Option<usize>,
+
     /// Log format: text (human-readable) or json.
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,

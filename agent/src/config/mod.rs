@@ -69,6 +69,9 @@ pub struct Config {
     pub node_status_report_frequency: Duration,
     pub node_lease_duration_seconds: u32,
     pub runtime_request_timeout: Duration,
+    /// Container log rotation: size threshold in bytes and files kept per container.
+    pub container_log_max_size: u64,
+    pub container_log_max_files: usize,
     pub log_format: LogFormat,
     pub verbosity: u8,
 }
@@ -257,6 +260,21 @@ impl Config {
         let healthz_bind_address = healthz_bind.parse::<IpAddr>().map_err(|_| {
             invalid("--healthz-bind-address")(format!("{healthz_bind:?} is not an IP address"))
         })?;
+        let size = flags
+            .container_log_max_size
+            .or(file.container_log_max_size)
+            .unwrap_or_else(|| "10Mi".to_string());
+        let container_log_max_size = crate::quantity::parse_units(&size)
+            .map_err(|e| invalid("--container-log-max-size")(e.to_string()))?;
+        let container_log_max_files = flags
+            .container_log_max_files
+            .or(file.container_log_max_files)
+            .unwrap_or(5);
+        if container_log_max_files < 2 {
+            return Err(invalid("--container-log-max-files")(
+                "must be at least 2".into(),
+            ));
+        }
         let log_format = match flags
             .log_format
             .or(file.log_format)
@@ -300,6 +318,8 @@ impl Config {
             node_status_report_frequency,
             node_lease_duration_seconds,
             runtime_request_timeout,
+            container_log_max_size,
+            container_log_max_files,
             log_format,
             verbosity: flags.verbosity.or(file.verbosity).unwrap_or(0),
         })
@@ -329,6 +349,8 @@ mod tests {
         assert_eq!(c.node_status_report_frequency, Duration::from_secs(300));
         assert_eq!(c.node_lease_duration_seconds, 40);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.container_log_max_size, 10 << 20);
+        assert_eq!(c.container_log_max_files, 5);
     }
 
     #[test]

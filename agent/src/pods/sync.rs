@@ -255,7 +255,6 @@ async fn run_containers(
             Some(l) if l.exited() => {
                 let restart = sidecar || should_restart(&policy, l.exit_code);
                 if !restart {
-                    read_termination_message(ctx, state, pod, c, &l);
                     return Ok(runtime);
                 }
                 if !restart_with_backoff(ctx, state, pod, c, &l, &target, outcome).await {
@@ -296,7 +295,6 @@ async fn run_containers(
                 }
             }
             Some(l) if l.exited() => {
-                read_termination_message(ctx, state, pod, c, &l);
                 if should_restart(&policy, l.exit_code) {
                     restart_with_backoff(ctx, state, pod, c, &l, &target, outcome).await;
                 }
@@ -520,20 +518,33 @@ async fn check_liveness(ctx: &PodContext, state: &mut PodState, pod: &Pod, c: &C
     }
 }
 
-fn read_termination_message(
+/// Reads the termination message of every exited container not read yet.
+fn read_termination_messages(
     ctx: &PodContext,
     state: &mut PodState,
     pod: &Pod,
-    c: &Container,
-    l: &ContainerView,
+    runtime: &PodRuntime,
 ) {
-    if state.termination_messages.contains_key(&l.id) {
+    let Some(spec) = pod.spec.as_ref() else {
         return;
+    };
+    for l in runtime.containers.iter().filter(|l| l.exited()) {
+        if state.termination_messages.contains_key(&l.id) {
+            continue;
+        }
+        let Some(c) = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == l.name)
+        else {
+            continue;
+        };
+        let msg = termination_message::read(ctx, pod, c, l);
+        state
+            .termination_messages
+            .insert(l.id.clone(), msg.unwrap_or_default());
     }
-    let msg = termination_message::read(ctx, pod, c, l);
-    state
-        .termination_messages
-        .insert(l.id.clone(), msg.unwrap_or_default());
 }
 
 /// Time left before activeDeadlineSeconds, if set.
@@ -590,6 +601,7 @@ async fn write_status(
     pod: &Pod,
     runtime: &PodRuntime,
 ) -> PodStatus {
+    read_termination_messages(ctx, state, pod, runtime);
     let ips = state
         .ips
         .as_ref()

@@ -1,0 +1,322 @@
+//! What a container sees, checked from inside it: environment from every source, $(VAR)
+//! expansion, security context, hostname and DNS, host network, sidecars, hooks and termination
+//! messages. Each test runs its own agent against the real cluster. Serial.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::pods::{
+    TestNamespace, busybox, condition, container, cri, init_container, phase, running, wait_event,
+    wait_pod,
+};
+use common::{Agent, admin, require_cluster, wait_ready};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(90);
+
+async fn setup(node: &str) -> (kube::Client, Agent, TestNamespace) {
+    let client = admin().await;
+    let agent = Agent::start(node, &[]);
+    wait_ready(&client, node, "True", T).await;
+    let ns = TestNamespace::create(&client, node).await;
+    (client, agent, ns)
+}
+
+fn sh(script: &str) -> serde_json::Value {
+    json!(["sh", "-c", script])
+}
+
+/// Runs `cmd` in the pod's container `c` and returns its stdout.
+async fn output(p: &Pod, c: &str, cmd: &[&str]) -> String {
+    let id = container(p, c).unwrap().container_id.clone().unwrap();
+    let id = id.split("://").last().unwrap().to_string();
+    let out = cri()
+        .await
+        .exec_sync(
+            &id,
+            cmd.iter().map(|s| (*s).to_string()).collect(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out.exit_code,
+        0,
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn ready(ns: &TestNamespace, name: &str) -> Pod {
+    wait_pod(&ns.pods(), name, "Ready", T, |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn environment_comes_from_values_fields_resources_configmaps_and_secrets() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-cfg-env").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "settings"}, "data": {"color": "blue", "size": "xl"}}),
+    )
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let s: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "creds"}, "stringData": {"token": "s3cr3t"}}),
+    )
+    .unwrap();
+    secrets.create(&PostParams::default(), &s).await.unwrap();
+    ns.pod(
+        "env",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600"),
+            "resources": {"limits": {"memory": "64Mi", "cpu": "250m"}},
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}],
+            "env": [
+                {"name": "PLAIN", "value": "v1"},
+                {"name": "EXPANDED", "value": "$(PLAIN)-and-$(CFG_color)-$$(PLAIN)"},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                {"name": "MEM_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+                {"name": "CPU_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+                {"name": "OPTIONAL", "valueFrom": {"configMapKeyRef": {"name": "absent", "key": "k", "optional": true}}}
+            ]}]}),
+    )
+    .await;
+    let p = ready(&ns, "env").await;
+    let env = output(&p, "c", &["env"]).await;
+    let has = |line: &str| {
+        assert!(
+            env.lines().any(|l| l == line),
+            "{line:?} missing in:\n{env}"
+        )
+    };
+    has("PLAIN=v1");
+    has("EXPANDED=v1-and-blue-$(PLAIN)");
+    has("CFG_color=blue");
+    has("CFG_size=xl");
+    has("POD_NAME=env");
+    has(&format!("NODE={}", agent.name));
+    has(&format!(
+        "POD_IP={}",
+        p.status.clone().unwrap().pod_ip.unwrap()
+    ));
+    has("MEM_LIMIT=64");
+    has("CPU_LIMIT=250");
+    has("TOKEN=s3cr3t");
+    assert!(
+        !env.contains("OPTIONAL="),
+        "an optional missing ref is skipped"
+    );
+    assert_eq!(p.status.unwrap().qos_class.as_deref(), Some("Guaranteed"));
+}
+
+#[tokio::test]
+async fn security_context_hostname_and_dns_reach_the_container() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-cfg-sec").await;
+    ns.pod(
+        "secure",
+        &agent.name,
+        json!({"hostname": "custom-host",
+               "dnsPolicy": "None", "dnsConfig": {"nameservers": ["192.0.2.53"], "searches": ["example.test"], "options": [{"name": "ndots", "value": "2"}]},
+               "securityContext": {"runAsUser": 1234, "runAsGroup": 5678, "supplementalGroups": [4321]},
+               "containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600"),
+                 "workingDir": "/tmp",
+                 "securityContext": {"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false}}]}),
+    )
+    .await;
+    let p = ready(&ns, "secure").await;
+    assert_eq!(output(&p, "c", &["id", "-u"]).await.trim(), "1234");
+    assert_eq!(output(&p, "c", &["id", "-g"]).await.trim(), "5678");
+    assert!(
+        output(&p, "c", &["id", "-G"])
+            .await
+            .split_whitespace()
+            .any(|g| g == "4321")
+    );
+    assert_eq!(output(&p, "c", &["hostname"]).await.trim(), "custom-host");
+    assert_eq!(output(&p, "c", &["pwd"]).await.trim(), "/tmp");
+    let resolv = output(&p, "c", &["cat", "/etc/resolv.conf"]).await;
+    assert!(resolv.contains("nameserver 192.0.2.53"), "{resolv}");
+    assert!(resolv.contains("search example.test"), "{resolv}");
+    assert!(resolv.contains("ndots:2"), "{resolv}");
+    let status = output(&p, "c", &["cat", "/proc/self/status"]).await;
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')),
+        "{status}"
+    );
+    // A read-only root filesystem refuses writes.
+    let id = container(&p, "c").unwrap().container_id.clone().unwrap();
+    let out = cri()
+        .await
+        .exec_sync(
+            id.split("://").last().unwrap(),
+            vec!["touch".into(), "/x".into()],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_ne!(out.exit_code, 0, "writing / must fail");
+}
+
+#[tokio::test]
+async fn host_network_pods_report_the_host_ip() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-cfg-hostnet").await;
+    ns.pod(
+        "hostnet",
+        &agent.name,
+        json!({"hostNetwork": true, "containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}),
+    )
+    .await;
+    let p = ready(&ns, "hostnet").await;
+    let st = p.status.clone().unwrap();
+    assert_eq!(st.pod_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+    let links = output(&p, "c", &["ip", "link"]).await;
+    assert!(links.contains("lo"), "{links}");
+}
+
+#[tokio::test]
+async fn sidecars_keep_running_and_post_start_runs_before_the_pod_is_ready() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-cfg-sidecar").await;
+    ns.pod(
+        "sidecar",
+        &agent.name,
+        json!({"initContainers": [
+                {"name": "side", "image": busybox(), "restartPolicy": "Always", "command": sh("exec sleep 3600")},
+                {"name": "once", "image": busybox(), "command": sh("exit 0")}],
+               "containers": [{"name": "main", "image": busybox(), "command": sh("exec sleep 3600"),
+                 "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo started > /tmp/poststart"]}}}}]}),
+    )
+    .await;
+    let p = ready(&ns, "sidecar").await;
+    let side = init_container(&p, "side").unwrap();
+    assert!(running(side), "the sidecar keeps running: {side:?}");
+    let once = init_container(&p, "once").unwrap();
+    assert_eq!(once.state.clone().unwrap().terminated.unwrap().exit_code, 0);
+    assert_eq!(
+        output(&p, "main", &["cat", "/tmp/poststart"]).await.trim(),
+        "started"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_post_start_hook_kills_the_container_with_an_event() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-cfg-hookfail").await;
+    ns.pod(
+        "hookfail",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600"),
+            "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "exit 9"]}}}}]}),
+    )
+    .await;
+    let e = wait_event(&client, &ns.name, "hookfail", "FailedPostStartHook", T).await;
+    assert!(e.contains("exit"), "{e}");
+    wait_pod(
+        &ns.pods(),
+        "hookfail",
+        "restarted after the hook failed",
+        T,
+        |p| container(p, "c").is_some_and(|c| c.restart_count >= 1),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn termination_messages_come_from_the_file_or_the_log_tail() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-cfg-termmsg").await;
+    ns.pod(
+        "from-file",
+        &agent.name,
+        json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": busybox(),
+            "command": sh("echo 'all done here' > /dev/termination-log; exit 0")}]}),
+    )
+    .await;
+    ns.pod(
+        "from-logs",
+        &agent.name,
+        json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": busybox(),
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "command": sh("echo 'something broke'; exit 4")}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let terminated = |p: &Pod| container(p, "c").and_then(|c| c.state.clone()?.terminated);
+    let p = wait_pod(&pods, "from-file", "Succeeded", T, |p| {
+        phase(p) == "Succeeded"
+    })
+    .await;
+    assert_eq!(
+        terminated(&p).unwrap().message.as_deref().map(str::trim),
+        Some("all done here")
+    );
+    let p = wait_pod(&pods, "from-logs", "Failed", T, |p| phase(p) == "Failed").await;
+    let t = terminated(&p).unwrap();
+    assert_eq!(t.exit_code, 4);
+    assert_eq!(t.message.as_deref().map(str::trim), Some("something broke"));
+}
+
+#[tokio::test]
+async fn a_huge_environment_gives_a_readable_error_and_the_agent_keeps_serving() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-cfg-huge").await;
+    let huge = "x".repeat(4 * 1024 * 1024);
+    let pods = ns.pods();
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "huge"},
+        "spec": {"nodeName": agent.name, "automountServiceAccountToken": false, "terminationGracePeriodSeconds": 1,
+          "containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600"), "env": [{"name": "BIG", "value": huge}]}]}}))
+    .unwrap();
+    // The API server may refuse an object this large itself; either way nothing may break.
+    let created = pods.create(&PostParams::default(), &pod).await;
+    if created.is_ok() {
+        let p = wait_pod(&pods, "huge", "a waiting reason", T, |p| {
+            container(p, "c").is_some_and(|c| {
+                c.state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref())
+                    .is_some_and(|r| r != "ContainerCreating")
+            }) || condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+        let c = container(&p, "c").unwrap();
+        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            assert!(w.message.as_deref().is_some_and(|m| !m.is_empty()), "{w:?}");
+        }
+    }
+    ns.pod("after", &agent.name, json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}))
+        .await;
+    ready(&ns, "after").await;
+}
