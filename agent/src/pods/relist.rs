@@ -1,11 +1,16 @@
-//! Runtime observation: containerd 1.6 has no CRI container events, so the runtime is relisted
-//! every second (as kubelet's generic PLEG does) and the worker of every pod whose sandboxes or
+//! Runtime observation. Where the runtime streams CRI container events (GetContainerEvents,
+//! containerd 1.7+), each event wakes its pod's worker at once and a relist every 10 s is only a
+//! safety net; otherwise (containerd 1.6 answers Unimplemented) the runtime is relisted every
+//! second, as kubelet's generic PLEG does, and the worker of every pod whose sandboxes or
 //! containers changed is woken. Sandboxes of this node whose pod the API no longer has are
 //! removed once the pod list is known.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use cri_client::api::{ContainerFilter, PodSandboxFilter};
 use tokio::sync::watch;
@@ -17,8 +22,10 @@ use super::labels;
 use super::sync;
 use super::worker::Workers;
 
-/// How often the runtime is relisted.
+/// How often the runtime is relisted without an event stream.
 pub const PERIOD: Duration = Duration::from_secs(1);
+/// How often the runtime is relisted while its event stream is up.
+pub const PERIOD_WITH_EVENTS: Duration = Duration::from_secs(10);
 /// How long an orphan cleanup waits before being tried again.
 const ORPHAN_RETRY: Duration = Duration::from_secs(30);
 
@@ -61,6 +68,57 @@ async fn snapshot(ctx: &PodContext) -> Result<BTreeMap<String, Fingerprint>, cri
     Ok(by_uid)
 }
 
+/// The pod UID an event is about.
+pub fn event_pod_uid(ev: &cri_client::api::ContainerEventResponse) -> Option<&str> {
+    ev.pod_sandbox_status
+        .as_ref()?
+        .metadata
+        .as_ref()
+        .map(|m| m.uid.as_str())
+        .filter(|uid| !uid.is_empty())
+}
+
+/// Opens the runtime's event stream and feeds it to the workers; `alive` says whether it runs.
+async fn follow_events(
+    ctx: Arc<PodContext>,
+    workers: Workers,
+    alive: Arc<AtomicBool>,
+    cancel: CancellationToken,
+) {
+    let mut stream = match ctx.cri.get_container_events().await {
+        Ok(s) => s,
+        Err(e) if e.code() == Some(cri_client::Code::Unimplemented) => {
+            info!("the runtime has no container events; relisting every {PERIOD:?}");
+            return;
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot open the runtime's event stream; relisting every {PERIOD:?}");
+            return;
+        }
+    };
+    info!("following the runtime's container events");
+    alive.store(true, Ordering::Relaxed);
+    loop {
+        let next = tokio::select! {
+            () = cancel.cancelled() => break,
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(ev)) => {
+                if let Some(uid) = event_pod_uid(&ev) {
+                    workers.wake(uid);
+                }
+            }
+            Some(Err(e)) => {
+                warn!(error = %e, "runtime event stream failed; relisting every {PERIOD:?}");
+                break;
+            }
+            None => break,
+        }
+    }
+    alive.store(false, Ordering::Relaxed);
+}
+
 /// Relists until cancelled.
 pub async fn run(
     ctx: Arc<PodContext>,
@@ -68,6 +126,14 @@ pub async fn run(
     synced: watch::Receiver<bool>,
     cancel: CancellationToken,
 ) {
+    let events_alive = Arc::new(AtomicBool::new(false));
+    tokio::spawn(follow_events(
+        ctx.clone(),
+        workers.clone(),
+        events_alive.clone(),
+        cancel.clone(),
+    ));
+    let mut last_relist: Option<Instant> = None;
     let mut previous: BTreeMap<String, Fingerprint> = BTreeMap::new();
     let mut orphans_tried: HashMap<String, Instant> = HashMap::new();
     let mut ticker = tokio::time::interval(PERIOD);
@@ -77,6 +143,15 @@ pub async fn run(
             () = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        let period = if events_alive.load(Ordering::Relaxed) {
+            PERIOD_WITH_EVENTS
+        } else {
+            PERIOD
+        };
+        if last_relist.is_some_and(|t| t.elapsed() < period) {
+            continue;
+        }
+        last_relist = Some(Instant::now());
         let current = match snapshot(&ctx).await {
             Ok(s) => s,
             Err(e) => {
@@ -109,5 +184,27 @@ pub async fn run(
             orphans_tried.retain(|uid, _| current.contains_key(uid));
         }
         previous = current;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cri_client::api::{ContainerEventResponse, PodSandboxMetadata, PodSandboxStatus};
+
+    #[test]
+    fn events_name_their_pod() {
+        let ev = ContainerEventResponse {
+            pod_sandbox_status: Some(PodSandboxStatus {
+                metadata: Some(PodSandboxMetadata {
+                    uid: "u-1".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(event_pod_uid(&ev), Some("u-1"));
+        assert_eq!(event_pod_uid(&ContainerEventResponse::default()), None);
     }
 }
