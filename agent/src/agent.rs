@@ -20,6 +20,7 @@ use crate::node::machine::{self, MachineInfo};
 use crate::node::{self, status::Heartbeat};
 use crate::pods::{
     self, NodeFacts, PodContext, admission::Admission, events::Events, images::Images,
+    logs::LogRotation,
 };
 use crate::runtime::{CriRuntime, RuntimeInfo, health};
 
@@ -133,6 +134,10 @@ fn pod_context(
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         cluster_dns: config.cluster_dns.clone(),
         cluster_domain: config.cluster_domain.clone(),
+        log_rotation: LogRotation {
+            max_size_bytes: config.container_log_max_size,
+            max_files: config.container_log_max_files,
+        },
         images: Images::default(),
         admission: Admission::default(),
     }

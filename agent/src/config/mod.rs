@@ -266,6 +266,11 @@ impl Config {
             .unwrap_or_else(|| "10Mi".to_string());
         let container_log_max_size = crate::quantity::parse_units(&size)
             .map_err(|e| invalid("--container-log-max-size")(e.to_string()))?;
+        if container_log_max_size == 0 {
+            return Err(invalid("--container-log-max-size")(
+                "must be greater than zero".into(),
+            ));
+        }
         let container_log_max_files = flags
             .container_log_max_files
             .or(file.container_log_max_files)

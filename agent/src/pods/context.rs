@@ -8,6 +8,7 @@ use cri_client::CriClient;
 use super::admission::Admission;
 use super::events::Events;
 use super::images::Images;
+use super::logs::LogRotation;
 
 /// Node facts the pod side needs.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct PodContext {
     pub host_resolv_conf: String,
     pub cluster_dns: Vec<String>,
     pub cluster_domain: String,
+    /// --container-log-max-size and --container-log-max-files.
+    pub log_rotation: LogRotation,
     pub images: Images,
     pub events: Events,
     pub admission: Admission,

@@ -143,10 +143,13 @@ pub fn credentials_for(host: &str, secrets: &[Secret]) -> Vec<AuthConfig> {
                 }
                 _ => continue,
             };
+            // No server_address, as kubelet sends none for pull secrets: containerd parses a
+            // set one as a URL and compares its host with the registry's, so "HOST:PORT" fails
+            // to parse ("first path segment in URL cannot contain colon") and a bare "HOST"
+            // silently drops the credentials. The secret's key was matched above instead.
             out.push(AuthConfig {
                 username: user,
                 password: pass,
-                server_address: host.to_string(),
                 ..AuthConfig::default()
             });
         }
@@ -319,6 +322,10 @@ mod tests {
         assert_eq!(
             (c[0].username.as_str(), c[0].password.as_str()),
             ("alice", "s3cret")
+        );
+        assert_eq!(
+            c[0].server_address, "",
+            "containerd would parse it as a URL"
         );
         assert!(credentials_for("127.0.0.1:5000", &[s]).is_empty());
 

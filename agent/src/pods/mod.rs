@@ -5,7 +5,8 @@
 //! - [`sync`]: one sync (sandbox, init containers, containers, restarts, termination);
 //! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
 //! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hooks`]: the steps;
-//! - [`status`], [`status_writer`], [`events`], [`timing`]: what the pod reports.
+//! - [`status`], [`status_writer`], [`events`], [`timing`]: what the pod reports;
+//! - [`logs`]: container log rotation.
 
 pub mod admission;
 pub mod container;
@@ -15,6 +16,7 @@ pub mod hooks;
 mod hooks_glue;
 pub mod images;
 pub mod kill;
+pub mod logs;
 pub mod observe;
 pub mod probe;
 mod probes;
@@ -52,6 +54,12 @@ pub async fn run(ctx: Arc<PodContext>, cancel: CancellationToken) {
         synced_rx,
         cancel.clone(),
     ));
+    let log_rotation = tokio::spawn(logs::run(
+        ctx.cri.clone(),
+        ctx.node.node_name.clone(),
+        ctx.log_rotation,
+        cancel.clone(),
+    ));
     source::run(
         ctx.client.clone(),
         ctx.node.node_name.clone(),
@@ -61,4 +69,5 @@ pub async fn run(ctx: Arc<PodContext>, cancel: CancellationToken) {
     )
     .await;
     let _ = relist.await;
+    let _ = log_rotation.await;
 }

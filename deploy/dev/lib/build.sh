@@ -42,6 +42,7 @@ HOST_PACKAGES=(
 	"containerd containerd"
 	"runc runc"
 	"docker-registry docker-registry"
+	"htpasswd apache2-utils"
 	"skopeo skopeo"
 	"/usr/lib/cni/bridge containernetworking-plugins"
 	"protoc protobuf-compiler"

@@ -20,6 +20,13 @@ APISERVER_URL=https://$HOST:6443
 REGISTRY=$HOST:5000
 PAUSE_IMAGE=$REGISTRY/pause:1.0
 BUSYBOX_IMAGE=$REGISTRY/busybox:1.35
+# The second registry, with htpasswd (bcrypt) basic auth, for imagePullSecrets tests: user
+# mkl, a password generated once into STATE/registry-auth/password (kept across `up`s).
+AUTH_REGISTRY=$HOST:5001
+AUTH_REGISTRY_DIR=$STATE/registry-auth
+AUTH_REGISTRY_USER=mkl
+AUTH_REGISTRY_PASSWORD_FILE=$AUTH_REGISTRY_DIR/password
+PRIVATE_IMAGE=$AUTH_REGISTRY/private/busybox:1.35
 CLUSTER_CIDR=10.244.0.0/16
 NODE_POD_SUBNET=10.244.0.0/24
 NODE_CIDR_MASK=24

@@ -3,12 +3,12 @@
 # Each component NAME has:  NAME_cmd (fills the array CMD), health_NAME, prepare_NAME
 # (optional; config files), and a startup timeout in seconds.
 
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler registry containerd minikubelet)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler registry registry-auth containerd minikubelet)
 
 # component_binary NAME: the basename prefix of the component's argv[0].
 component_binary() {
 	case $1 in
-	registry) echo docker-registry ;;
+	registry | registry-auth) echo docker-registry ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -114,6 +114,10 @@ registry_cmd() {
 	CMD=(docker-registry serve "$STATE/registry/config.yml")
 }
 
+registry-auth_cmd() {
+	CMD=(docker-registry serve "$AUTH_REGISTRY_DIR/config.yml")
+}
+
 containerd_cmd() {
 	CMD=(containerd --config "$STATE/containerd/config.toml")
 }
@@ -139,6 +143,9 @@ health_kube-apiserver() {
 health_kube-controller-manager() { http_ok -k "https://$HOST:10257/healthz"; }
 health_kube-scheduler() { http_ok -k "https://$HOST:10259/healthz"; }
 health_registry() { http_ok "http://$REGISTRY/v2/"; }
+# The auth registry is healthy when it serves /v2/ to our user (and, checked once by
+# ensure_private_image, refuses anonymous requests).
+health_registry-auth() { http_ok -K <(auth_registry_curl_config) "http://$AUTH_REGISTRY/v2/"; }
 health_containerd() { [[ -S $CONTAINERD_SOCK ]] && crictl_ info >/dev/null 2>&1; }
 health_minikubelet() { http_ok "http://$HOST:10248/healthz"; }
 
@@ -157,12 +164,52 @@ prepare_registry() {
 		"CACHE=$CACHE" "REGISTRY=$REGISTRY"
 }
 
+# auth_registry_password: the generated password (created on first use, kept across `up`s).
+auth_registry_password() {
+	if [[ ! -s $AUTH_REGISTRY_PASSWORD_FILE ]]; then
+		mkdir -p "$AUTH_REGISTRY_DIR"
+		(
+			umask 077
+			openssl rand -hex 16 | tr -d '\n' >"$AUTH_REGISTRY_PASSWORD_FILE.tmp"
+		)
+		mv -f "$AUTH_REGISTRY_PASSWORD_FILE.tmp" "$AUTH_REGISTRY_PASSWORD_FILE"
+	fi
+	cat "$AUTH_REGISTRY_PASSWORD_FILE"
+}
+
+# auth_registry_curl_config: a curl config (-K) with our credentials, so the password never
+# shows on a command line.
+auth_registry_curl_config() {
+	printf 'user = "%s:%s"\n' "$AUTH_REGISTRY_USER" "$(auth_registry_password)"
+}
+
+prepare_registry-auth() {
+	local htpasswd=$AUTH_REGISTRY_DIR/htpasswd
+	mkdir -p "$CACHE/registry-auth" "$AUTH_REGISTRY_DIR"
+	auth_registry_password >/dev/null
+	# bcrypt salts differ on every run: rewrite the file only when it no longer accepts the
+	# password, so a warm `up` leaves the registry (whose config hash covers it) running.
+	if ! htpasswd -v -i "$htpasswd" "$AUTH_REGISTRY_USER" <"$AUTH_REGISTRY_PASSWORD_FILE" >/dev/null 2>&1; then
+		(
+			umask 077
+			htpasswd -c -B -i "$htpasswd.tmp" "$AUTH_REGISTRY_USER" <"$AUTH_REGISTRY_PASSWORD_FILE" >/dev/null 2>&1
+		) || die "htpasswd could not write $htpasswd.tmp"
+		mv -f "$htpasswd.tmp" "$htpasswd"
+	fi
+	render "$TEMPLATES/registry-auth-config.yml.in" "$AUTH_REGISTRY_DIR/config.yml" \
+		"CACHE=$CACHE" "REGISTRY=$AUTH_REGISTRY" "HTPASSWD=$htpasswd"
+}
+
 prepare_containerd() {
 	local common=("STATE=$STATE" "RUN=$RUN" "REGISTRY=$REGISTRY")
 	mkdir -p "$STATE/containerd/root" "$RUN/containerd" "$CNI_CONF_DIR" "$STATE/cni/ipam"
 	render "$TEMPLATES/containerd-config.toml.in" "$STATE/containerd/config.toml" "${common[@]}" \
 		"PAUSE_IMAGE=$PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" "CNI_CONF_DIR=$CNI_CONF_DIR"
 	render "$TEMPLATES/hosts.toml.in" "$STATE/containerd/certs.d/$REGISTRY/hosts.toml" "${common[@]}"
+	# containerd reads certs.d on every pull, so this one is not in config_files: adding it
+	# needs no containerd restart.
+	render "$TEMPLATES/hosts.toml.in" "$STATE/containerd/certs.d/$AUTH_REGISTRY/hosts.toml" \
+		"REGISTRY=$AUTH_REGISTRY"
 	write_if_changed "$CRICTL_CONFIG" "runtime-endpoint: $CRI_ENDPOINT
 image-endpoint: $CRI_ENDPOINT
 timeout: 30
@@ -188,6 +235,7 @@ prepare_minikubelet() { mkdir -p "$STATE/agent"; }
 config_files() {
 	case $1 in
 	registry) echo "$STATE/registry/config.yml" ;;
+	registry-auth) echo "$AUTH_REGISTRY_DIR/config.yml $AUTH_REGISTRY_DIR/htpasswd" ;;
 	containerd) echo "$STATE/containerd/config.toml $STATE/containerd/certs.d/$REGISTRY/hosts.toml" ;;
 	esac
 }
@@ -237,6 +285,7 @@ component_port() {
 	kube-controller-manager) echo 10257 ;;
 	kube-scheduler) echo 10259 ;;
 	registry) echo 5000 ;;
+	registry-auth) echo 5001 ;;
 	minikubelet) echo 10250 ;;
 	*) return 1 ;;
 	esac
@@ -260,6 +309,11 @@ start_one() {
 		apply_manifests
 		;;
 	minikubelet) cmd_agent ;;
+	registry-auth)
+		ensure_component registry-auth
+		ensure_private_image
+		log "images: $PRIVATE_IMAGE (user $AUTH_REGISTRY_USER, password in $AUTH_REGISTRY_PASSWORD_FILE)"
+		;;
 	containerd)
 		ensure_component containerd
 		;;

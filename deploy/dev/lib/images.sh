@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # The project's own images (pause, busybox), built as OCI layouts with
-# deploy/images/build-oci.sh and pushed to the local registry.
+# deploy/images/build-oci.sh and pushed to the local registry; a copy of busybox goes to the
+# auth registry as PRIVATE_IMAGE.
 
 IMAGES_DIR=$DEPLOY_DIR/images
 OCI_CACHE=$CACHE/oci
@@ -14,36 +15,41 @@ image_inputs() {
 	esac
 }
 
-# build_image NAME TAG ENTRYPOINT CMD: rebuilds CACHE/oci/NAME-TAG when its inputs changed.
+# build_image NAME TAG ENTRYPOINT CMD [REPO]: rebuilds CACHE/oci/REPO-TAG (REPO defaults to
+# NAME; a / becomes _) from images/NAME when its inputs changed. The repository name is
+# recorded in the image config, so another REPO gives the same layer but another digest.
 build_image() {
-	local name=$1 tag=$2 entrypoint=$3 cmd=$4
-	local out=$OCI_CACHE/$name-$tag key rootfs
+	local name=$1 tag=$2 entrypoint=$3 cmd=$4 repo=${5:-$1}
+	local out=$OCI_CACHE/${repo//\//_}-$tag key rootfs
 	key=$(image_inputs "$name" | sha256sum | cut -d' ' -f1)
-	if [[ -f $out/index.json && $(cat "$OCI_CACHE/$name-$tag.key" 2>/dev/null) == "$key" ]]; then
+	if [[ -f $out/index.json && $(cat "$out.key" 2>/dev/null) == "$key" ]]; then
 		return 0
 	fi
-	log "building image $name:$tag"
+	log "building image $repo:$tag"
 	mkdir -p "$OCI_CACHE"
 	rootfs=$(mktemp -d "$OCI_CACHE/.rootfs-$name.XXXXXX")
 	if ! "$IMAGES_DIR/$name/rootfs.sh" "$rootfs" >>"$LOGS/images.log" 2>&1 ||
-		! OCI_OUT=$out "$IMAGES_DIR/build-oci.sh" "$rootfs" "$name:$tag" "$entrypoint" "$cmd" >>"$LOGS/images.log" 2>&1; then
+		! OCI_OUT=$out "$IMAGES_DIR/build-oci.sh" "$rootfs" "$repo:$tag" "$entrypoint" "$cmd" >>"$LOGS/images.log" 2>&1; then
 		rm -rf "$rootfs"
 		show_log_tail "$LOGS/images.log"
-		die "building image $name:$tag failed (log: $LOGS/images.log)"
+		die "building image $repo:$tag failed (log: $LOGS/images.log)"
 	fi
 	rm -rf "$rootfs"
-	printf '%s\n' "$key" >"$OCI_CACHE/$name-$tag.key"
+	printf '%s\n' "$key" >"$out.key"
 }
 
 # layout_digest DIR: the manifest digest recorded in an OCI layout's index.json.
 layout_digest() { jq -r '.manifests[0].digest' "$1/index.json"; }
 
-# registry_digest NAME TAG: the digest the registry serves for NAME:TAG (empty if none).
+# registry_digest NAME TAG [HOST [CURL_ARG...]]: the digest the registry at HOST (default
+# REGISTRY) serves for NAME:TAG (empty if none).
 registry_digest() {
-	curl -fsS --max-time 5 -I \
+	local name=$1 tag=$2 host=${3:-$REGISTRY}
+	shift $(($# > 2 ? 3 : 2))
+	curl -fsS --max-time 5 -I "$@" \
 		-H 'Accept: application/vnd.oci.image.manifest.v1+json' \
 		-H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-		"http://$REGISTRY/v2/$1/manifests/$2" 2>/dev/null |
+		"http://$host/v2/$name/manifests/$tag" 2>/dev/null |
 		tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }'
 }
 
@@ -63,6 +69,46 @@ push_image() {
 	fi
 	have=$(registry_digest "$name" "$tag" || true)
 	[[ $have == "$want" ]] || warn "registry serves $name:$tag as ${have:-nothing}, built $want"
+}
+
+# private_digest: the digest the auth registry serves for PRIVATE_IMAGE (empty if none).
+private_digest() {
+	local ref=${PRIVATE_IMAGE#"$AUTH_REGISTRY"/}
+	registry_digest "${ref%:*}" "${ref##*:}" "$AUTH_REGISTRY" -K <(auth_registry_curl_config)
+}
+
+# anonymous_status: the HTTP status of an unauthenticated manifest request for PRIVATE_IMAGE.
+anonymous_status() {
+	local ref=${PRIVATE_IMAGE#"$AUTH_REGISTRY"/}
+	curl -sS --max-time 5 -o /dev/null -w '%{http_code}' \
+		"http://$AUTH_REGISTRY/v2/${ref%:*}/manifests/${ref##*:}" 2>/dev/null || true
+}
+
+# ensure_private_image: busybox built as private/busybox (the same layer, but a digest of its
+# own, so tests can remove it from containerd without touching BUSYBOX_IMAGE) and pushed to
+# the auth registry as PRIVATE_IMAGE with skopeo and an auth file (the password stays off
+# command lines), skipped when the digest matches; then checks that the registry refuses
+# anonymous pulls.
+ensure_private_image() {
+	local out=$OCI_CACHE/private_busybox-1.35 want have code authfile=$AUTH_REGISTRY_DIR/auth.json
+	build_image busybox 1.35 '' '["sh"]' private/busybox
+	want=$(layout_digest "$out")
+	have=$(private_digest || true)
+	if [[ $have != "$want" ]]; then
+		log "pushing $PRIVATE_IMAGE ($want)"
+		write_if_changed "$authfile" "$(jq -n --arg host "$AUTH_REGISTRY" \
+			--arg auth "$(printf '%s:%s' "$AUTH_REGISTRY_USER" "$(auth_registry_password)" | base64 -w0)" \
+			'{auths: {($host): {auth: $auth}}}')"$'\n'
+		if ! skopeo copy --quiet --dest-tls-verify=false --dest-authfile "$authfile" \
+			"oci:$out:1.35" "docker://$PRIVATE_IMAGE" >>"$LOGS/images.log" 2>&1; then
+			show_log_tail "$LOGS/images.log"
+			die "pushing $PRIVATE_IMAGE failed (log: $LOGS/images.log)"
+		fi
+		have=$(private_digest || true)
+		[[ $have == "$want" ]] || warn "$AUTH_REGISTRY serves $PRIVATE_IMAGE as ${have:-nothing}, built $want"
+	fi
+	code=$(anonymous_status)
+	[[ $code == 401 ]] || die "$AUTH_REGISTRY answers an anonymous pull of $PRIVATE_IMAGE with HTTP $code, not 401"
 }
 
 ensure_images() {

@@ -3,7 +3,7 @@
 # only what is provably ours (our pid files, our socket/state paths, recorded netns, mkl0).
 
 # Volatile parts of STATE (removed by down). STATE/pki and STATE/logs are kept.
-VOLATILE=(etcd containerd cni agent registry manifests nodes pids
+VOLATILE=(etcd containerd cni agent registry registry-auth manifests nodes pids
 	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig node.kubeconfig
 	bootstrap.kubeconfig netns.record ip_forward.orig crictl.yaml)
 
@@ -129,7 +129,7 @@ cmd_down() {
 	teardown_pods
 	stop_component containerd 60
 	kill_leftover_shims
-	for name in kube-scheduler kube-controller-manager kube-apiserver etcd registry; do
+	for name in kube-scheduler kube-controller-manager kube-apiserver etcd registry registry-auth; do
 		stop_component "$name"
 	done
 	unmount_ours
