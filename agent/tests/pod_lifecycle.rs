@@ -593,3 +593,51 @@ async fn a_deployment_scales_to_10_and_back_to_0() {
     .await;
     eprintln!("scaled to 0 after {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn sandboxes_of_a_pod_deleted_while_the_agent_was_down_are_removed_at_restart() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, mut agent, ns) = setup("mkl-pod-orphan", "mkl-pod-orphan").await;
+    ns.pod(
+        "orphan",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}),
+    )
+    .await;
+    let pods = ns.pods();
+    let p = wait_pod(&pods, "orphan", "Running", T, |p| phase(p) == "Running").await;
+    let uid = p.metadata.uid.clone().unwrap();
+    assert_eq!(sandboxes_of(&uid).await.len(), 1);
+    agent.signal_and_wait("KILL", Duration::from_secs(10));
+    // Force-delete while no agent runs: only the runtime still has the pod.
+    pods.delete(
+        "orphan",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    common::wait_for("pod object gone", T, || async {
+        pods.get_opt("orphan")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        sandboxes_of(&uid).await.len(),
+        1,
+        "the sandbox outlived the pod object"
+    );
+    agent.restart(&[]);
+    common::wait_for("orphaned sandbox removed", T, || async {
+        sandboxes_of(&uid).await.is_empty().then_some(())
+    })
+    .await;
+}
