@@ -320,3 +320,42 @@ async fn a_huge_environment_gives_a_readable_error_and_the_agent_keeps_serving()
         .await;
     ready(&ns, "after").await;
 }
+
+#[tokio::test]
+async fn http_and_tcp_probes_reach_a_real_server_in_the_pod_and_tty_stdin_are_set() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-cfg-probes").await;
+    ns.pod(
+        "web",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(),
+            "command": sh("mkdir -p /tmp/www && echo ok > /tmp/www/healthz && exec httpd -f -p 8080 -h /tmp/www"),
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "tty": true, "stdin": true,
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
+            "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
+            "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}),
+    )
+    .await;
+    let p = ready(&ns, "web").await;
+    assert_eq!(container(&p, "c").unwrap().restart_count, 0);
+    // The container got a terminal: its main process's stdin is a pseudo-terminal.
+    let stdin = output(&p, "c", &["readlink", "/proc/1/fd/0"]).await;
+    assert!(
+        stdin.trim().starts_with("/dev/pts/"),
+        "stdin of PID 1: {stdin}"
+    );
+    // Breaking the HTTP endpoint turns readiness off without a restart.
+    output(&p, "c", &["rm", "/tmp/www/healthz"]).await;
+    let p = wait_pod(
+        &ns.pods(),
+        "web",
+        "not Ready",
+        Duration::from_secs(20),
+        |p| condition(p, "Ready").as_deref() == Some("False"),
+    )
+    .await;
+    assert_eq!(container(&p, "c").unwrap().restart_count, 0);
+}

@@ -376,6 +376,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let text = include_str!("../../../deploy/systemd/config.yaml");
+        let file = FileConfig::parse(text).unwrap();
+        let c = Config::merge(Flags::default(), file).unwrap();
+        assert_eq!(c.node_name, "worker-1");
+        assert_eq!(c.register_with_taints.len(), 1);
+    }
+
+    #[test]
     fn unknown_file_keys_are_errors() {
         let e = FileConfig::parse("maxPod: 3\n").unwrap_err();
         assert!(e.contains("maxPod"), "{e}");
