@@ -210,22 +210,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let which = signal.await.unwrap_or(Ok("task failure"))?;
     info!(signal = which, "shutting down; pods keep running");
     cancel.cancel();
-    tasks.abort_all_after(SHUTDOWN_GRACE).await;
+    join_within(&mut tasks, SHUTDOWN_GRACE).await;
     Ok(())
 }
 
-/// Waiting for tasks with a deadline.
-trait JoinAllWithin {
-    async fn abort_all_after(&mut self, grace: Duration);
-}
-
-impl JoinAllWithin for tokio::task::JoinSet<()> {
-    async fn abort_all_after(&mut self, grace: Duration) {
-        let joined =
-            tokio::time::timeout(grace, async { while self.join_next().await.is_some() {} }).await;
-        if joined.is_err() {
-            warn!("some tasks did not stop within {grace:?}; aborting them");
-            self.abort_all();
-        }
+/// Waits for every task to finish, aborting those still running after `grace`.
+async fn join_within(tasks: &mut tokio::task::JoinSet<()>, grace: Duration) {
+    let joined =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if joined.is_err() {
+        warn!("some tasks did not stop within {grace:?}; aborting them");
+        tasks.abort_all();
     }
 }

@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::context::PodContext;
 use super::hooks::run_handler;
 use super::kill;
-use super::observe::PodRuntime;
 use super::probe::ProbeTarget;
 
 /// Upper bound for a postStart handler (kubelet has none; a hung hook must not hang the pod).
@@ -60,7 +59,7 @@ pub struct PreStopTargets {
 }
 
 impl PreStopTargets {
-    pub fn new(pod: &Pod, _runtime: &PodRuntime) -> Self {
+    pub fn new(pod: &Pod) -> Self {
         let ips = pod
             .status
             .as_ref()

@@ -364,8 +364,3 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
         ..PodStatus::default()
     }
 }
-
-/// True when two statuses differ in anything but condition probe/heartbeat times.
-pub fn changed(old: &PodStatus, new: &PodStatus) -> bool {
-    old != new
-}

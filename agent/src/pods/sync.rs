@@ -663,7 +663,7 @@ async fn terminate(
         .unwrap_or(30);
     let began = *state.killing.get_or_insert_with(Instant::now);
     let deadline = began + Duration::from_secs(u64::try_from(grace).unwrap_or(0));
-    let targets = super::hooks_glue::PreStopTargets::new(pod, runtime);
+    let targets = super::hooks_glue::PreStopTargets::new(pod);
     kill::stop_containers(
         ctx,
         pod,
