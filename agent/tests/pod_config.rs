@@ -8,48 +8,20 @@ mod common;
 use std::time::Duration;
 
 use common::pods::{
-    TestNamespace, busybox, condition, container, cri, init_container, phase, running, wait_event,
-    wait_pod,
+    TestNamespace, busybox, condition, container, cri, exec_in, init_container, phase, running,
+    setup, sh, wait_event, wait_pod,
 };
-use common::{Agent, admin, require_cluster, wait_ready};
+use common::require_cluster;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
 
-async fn setup(node: &str) -> (kube::Client, Agent, TestNamespace) {
-    let client = admin().await;
-    let agent = Agent::start(node, &[]);
-    wait_ready(&client, node, "True", T).await;
-    let ns = TestNamespace::create(&client, node).await;
-    (client, agent, ns)
-}
-
-fn sh(script: &str) -> serde_json::Value {
-    json!(["sh", "-c", script])
-}
-
 /// Runs `cmd` in the pod's container `c` and returns its stdout.
 async fn output(p: &Pod, c: &str, cmd: &[&str]) -> String {
     let id = container(p, c).unwrap().container_id.clone().unwrap();
-    let id = id.split("://").last().unwrap().to_string();
-    let out = cri()
-        .await
-        .exec_sync(
-            &id,
-            cmd.iter().map(|s| (*s).to_string()).collect(),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        out.exit_code,
-        0,
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    exec_in(&id, cmd).await
 }
 
 async fn ready(ns: &TestNamespace, name: &str) -> Pod {
@@ -64,7 +36,7 @@ async fn environment_comes_from_values_fields_resources_configmaps_and_secrets()
     if !require_cluster() {
         return;
     }
-    let (client, agent, ns) = setup("mkl-cfg-env").await;
+    let (client, agent, ns) = setup("mkl-cfg-env", "mkl-cfg-env").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
     let cm: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "settings"}, "data": {"color": "blue", "size": "xl"}}),
@@ -129,7 +101,7 @@ async fn security_context_hostname_and_dns_reach_the_container() {
     if !require_cluster() {
         return;
     }
-    let (_client, agent, ns) = setup("mkl-cfg-sec").await;
+    let (_client, agent, ns) = setup("mkl-cfg-sec", "mkl-cfg-sec").await;
     ns.pod(
         "secure",
         &agent.name,
@@ -182,7 +154,7 @@ async fn host_network_pods_report_the_host_ip() {
     if !require_cluster() {
         return;
     }
-    let (_client, agent, ns) = setup("mkl-cfg-hostnet").await;
+    let (_client, agent, ns) = setup("mkl-cfg-hostnet", "mkl-cfg-hostnet").await;
     ns.pod(
         "hostnet",
         &agent.name,
@@ -202,7 +174,7 @@ async fn sidecars_keep_running_and_post_start_runs_before_the_pod_is_ready() {
     if !require_cluster() {
         return;
     }
-    let (_client, agent, ns) = setup("mkl-cfg-sidecar").await;
+    let (_client, agent, ns) = setup("mkl-cfg-sidecar", "mkl-cfg-sidecar").await;
     ns.pod(
         "sidecar",
         &agent.name,
@@ -229,7 +201,7 @@ async fn a_failing_post_start_hook_kills_the_container_with_an_event() {
     if !require_cluster() {
         return;
     }
-    let (client, agent, ns) = setup("mkl-cfg-hookfail").await;
+    let (client, agent, ns) = setup("mkl-cfg-hookfail", "mkl-cfg-hookfail").await;
     ns.pod(
         "hookfail",
         &agent.name,
@@ -254,7 +226,7 @@ async fn termination_messages_come_from_the_file_or_the_log_tail() {
     if !require_cluster() {
         return;
     }
-    let (_client, agent, ns) = setup("mkl-cfg-termmsg").await;
+    let (_client, agent, ns) = setup("mkl-cfg-termmsg", "mkl-cfg-termmsg").await;
     ns.pod(
         "from-file",
         &agent.name,
@@ -291,7 +263,7 @@ async fn a_huge_environment_gives_a_readable_error_and_the_agent_keeps_serving()
     if !require_cluster() {
         return;
     }
-    let (_client, agent, ns) = setup("mkl-cfg-huge").await;
+    let (_client, agent, ns) = setup("mkl-cfg-huge", "mkl-cfg-huge").await;
     let huge = "x".repeat(4 * 1024 * 1024);
     let pods = ns.pods();
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "huge"},
@@ -326,7 +298,7 @@ async fn http_and_tcp_probes_reach_a_real_server_in_the_pod_and_tty_stdin_are_se
     if !require_cluster() {
         return;
     }
-    let (_client, agent, ns) = setup("mkl-cfg-probes").await;
+    let (_client, agent, ns) = setup("mkl-cfg-probes", "mkl-cfg-probes").await;
     ns.pod(
         "web",
         &agent.name,

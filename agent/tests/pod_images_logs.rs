@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::pods::{
-    TestNamespace, busybox, container, cri, events, running, wait_event, wait_pod, waiting_reason,
+    TestNamespace, busybox, container, cri, events, running, setup, sh, wait_event, wait_pod,
+    waiting_reason,
 };
 use common::{Agent, admin, env, require_cluster, wait_ready};
 use k8s_openapi::api::core::v1::Secret;
@@ -21,18 +22,6 @@ use minikubelet::pods::logs::{LogRotation, rotate_once};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
-
-async fn setup(node: &str, ns: &str) -> (kube::Client, Agent, TestNamespace) {
-    let client = admin().await;
-    let agent = Agent::start(node, &[]);
-    wait_ready(&client, node, "True", T).await;
-    let ns = TestNamespace::create(&client, ns).await;
-    (client, agent, ns)
-}
-
-fn sh(script: &str) -> serde_json::Value {
-    json!(["sh", "-c", script])
-}
 
 fn env_or(name: &str, default: impl FnOnce() -> String) -> String {
     std::env::var(name).unwrap_or_else(|_| default())

@@ -8,27 +8,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::pods::{
-    TestNamespace, busybox, condition, container, events, exec_in, init_container, phase, running,
-    sandboxes_of, wait_event, wait_pod, waiting_reason,
+    busybox, condition, container, events, exec_in, init_container, phase, running, sandboxes_of,
+    setup, sh, wait_event, wait_pod, waiting_reason,
 };
-use common::{Agent, admin, require_cluster, wait_ready};
+use common::require_cluster;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
-
-async fn setup(node: &str, ns: &str) -> (kube::Client, Agent, TestNamespace) {
-    let client = admin().await;
-    let agent = Agent::start(node, &[]);
-    wait_ready(&client, node, "True", T).await;
-    let ns = TestNamespace::create(&client, ns).await;
-    (client, agent, ns)
-}
-
-fn sh(script: &str) -> serde_json::Value {
-    json!(["sh", "-c", script])
-}
 
 #[tokio::test]
 async fn a_pod_runs_and_reports_kubelets_status_and_events() {

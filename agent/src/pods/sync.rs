@@ -43,7 +43,14 @@ pub struct PodState {
     pub killing: Option<Instant>,
     pub deletion_requested: bool,
     pub seen_running: bool,
+    /// A container could not be started: sync again after this long.
+    pub retry_after: Option<Duration>,
 }
+
+/// Resync delay after a failed image pull, so the next sync reports ImagePullBackOff.
+const PULL_FAILED_RESYNC: Duration = Duration::from_secs(1);
+/// Resync delay after any other start failure (config errors, create/start errors).
+const START_FAILED_RESYNC: Duration = Duration::from_secs(10);
 
 /// The sandbox the pod's containers go into.
 struct Target<'a> {
@@ -149,7 +156,7 @@ pub async fn sync(
     }
     let mut outcome = Outcome::default();
     if state.terminal.is_none()
-        && let Some(d) = active_deadline_left(pod)
+        && let Some(d) = active_deadline_left(pod, state.last_written.as_ref())
     {
         if d.is_zero() {
             let msg = "Pod was active on the node longer than the specified deadline".to_string();
@@ -182,7 +189,11 @@ pub async fn sync(
         return Ok(outcome);
     }
 
+    state.retry_after = None;
     let runtime = run_containers(ctx, state, pod, runtime, &mut outcome).await?;
+    if let Some(retry) = state.retry_after {
+        outcome.merge(retry);
+    }
     let status = write_status(ctx, state, pod, &runtime).await;
     if is_terminal_phase(Some(&status)) {
         // Everything ended for good: release the sandbox (network, IP) and the node's resources.
@@ -434,6 +445,18 @@ async fn start_one(
             true
         }
         Err(w) => {
+            // Try again: soon after a failed pull (to report ImagePullBackOff), when the pull
+            // backoff ends, or after a while for configuration errors (a ConfigMap may appear).
+            let retry = match w.reason.as_str() {
+                "ErrImagePull" => PULL_FAILED_RESYNC,
+                "ImagePullBackOff" => ctx
+                    .images
+                    .backoff_remaining(uid(pod), c.image.as_deref().unwrap_or_default())
+                    .unwrap_or(PULL_FAILED_RESYNC)
+                    .max(PULL_FAILED_RESYNC),
+                _ => START_FAILED_RESYNC,
+            };
+            state.retry_after = Some(state.retry_after.map_or(retry, |r| r.min(retry)));
             state.waiting.insert(c.name.clone(), w);
             false
         }
@@ -548,9 +571,15 @@ fn read_termination_messages(
 }
 
 /// Time left before activeDeadlineSeconds, if set.
-fn active_deadline_left(pod: &Pod) -> Option<Duration> {
+/// The start time is the API's, else the one this worker wrote, else now (first sync).
+fn active_deadline_left(pod: &Pod, written: Option<&PodStatus>) -> Option<Duration> {
     let secs = pod.spec.as_ref()?.active_deadline_seconds?;
-    let start = pod.status.as_ref()?.start_time.as_ref()?.0;
+    let start = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .or_else(|| written.and_then(|s| s.start_time.as_ref()))
+        .map_or_else(Timestamp::now, |t| t.0);
     let end = start
         .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
         .ok()?;

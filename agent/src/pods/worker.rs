@@ -63,7 +63,18 @@ impl Workers {
         let pod = Arc::new(pod);
         let mut map = self.lock();
         if let Some(h) = map.get(&uid) {
-            h.tx.send_replace(Desired::Present(pod));
+            // Keep the latest object, but wake the worker only for changes that need a sync:
+            // the status the agent itself just wrote comes back through the watch too.
+            h.tx.send_if_modified(|current| {
+                let wake = match current {
+                    Desired::Present(old) => needs_sync(old, &pod),
+                    Desired::Gone => false,
+                };
+                if !matches!(current, Desired::Gone) {
+                    *current = Desired::Present(pod);
+                }
+                wake
+            });
             return;
         }
         let (tx, rx) = watch::channel(Desired::Present(pod.clone()));
@@ -162,10 +173,74 @@ impl Workers {
     }
 }
 
+/// True when `new` differs from `old` in what a sync acts on: spec, deletion, labels,
+/// annotations, or conditions others own (readiness gates).
+fn needs_sync(old: &Pod, new: &Pod) -> bool {
+    let (a, b) = (&old.metadata, &new.metadata);
+    let gates = |p: &Pod| {
+        let types: Vec<&str> = p
+            .spec
+            .iter()
+            .flat_map(|s| s.readiness_gates.iter().flatten())
+            .map(|g| g.condition_type.as_str())
+            .collect();
+        p.status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .filter(|c| types.contains(&c.type_.as_str()))
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect::<Vec<_>>()
+    };
+    old.spec != new.spec
+        || a.deletion_timestamp != b.deletion_timestamp
+        || a.deletion_grace_period_seconds != b.deletion_grace_period_seconds
+        || a.labels != b.labels
+        || a.annotations != b.annotations
+        || gates(old) != gates(new)
+}
+
 /// A pod that already ran before this worker saw it (agent restart): its start is not ours to time.
 fn adopted(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.container_id.is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn status_only_updates_do_not_need_a_sync() {
+        let a = pod(json!({"metadata": {"name": "p", "resourceVersion": "1"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}));
+        let mut b = a.clone();
+        b.metadata.resource_version = Some("2".into());
+        b.status = Some(serde_json::from_value(json!({"phase": "Running"})).unwrap());
+        assert!(!needs_sync(&a, &b));
+        let mut c = b.clone();
+        c.metadata.deletion_timestamp = b.metadata.creation_timestamp.clone().or(Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ),
+        ));
+        assert!(needs_sync(&b, &c));
+        let gated = pod(json!({"metadata": {"name": "p"},
+            "spec": {"containers": [], "readinessGates": [{"conditionType": "x/ok"}]}}));
+        let mut opened = gated.clone();
+        opened.status = Some(
+            serde_json::from_value(json!({"conditions": [{"type": "x/ok", "status": "True"}]}))
+                .unwrap(),
+        );
+        assert!(
+            needs_sync(&gated, &opened),
+            "readiness gates are set by others"
+        );
+    }
 }

@@ -235,8 +235,9 @@ pub async fn sandboxes_of(uid: &str) -> Vec<cri_client::api::PodSandbox> {
         .unwrap()
 }
 
-/// Runs a command in a container named by its status containerID ("containerd://ID").
-pub async fn exec_in(container_id: &str, cmd: &[&str]) {
+/// Runs a command in a container named by its status containerID ("containerd://ID"); asserts
+/// it succeeds and returns its stdout.
+pub async fn exec_in(container_id: &str, cmd: &[&str]) -> String {
     let id = container_id.split("://").last().unwrap_or(container_id);
     let out = cri()
         .await
@@ -253,4 +254,19 @@ pub async fn exec_in(container_id: &str, cmd: &[&str]) {
         "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The usual start of a pod test: an agent of its own under `node`, Ready, and a namespace.
+pub async fn setup(node: &str, ns: &str) -> (kube::Client, super::Agent, TestNamespace) {
+    let client = super::admin().await;
+    let agent = super::Agent::start(node, &[]);
+    super::wait_ready(&client, node, "True", Duration::from_secs(90)).await;
+    let ns = TestNamespace::create(&client, ns).await;
+    (client, agent, ns)
+}
+
+/// `sh -c SCRIPT` as a container command.
+pub fn sh(script: &str) -> Value {
+    json!(["sh", "-c", script])
 }

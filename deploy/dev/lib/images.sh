@@ -84,7 +84,7 @@ anonymous_status() {
 		"http://$AUTH_REGISTRY/v2/${ref%:*}/manifests/${ref##*:}" 2>/dev/null || true
 }
 
-# ensure_private_image: busybox built as private/busybox (the same layer, but a digest of its
+# ensure_private_image builds the busybox layer again as private/busybox (the same layer, but a digest of its
 # own, so tests can remove it from containerd without touching BUSYBOX_IMAGE) and pushed to
 # the auth registry as PRIVATE_IMAGE with skopeo and an auth file (the password stays off
 # command lines), skipped when the digest matches; then checks that the registry refuses
