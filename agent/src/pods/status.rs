@@ -125,8 +125,19 @@ fn container_status(i: &Inputs<'_>, spec: &Container, default_waiting: &str) -> 
         (Some(c), false) if c.exited() => Some(c),
         (_, _) => previous.filter(|c| c.exited()),
     };
-    let started = running && i.started.get(&spec.name).copied().unwrap_or(true);
-    let ready = running && started && i.readiness.get(&spec.name).copied().unwrap_or(true);
+    // Until its probe has answered, a container with a startup (readiness) probe is not
+    // started (ready); one without the probe is as soon as it runs.
+    let started = running
+        && i.started
+            .get(&spec.name)
+            .copied()
+            .unwrap_or(spec.startup_probe.is_none());
+    let ready = running
+        && started
+        && i.readiness
+            .get(&spec.name)
+            .copied()
+            .unwrap_or(spec.readiness_probe.is_none());
     ContainerStatus {
         name: spec.name.clone(),
         state: Some(state),
