@@ -262,12 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_http_hook_on_a_closed_port_fails_with_the_transport_error() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::pods::probe::testing::closed_port().await;
         let error = run_handler(
             &http_handler(port, "/stop"),
             &loopback_target(),

@@ -166,12 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_fails_to_connect() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::pods::probe::testing::closed_port().await;
         let ProbeOutcome::Failure(message) = outcome(port, None).await else {
             panic!("expected a failure");
         };

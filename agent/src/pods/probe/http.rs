@@ -918,12 +918,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_fails_as_go_words_it() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::pods::probe::testing::closed_port().await;
         assert_eq!(
             probe_outcome(action(port, "/healthz")).await,
             ProbeOutcome::Failure(format!(

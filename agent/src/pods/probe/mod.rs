@@ -247,6 +247,16 @@ pub(crate) mod testing {
             host_network: false,
         }
     }
+
+    /// A loopback port nothing listens on (bound, then released).
+    pub async fn closed_port() -> u16 {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
 }
 
 #[cfg(test)]
