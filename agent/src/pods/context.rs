@@ -40,6 +40,8 @@ pub struct PodContext {
     pub images: Images,
     pub events: Events,
     pub admission: Admission,
+    /// Pod volumes (set up before containers start, torn down after they stop).
+    pub volumes: crate::volumes::Volumes,
 }
 
 impl PodContext {

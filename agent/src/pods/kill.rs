@@ -91,7 +91,10 @@ pub async fn remove_all(ctx: &PodContext, uid: &str, runtime: &PodRuntime, log_d
             warn!(sandbox = %s.id, error = %e, "failed to remove sandbox");
         }
     }
-    let _ = std::fs::remove_dir_all(ctx.pod_dir(uid));
+    // Volumes unmounted first; the directory is removed only when nothing stays mounted in it.
+    if let Err(e) = ctx.volumes.teardown(uid).await {
+        warn!(%uid, error = %e, "volumes not torn down; pod directory kept");
+    }
     if let Some(dir) = log_dir {
         let _ = std::fs::remove_dir_all(dir);
     }

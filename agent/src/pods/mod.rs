@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod container;
 pub mod context;
+pub mod etc_hosts;
 pub mod events;
 pub mod hooks;
 mod hooks_glue;
@@ -48,6 +49,11 @@ pub const NODE_LABEL: &str = "minikubelet.io/node";
 pub async fn run(ctx: Arc<PodContext>, cancel: CancellationToken) {
     let workers = worker::Workers::new(ctx.clone(), cancel.clone());
     let (synced_tx, synced_rx) = watch::channel(false);
+    let orphans = tokio::spawn(clean_orphaned_volumes(
+        ctx.clone(),
+        workers.clone(),
+        synced_rx.clone(),
+    ));
     let relist = tokio::spawn(relist::run(
         ctx.clone(),
         workers.clone(),
@@ -70,4 +76,18 @@ pub async fn run(ctx: Arc<PodContext>, cancel: CancellationToken) {
     .await;
     let _ = relist.await;
     let _ = log_rotation.await;
+    orphans.abort();
+}
+
+/// Once the pod list is known, tears down the directories (and mounts) of pods this node no
+/// longer has: deleted while the agent was down.
+async fn clean_orphaned_volumes(
+    ctx: Arc<PodContext>,
+    workers: worker::Workers,
+    mut synced: watch::Receiver<bool>,
+) {
+    if synced.wait_for(|s| *s).await.is_err() {
+        return;
+    }
+    crate::volumes::reconstruct::clean_orphans(&ctx.volumes, |uid| workers.contains(uid)).await;
 }

@@ -22,6 +22,8 @@ pub struct StartRequest<'a> {
     pub sandbox_config: &'a PodSandboxConfig,
     pub restart_count: u32,
     pub pod_ips: &'a [String],
+    /// The pod's volumes, host path by name (from the volume manager).
+    pub volumes: &'a std::collections::HashMap<String, std::path::PathBuf>,
 }
 
 fn waiting(reason: &str, message: String) -> Waiting {
@@ -157,6 +159,33 @@ pub async fn start(
         ),
     }
 
+    // Volume mounts (subPath binds included).
+    let mut mounts = match crate::volumes::container_mounts(
+        ctx.volumes.layout(),
+        pod,
+        c,
+        req.volumes,
+        &env.vars,
+    ) {
+        Ok(m) => m,
+        Err(msg) => {
+            events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
+            return Err(waiting("CreateContainerConfigError", msg));
+        }
+    };
+
+    // The kubelet-managed /etc/hosts.
+    if super::etc_hosts::applies(pod, c, &mounts, req.pod_ips) {
+        match super::etc_hosts::write(&ctx.root_dir, pod, req.pod_ips, &ctx.cluster_domain) {
+            Ok(m) => mounts.push(m),
+            Err(e) => {
+                let msg = format!("failed to write the pod's hosts file: {e}");
+                events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
+                return Err(waiting("CreateContainerConfigError", msg));
+            }
+        }
+    }
+
     // Create.
     let create_started = Instant::now();
     let inputs = ContainerInputs {
@@ -165,7 +194,7 @@ pub async fn start(
         restart_count: req.restart_count,
         image_ref: &ensured.image_ref,
         env: &env.vars,
-        mounts: Vec::new(),
+        mounts,
         termination_message_host_path: termination_message_file(ctx, pod, name, req.restart_count),
         node_memory_capacity_bytes: ctx.node.memory_capacity_bytes,
     };

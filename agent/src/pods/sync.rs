@@ -59,6 +59,8 @@ struct Target<'a> {
     pod_ips: &'a [String],
     /// The runtime state the sync started from.
     runtime: &'a PodRuntime,
+    /// The pod's volumes, host path by name.
+    volumes: &'a HashMap<String, std::path::PathBuf>,
 }
 
 /// What the worker should do after a sync.
@@ -135,6 +137,7 @@ pub async fn sync(
     {
         kill::stop_sandboxes(ctx, &runtime).await;
         ctx.admission.release(uid(pod));
+        unmount_volumes(ctx, pod).await;
         return Ok(Outcome::default());
     }
     if !state.admitted && state.terminal.is_none() {
@@ -184,6 +187,7 @@ pub async fn sync(
     if state.terminal.is_some() {
         kill::stop_sandboxes(ctx, &runtime).await;
         ctx.admission.release(uid(pod));
+        unmount_volumes(ctx, pod).await;
         let runtime = observe::observe(&ctx.cri, uid(pod)).await?;
         write_status(ctx, state, pod, &runtime).await;
         return Ok(outcome);
@@ -199,6 +203,7 @@ pub async fn sync(
         // Everything ended for good: release the sandbox (network, IP) and the node's resources.
         kill::stop_sandboxes(ctx, &runtime).await;
         ctx.admission.release(uid(pod));
+        unmount_volumes(ctx, pod).await;
     }
     Ok(outcome)
 }
@@ -220,6 +225,10 @@ async fn run_containers(
     if runtime.ready_sandbox().is_none() && state.seen_running && all_done(pod, &runtime, &policy) {
         return Ok(runtime);
     }
+    // Volumes first: no sandbox or container starts until every volume is set up.
+    let Some(volumes) = ensure_volumes(ctx, state, pod, outcome).await else {
+        return Ok(runtime);
+    };
     let sandbox_id = match runtime.ready_sandbox() {
         Some(s) => s.id.clone(),
         None => {
@@ -247,6 +256,7 @@ async fn run_containers(
         config: &sandbox_config,
         pod_ips: &pod_ips,
         runtime: &runtime,
+        volumes: &volumes,
     };
     state.seen_running = true;
 
@@ -321,6 +331,48 @@ async fn run_containers(
     observe::observe(&ctx.cri, uid(pod)).await
 }
 
+/// Sets up (or refreshes) the pod's volumes. None when one is not ready: its FailedMount event
+/// is out, the containers wait in ContainerCreating and the sync is retried with backoff.
+async fn ensure_volumes(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    outcome: &mut Outcome,
+) -> Option<HashMap<String, std::path::PathBuf>> {
+    let began = Instant::now();
+    let result = ctx.volumes.ensure(pod).await;
+    state.timings.add(Stage::Volumes, began.elapsed());
+    match result {
+        Ok(ready) => {
+            if let Some(d) = ready.refresh_in {
+                outcome.merge(d);
+            }
+            Some(ready.paths)
+        }
+        Err(not_ready) => {
+            let msg = not_ready.messages.join("; ");
+            for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                state.waiting.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: "ContainerCreating".to_string(),
+                        message: msg.clone(),
+                    },
+                );
+            }
+            outcome.merge(not_ready.retry_in);
+            None
+        }
+    }
+}
+
+/// A pod that ended for good keeps no volume mounted (its directory stays until deletion).
+async fn unmount_volumes(ctx: &PodContext, pod: &Pod) {
+    if let Err(e) = ctx.volumes.unmount_all(uid(pod)).await {
+        warn!(error = %e, "cannot unmount the volumes of an ended pod");
+    }
+}
+
 /// True when every regular container exited and none should restart.
 fn all_done(pod: &Pod, runtime: &PodRuntime, policy: &str) -> bool {
     let Some(spec) = pod.spec.as_ref() else {
@@ -361,6 +413,10 @@ async fn create_sandbox(
         .as_ref()
         .and_then(|s| s.runtime_class_name.clone())
         .unwrap_or_default();
+    // The CNI delegate forwards this pod's network requests to this agent.
+    if let Some(uid) = pod.metadata.uid.as_deref() {
+        crate::network::routes::record_pod(uid);
+    }
     match ctx.cri.run_pod_sandbox(config, &handler).await {
         Ok(id) => {
             state.timings.add(Stage::Sandbox, began.elapsed());
@@ -435,6 +491,7 @@ async fn start_one(
         sandbox_config: target.config,
         restart_count,
         pod_ips: target.pod_ips,
+        volumes: target.volumes,
     };
     match start::start(ctx, &mut state.timings, &req).await {
         Ok(id) => {
@@ -592,23 +649,6 @@ fn report_unsupported(ctx: &PodContext, pod: &Pod) {
     let Some(spec) = pod.spec.as_ref() else {
         return;
     };
-    let unsupported: Vec<String> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.clone())
-        .collect();
-    if !unsupported.is_empty() {
-        ctx.events.warning(
-            pod,
-            None,
-            "UnsupportedVolume",
-            format!(
-                "volumes [{}] are not mounted: this minikubelet does not support volumes yet; their volumeMounts are skipped",
-                unsupported.join(", ")
-            ),
-        );
-    }
     if spec
         .ephemeral_containers
         .as_ref()

@@ -11,7 +11,7 @@ use super::amounts::{self, CPU, EPHEMERAL_STORAGE, HUGEPAGES_PREFIX, MEMORY, NAN
 use super::env::NodeFacts;
 
 /// The value of a `fieldRef`, or kubelet's message for a path it does not support.
-pub(super) fn field_value(
+pub(crate) fn field_value(
     sel: &ObjectFieldSelector,
     pod: &Pod,
     node: &NodeFacts,
@@ -96,7 +96,7 @@ fn quote(s: &str) -> String {
 /// The value of a `resourceFieldRef`: the amount divided by the divisor (default 1), rounded
 /// up. Limits that are not set default to the pod-level limit, else to the node's allocatable
 /// (cpu, memory), as kubelet does before it reads them.
-pub(super) fn resource_value(
+pub(crate) fn resource_value(
     sel: &ResourceFieldSelector,
     pod: &Pod,
     container: &Container,

@@ -9,7 +9,7 @@
 //! - [`container_config`]: all of it put together.
 
 mod amounts;
-mod downward;
+pub(crate) mod downward;
 pub mod env;
 pub mod expand;
 pub mod labels;

@@ -1,0 +1,101 @@
+//! A container's CRI mounts from its volumeMounts: the volume's host path (or a subPath /
+//! subPathExpr bound through [`super::subpath`]), read-only, and the mount propagation.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use cri_client::api;
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::layout::Layout;
+use super::subpath;
+use crate::pods::container::expand;
+
+fn propagation(mode: Option<&str>) -> i32 {
+    match mode {
+        Some("HostToContainer") => api::MountPropagation::PropagationHostToContainer as i32,
+        Some("Bidirectional") => api::MountPropagation::PropagationBidirectional as i32,
+        _ => api::MountPropagation::PropagationPrivate as i32,
+    }
+}
+
+/// The mounts of `c`; `paths` are the pod's ready volumes, `env` the container's resolved
+/// environment (for subPathExpr). Errors are kubelet's CreateContainerConfigError texts.
+pub fn container_mounts(
+    layout: &Layout,
+    pod: &Pod,
+    c: &Container,
+    paths: &HashMap<String, PathBuf>,
+    env: &[(String, String)],
+) -> Result<Vec<api::Mount>, String> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let lookup = expand::lookup_in(env);
+    let mut out = Vec::new();
+    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+        let Some(host) = paths.get(&m.name) else {
+            return Err(format!(
+                "cannot find volume {:?} to mount into container {:?}",
+                m.name, c.name
+            ));
+        };
+        let sub = match (&m.sub_path, &m.sub_path_expr) {
+            (Some(s), _) if !s.is_empty() => s.clone(),
+            (_, Some(e)) if !e.is_empty() => expand::expand(e, &lookup),
+            _ => String::new(),
+        };
+        let host_path = if sub.is_empty() {
+            host.clone()
+        } else {
+            let target = layout.subpath_target(uid, &m.name, &c.name, i);
+            subpath::bind(host, &sub, &target).map_err(|e| {
+                tracing::warn!(volume = %m.name, container = %c.name, error = %e, "subPath refused");
+                format!(
+                    "failed to prepare subPath for volumeMount {:?} of container {:?}: {e}",
+                    m.name, c.name
+                )
+            })?
+        };
+        out.push(api::Mount {
+            container_path: m.mount_path.clone(),
+            host_path: host_path.to_string_lossy().into_owned(),
+            readonly: m.read_only.unwrap_or(false),
+            propagation: propagation(m.mount_propagation.as_deref()),
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn volume_mounts_become_cri_mounts() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "uid": "u"},
+            "spec": {"containers": [{"name": "c", "image": "i", "volumeMounts": [
+                {"name": "data", "mountPath": "/data", "readOnly": true},
+                {"name": "host", "mountPath": "/host", "mountPropagation": "HostToContainer"}]}]}}))
+        .unwrap();
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let paths = HashMap::from([
+            (
+                "data".to_string(),
+                PathBuf::from("/r/pods/u/volumes/kubernetes.io~empty-dir/data"),
+            ),
+            ("host".to_string(), PathBuf::from("/srv")),
+        ]);
+        let layout = Layout::new(std::path::Path::new("/r"));
+        let m = container_mounts(&layout, &pod, c, &paths, &[]).unwrap();
+        assert_eq!(m[0].container_path, "/data");
+        assert!(m[0].readonly);
+        assert_eq!(m[1].host_path, "/srv");
+        assert_eq!(
+            m[1].propagation,
+            api::MountPropagation::PropagationHostToContainer as i32
+        );
+        let e = container_mounts(&layout, &pod, c, &HashMap::new(), &[]).unwrap_err();
+        assert!(e.contains("cannot find volume \"data\""), "{e}");
+    }
+}
