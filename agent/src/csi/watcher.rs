@@ -1,0 +1,217 @@
+//! Plugin discovery as kubelet's plugin manager does it: registration sockets appear in
+//! ROOT/plugins_registry (put there by node-driver-registrar or a driver itself); for each one
+//! the agent calls GetInfo, validates and registers the CSI driver (Identity, NodeGetInfo,
+//! NodeGetCapabilities, CSINode, topology labels) and answers NotifyRegistrationStatus. A
+//! socket that goes away unregisters its driver. The directory is polled, so sockets already
+//! there when the agent (re)starts are registered again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use csi_client::proto::registration::CSI_PLUGIN;
+use csi_client::{CsiClient, CsiTimeouts, RegistrationClient};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::csinode;
+use super::registry::{Driver, Registry, timed};
+
+const POLL: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// Registers the drivers announced in one plugins_registry directory.
+pub struct Watcher {
+    pub dir: PathBuf,
+    pub node: String,
+    pub client: kube::Client,
+    pub registry: Registry,
+}
+
+/// A socket that failed to register: when to try again.
+struct Failed {
+    attempts: u32,
+    next: Instant,
+}
+
+/// Sockets (by path) directly in `dir`.
+fn sockets(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_socket()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A CSI registrar must offer a 1.x version (kubelet rejects 0.x since 1.17... and anything else).
+pub fn supported(versions: &[String]) -> bool {
+    versions
+        .iter()
+        .any(|v| v.trim_start_matches('v').starts_with("1."))
+}
+
+impl Watcher {
+    pub async fn run(self, cancel: CancellationToken) {
+        let _ = std::fs::create_dir_all(&self.dir);
+        let mut registered: HashMap<PathBuf, String> = HashMap::new();
+        let mut failed: HashMap<PathBuf, Failed> = HashMap::new();
+        loop {
+            let present = sockets(&self.dir);
+            for gone in registered
+                .keys()
+                .filter(|s| !present.contains(s))
+                .cloned()
+                .collect::<Vec<_>>()
+            {
+                if let Some(name) = registered.remove(&gone) {
+                    self.unregister(&name).await;
+                }
+            }
+            failed.retain(|s, _| present.contains(s));
+            for socket in present {
+                if registered.contains_key(&socket)
+                    || failed.get(&socket).is_some_and(|f| Instant::now() < f.next)
+                {
+                    continue;
+                }
+                match self.register(&socket).await {
+                    Ok(name) => {
+                        failed.remove(&socket);
+                        registered.insert(socket, name);
+                    }
+                    Err(e) => {
+                        let f = failed.entry(socket.clone()).or_insert(Failed {
+                            attempts: 0,
+                            next: Instant::now(),
+                        });
+                        f.attempts += 1;
+                        let delay = POLL.saturating_mul(1 << f.attempts.min(5)).min(MAX_RETRY);
+                        f.next = Instant::now() + delay;
+                        warn!(socket = %socket.display(), error = %e, retry_in = ?delay, "plugin registration failed");
+                    }
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Registers the plugin behind `socket`; returns its driver name.
+    async fn register(&self, socket: &Path) -> Result<String, String> {
+        let reg = RegistrationClient::new(&socket.to_string_lossy(), Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let info = reg.get_info().await.map_err(|e| e.to_string())?;
+        if info.r#type != CSI_PLUGIN {
+            // Device and DRA plugins are not this agent's; leave them unanswered.
+            return Err(format!("plugin type {:?} is not supported", info.r#type));
+        }
+        let outcome = self.register_csi(socket, &info).await;
+        let (ok, error) = match &outcome {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, e.clone()),
+        };
+        if let Err(e) = reg.notify_registration_status(ok, &error).await {
+            warn!(driver = %info.name, error = %e, "NotifyRegistrationStatus failed");
+        }
+        outcome.map(|()| info.name)
+    }
+
+    async fn register_csi(
+        &self,
+        socket: &Path,
+        info: &csi_client::proto::registration::PluginInfo,
+    ) -> Result<(), String> {
+        let name = info.name.as_str();
+        if name.is_empty() {
+            return Err("plugin announced an empty name".into());
+        }
+        if !supported(&info.supported_versions) {
+            return Err(format!(
+                "none of CSI driver {name}'s versions {:?} is supported (want 1.x)",
+                info.supported_versions
+            ));
+        }
+        let endpoint = if info.endpoint.is_empty() {
+            socket.to_string_lossy().into_owned()
+        } else {
+            info.endpoint.clone()
+        };
+        let client =
+            CsiClient::new(&endpoint, CsiTimeouts::default()).map_err(|e| e.to_string())?;
+        let plugin = timed("GetPluginInfo", name, client.get_plugin_info())
+            .await
+            .map_err(|e| e.to_string())?;
+        if plugin.name != name {
+            return Err(format!(
+                "registrar announced driver {name:?} but the plugin calls itself {:?}",
+                plugin.name
+            ));
+        }
+        let node = timed("NodeGetInfo", name, client.node_get_info())
+            .await
+            .map_err(|e| e.to_string())?;
+        let capabilities = timed("NodeGetCapabilities", name, client.node_get_capabilities())
+            .await
+            .map_err(|e| e.to_string())?;
+        let topology: BTreeMap<String, String> = node
+            .accessible_topology
+            .map(|t| t.segments.into_iter().collect())
+            .unwrap_or_default();
+        let driver = Driver {
+            name: name.to_string(),
+            endpoint,
+            client,
+            capabilities,
+            node_id: node.node_id,
+            max_volumes: node.max_volumes_per_node,
+            topology,
+        };
+        csinode::label_node(&self.client, &self.node, &driver.topology)
+            .await
+            .map_err(|e| format!("labelling node {}: {e}", self.node))?;
+        csinode::set_driver(
+            &self.client,
+            &self.node,
+            name,
+            Some(csinode::driver_entry(&driver)),
+        )
+        .await
+        .map_err(|e| format!("updating CSINode {}: {e}", self.node))?;
+        info!(driver = name, node_id = %driver.node_id, endpoint = %driver.endpoint,
+            capabilities = ?driver.capabilities, "CSI driver registered");
+        self.registry.insert(driver);
+        Ok(())
+    }
+
+    async fn unregister(&self, name: &str) {
+        self.registry.remove(name);
+        if let Err(e) = csinode::set_driver(&self.client, &self.node, name, None).await {
+            warn!(driver = name, error = %e, "removing the driver from CSINode failed");
+        }
+        info!(
+            driver = name,
+            "CSI driver unregistered (registration socket removed)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_1x_versions_are_supported() {
+        assert!(supported(&["1.0.0".into()]));
+        assert!(supported(&["0.3.0".into(), "v1.2.0".into()]));
+        assert!(!supported(&["0.3.0".into()]));
+        assert!(!supported(&[]));
+    }
+}
