@@ -331,3 +331,115 @@ async fn http_and_tcp_probes_reach_a_real_server_in_the_pod_and_tty_stdin_are_se
     .await;
     assert_eq!(container(&p, "c").unwrap().restart_count, 0);
 }
+
+#[tokio::test]
+async fn an_invalid_probe_gives_an_event_and_the_pod_stays_unready_while_others_run() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-cfg-badprobe", "mkl-cfg-badprobe").await;
+    // A named port the container does not declare: the API accepts it, the probe cannot run.
+    ns.pod(
+        "badprobe",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("sleep 3600"),
+            "readinessProbe": {"httpGet": {"path": "/", "port": "nope"}, "periodSeconds": 1}}]}),
+    )
+    .await;
+    ns.pod(
+        "fine",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("sleep 3600")}]}),
+    )
+    .await;
+    let message = wait_event(
+        &client,
+        &ns.name,
+        "badprobe",
+        "Unhealthy",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(message.contains("Readiness probe errored"), "{message}");
+    assert!(message.contains("\"nope\""), "{message}");
+    let p = ns.pods().get("badprobe").await.unwrap();
+    let c = container(&p, "c").unwrap();
+    assert!(running(c), "the container runs: {c:?}");
+    assert!(!c.ready);
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+    ready(&ns, "fine").await;
+}
+
+#[tokio::test]
+async fn grpc_probes_reach_a_real_grpc_health_server_in_the_pod() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-cfg-grpc", "mkl-cfg-grpc").await;
+    let registry = std::env::var("REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".to_string());
+    // The project's grpc-health image serves grpc.health.v1: SERVING for 8 s, then NOT_SERVING.
+    ns.pod(
+        "grpc",
+        &agent.name,
+        json!({"containers": [{"name": "c", "image": format!("{registry}/grpc-health:1.0"),
+            "args": ["-port=9090", "-healthy-for=8s"],
+            "ports": [{"name": "grpc", "containerPort": 9090}],
+            "readinessProbe": {"grpc": {"port": 9090}, "periodSeconds": 1}}]}),
+    )
+    .await;
+    ready(&ns, "grpc").await;
+    let p = wait_pod(
+        &ns.pods(),
+        "grpc",
+        "not Ready once the server reports NOT_SERVING",
+        Duration::from_secs(40),
+        |p| condition(p, "Ready").as_deref() == Some("False"),
+    )
+    .await;
+    let c = container(&p, "c").unwrap();
+    assert!(running(c) && c.restart_count == 0, "{c:?}");
+    let message = wait_event(
+        &client,
+        &ns.name,
+        "grpc",
+        "Unhealthy",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(message.contains("Readiness probe failed"), "{message}");
+    assert!(message.contains("NOT_SERVING"), "{message}");
+}
+
+#[tokio::test]
+async fn etc_hosts_is_managed_with_the_pod_ip_hostname_and_host_aliases() {
+    if !require_cluster() {
+        return;
+    }
+    let (_client, agent, ns) = setup("mkl-cfg-hosts", "mkl-cfg-hosts").await;
+    ns.pod(
+        "hosts",
+        &agent.name,
+        json!({"hostname": "web", "subdomain": "svc1",
+            "hostAliases": [{"ip": "10.244.250.1", "hostnames": ["alias.local", "other"]}],
+            "containers": [{"name": "c", "image": busybox(), "command": sh("sleep 3600")}]}),
+    )
+    .await;
+    let p = ready(&ns, "hosts").await;
+    let ip = p.status.as_ref().unwrap().pod_ip.clone().unwrap();
+    let hosts = output(&p, "c", &["cat", "/etc/hosts"]).await;
+    assert!(
+        hosts.starts_with("# Kubernetes-managed hosts file."),
+        "{hosts}"
+    );
+    assert!(
+        hosts.contains(&format!(
+            "{ip}\tweb.svc1.{}.svc.cluster.local\tweb\n",
+            ns.name
+        )),
+        "{hosts}"
+    );
+    assert!(
+        hosts.contains("# Entries added by HostAliases.\n10.244.250.1\talias.local\tother\n"),
+        "{hosts}"
+    );
+}

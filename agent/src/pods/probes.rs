@@ -82,13 +82,18 @@ impl Probes {
                     }
                 }
             }
-            if fresh && !current.errored && !current.last_message.is_empty() {
-                ctx.events.warning(
-                    pod,
-                    Some(&e.name),
-                    "Unhealthy",
-                    format!("{} probe failed: {}", e.kind, current.last_message),
-                );
+            if fresh && !current.last_message.is_empty() {
+                // kubelet's two texts: a probe that ran and failed, and one that could not run
+                // (its result is thrown away, so it neither passes nor counts as a failure).
+                let message = if current.errored {
+                    format!(
+                        "{} probe errored and resulted in unknown state: {}",
+                        e.kind, current.last_message
+                    )
+                } else {
+                    format!("{} probe failed: {}", e.kind, current.last_message)
+                };
+                ctx.events.warning(pod, Some(&e.name), "Unhealthy", message);
             }
             e.seen = Some(current);
         }

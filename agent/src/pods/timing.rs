@@ -76,6 +76,11 @@ impl Timings {
         }
         self.reported = true;
         let total = self.began.elapsed();
+        crate::metrics::observe_pod_start(total);
+        for stage in Stage::ALL {
+            crate::metrics::observe_pod_start_stage(stage.name(), self.get(stage));
+        }
+        crate::metrics::observe_pod_start_stage("ready", total);
         let parts: Vec<String> = Stage::ALL
             .iter()
             .map(|s| format!("{} {}", s.name(), self.get(*s).as_millis()))

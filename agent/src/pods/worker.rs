@@ -141,6 +141,7 @@ impl Workers {
                     }
                 }
                 Desired::Present(pod) => {
+                    let operation = if first { "create" } else { "sync" };
                     if first {
                         first = false;
                         if adopted(&pod) {
@@ -148,7 +149,9 @@ impl Workers {
                         }
                     }
                     probes.collect(&ctx, &pod, &mut state);
+                    let began = std::time::Instant::now();
                     let result = sync::sync(&ctx, &mut state, &pod).await;
+                    crate::metrics::observe_pod_worker(operation, began.elapsed());
                     last_pod = Some(pod.clone());
                     match result {
                         Ok(outcome) => {

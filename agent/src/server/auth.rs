@@ -1,0 +1,239 @@
+//! Who is calling and may they: client certificates from --client-ca-file and bearer tokens
+//! (TokenReview) authenticate; SubjectAccessReview on the node's subresources authorises, as
+//! kubelet does. Both answers are cached briefly (kubelet: 2 min for tokens, 5 min allowed,
+//! 30 s denied) so a busy dashboard does not load the apiserver.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::api::{Api, PostParams};
+
+const TOKEN_TTL: Duration = Duration::from_secs(120);
+const ALLOWED_TTL: Duration = Duration::from_secs(300);
+const DENIED_TTL: Duration = Duration::from_secs(30);
+const CACHE_LIMIT: usize = 4096;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub uid: String,
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+impl Identity {
+    /// A caller identified by a verified client certificate: CN is the user, each O a group.
+    pub fn from_certificate(der: &[u8]) -> Option<Identity> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject();
+        let user = subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())?
+            .to_string();
+        let mut groups: Vec<String> = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(str::to_string))
+            .collect();
+        groups.push("system:authenticated".to_string());
+        Some(Identity {
+            user,
+            groups,
+            uid: String::new(),
+            extra: BTreeMap::new(),
+        })
+    }
+
+    pub fn anonymous() -> Identity {
+        Identity {
+            user: "system:anonymous".to_string(),
+            groups: vec!["system:unauthenticated".to_string()],
+            uid: String::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a request asks to do to the Node object, as kubelet maps its paths.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Attributes {
+    pub verb: &'static str,
+    pub subresource: &'static str,
+}
+
+/// kubelet's mapping: /stats -> nodes/stats, /metrics -> nodes/metrics, /logs -> nodes/log,
+/// /spec -> nodes/spec, /checkpoint -> nodes/checkpoint, everything else (pods, exec, attach,
+/// portForward, containerLogs, healthz, ...) -> nodes/proxy. The verb follows the method.
+pub fn attributes(method: &axum::http::Method, path: &str) -> Attributes {
+    let verb = match *method {
+        axum::http::Method::POST => "create",
+        axum::http::Method::PUT => "update",
+        axum::http::Method::PATCH => "patch",
+        axum::http::Method::DELETE => "delete",
+        _ => "get",
+    };
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let subresource = match first {
+        "stats" => "stats",
+        "metrics" => "metrics",
+        "logs" => "log",
+        "spec" => "spec",
+        "checkpoint" => "checkpoint",
+        _ => "proxy",
+    };
+    Attributes { verb, subresource }
+}
+
+struct Cache<K, V> {
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
+    fn new() -> Self {
+        Cache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(until, _)| *until > Instant::now())
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: K, value: V, ttl: Duration) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_LIMIT {
+                let now = Instant::now();
+                entries.retain(|_, (until, _)| *until > now);
+                if entries.len() >= CACHE_LIMIT {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (Instant::now() + ttl, value));
+        }
+    }
+}
+
+/// Token and access-review checks against the apiserver, with caches.
+pub struct Auth {
+    client: kube::Client,
+    node: String,
+    tokens: Cache<String, Option<Identity>>,
+    decisions: Cache<(Identity, Attributes), bool>,
+}
+
+impl Auth {
+    pub fn new(client: kube::Client, node: &str) -> Auth {
+        Auth {
+            client,
+            node: node.to_string(),
+            tokens: Cache::new(),
+            decisions: Cache::new(),
+        }
+    }
+
+    /// The identity behind a bearer token, None if the apiserver does not know it.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Option<Identity>, kube::Error> {
+        if let Some(cached) = self.tokens.get(&token.to_string()) {
+            return Ok(cached);
+        }
+        let review = TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(token.to_string()),
+                audiences: None,
+            },
+            ..Default::default()
+        };
+        let answer = Api::<TokenReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await?;
+        let identity = answer.status.and_then(|s| {
+            if s.authenticated != Some(true) {
+                return None;
+            }
+            let u = s.user?;
+            Some(Identity {
+                user: u.username.unwrap_or_default(),
+                groups: u.groups.unwrap_or_default(),
+                uid: u.uid.unwrap_or_default(),
+                extra: u.extra.unwrap_or_default(),
+            })
+        });
+        self.tokens
+            .put(token.to_string(), identity.clone(), TOKEN_TTL);
+        Ok(identity)
+    }
+
+    /// Whether `who` may do `what` to this node (SubjectAccessReview).
+    pub async fn authorize(&self, who: &Identity, what: &Attributes) -> Result<bool, kube::Error> {
+        let key = (who.clone(), what.clone());
+        if let Some(allowed) = self.decisions.get(&key) {
+            return Ok(allowed);
+        }
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(who.user.clone()),
+                groups: Some(who.groups.clone()),
+                uid: (!who.uid.is_empty()).then(|| who.uid.clone()),
+                extra: (!who.extra.is_empty()).then(|| who.extra.clone()),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(what.verb.to_string()),
+                    resource: Some("nodes".to_string()),
+                    subresource: Some(what.subresource.to_string()),
+                    name: Some(self.node.clone()),
+                    group: Some(String::new()),
+                    version: Some("v1".to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = Api::<SubjectAccessReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await?;
+        let allowed = answer.status.is_some_and(|s| s.allowed);
+        let ttl = if allowed { ALLOWED_TTL } else { DENIED_TTL };
+        self.decisions.put(key, allowed, ttl);
+        Ok(allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_kubelets_subresources() {
+        let get = axum::http::Method::GET;
+        assert_eq!(attributes(&get, "/stats/summary").subresource, "stats");
+        assert_eq!(attributes(&get, "/metrics/resource").subresource, "metrics");
+        assert_eq!(attributes(&get, "/metrics").subresource, "metrics");
+        assert_eq!(attributes(&get, "/logs/").subresource, "log");
+        assert_eq!(attributes(&get, "/pods").subresource, "proxy");
+        assert_eq!(
+            attributes(&get, "/containerLogs/a/b/c").subresource,
+            "proxy"
+        );
+        let exec = attributes(&axum::http::Method::POST, "/exec/a/b/c");
+        assert_eq!((exec.verb, exec.subresource), ("create", "proxy"));
+    }
+
+    #[test]
+    fn cache_expires() {
+        let c: Cache<&str, bool> = Cache::new();
+        c.put("a", true, Duration::from_secs(60));
+        c.put("b", true, Duration::ZERO);
+        assert_eq!(c.get(&"a"), Some(true));
+        assert_eq!(c.get(&"b"), None);
+    }
+}

@@ -1,0 +1,423 @@
+//! /containerLogs/NS/POD/CONTAINER: a container's log from its CRI log file, with kubelet's
+//! options (follow, tailLines, sinceSeconds, sinceTime, timestamps, previous, limitBytes).
+//! Following survives rotation (the file is reopened when it is replaced) and ends once the
+//! container has stopped and its log is drained.
+
+use std::io::SeekFrom;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{Response, header};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+
+use super::cri_log;
+use super::{ServerError, ServerState, lookup};
+
+/// Bounds on what one request may ask for.
+const MAX_TAIL_LINES: usize = 100_000;
+const MAX_READ_BYTES: u64 = 64 << 20;
+const POLL: Duration = Duration::from_millis(200);
+const STATE_CHECK_EVERY: u32 = 5;
+
+/// The query parameters, as strings so that bad values get a 400 naming the parameter.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogQuery {
+    follow: Option<String>,
+    tail_lines: Option<String>,
+    since_seconds: Option<String>,
+    since_time: Option<String>,
+    timestamps: Option<String>,
+    previous: Option<String>,
+    limit_bytes: Option<String>,
+}
+
+/// Validated options.
+#[derive(Debug, Default, PartialEq)]
+pub struct LogOptions {
+    pub follow: bool,
+    pub tail_lines: Option<usize>,
+    /// Only entries at or after this instant (ns since the epoch).
+    pub since_nanos: Option<i128>,
+    pub timestamps: bool,
+    pub previous: bool,
+    pub limit_bytes: Option<u64>,
+}
+
+fn boolean(name: &str, v: &Option<String>) -> Result<bool, ServerError> {
+    match v.as_deref() {
+        None | Some("" | "false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ServerError::BadRequest(format!(
+            "invalid {name} {other:?}: expected true or false"
+        ))),
+    }
+}
+
+fn number(name: &str, v: &Option<String>, min: i64) -> Result<Option<i64>, ServerError> {
+    let Some(raw) = v.as_deref() else {
+        return Ok(None);
+    };
+    let n: i64 = raw
+        .parse()
+        .map_err(|_| ServerError::BadRequest(format!("invalid {name} {raw:?}: not a number")))?;
+    if n < min {
+        return Err(ServerError::BadRequest(format!(
+            "invalid {name} {n}: must be at least {min}"
+        )));
+    }
+    Ok(Some(n))
+}
+
+impl LogQuery {
+    /// Validates the query as kubelet does; `now_nanos` anchors sinceSeconds.
+    pub fn options(&self, now_nanos: i128) -> Result<LogOptions, ServerError> {
+        if self.since_seconds.is_some() && self.since_time.is_some() {
+            return Err(ServerError::BadRequest(
+                "at most one of sinceTime or sinceSeconds may be specified".into(),
+            ));
+        }
+        let since_nanos = match (&self.since_seconds, &self.since_time) {
+            (Some(_), _) => number("sinceSeconds", &self.since_seconds, 1)?
+                .map(|s| now_nanos - i128::from(s) * 1_000_000_000),
+            (_, Some(t)) => Some(cri_log::epoch_nanos(t).ok_or_else(|| {
+                ServerError::BadRequest(format!("invalid sinceTime {t:?}: expected RFC 3339"))
+            })?),
+            _ => None,
+        };
+        Ok(LogOptions {
+            follow: boolean("follow", &self.follow)?,
+            tail_lines: number("tailLines", &self.tail_lines, 0)?.map(|n| {
+                usize::try_from(n)
+                    .unwrap_or(MAX_TAIL_LINES)
+                    .min(MAX_TAIL_LINES)
+            }),
+            since_nanos,
+            timestamps: boolean("timestamps", &self.timestamps)?,
+            previous: boolean("previous", &self.previous)?,
+            limit_bytes: number("limitBytes", &self.limit_bytes, 1)?
+                .map(|n| u64::try_from(n).unwrap_or(MAX_READ_BYTES)),
+        })
+    }
+}
+
+/// Renders complete CRI log text into the user's view; returns the rendered lines (each one
+/// logical line, partial entries joined) so that the caller can tail them.
+pub fn render(text: &str, opts: &LogOptions) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    let mut pending_ts: Option<String> = None;
+    for raw in text.lines() {
+        let Some(e) = cri_log::parse(raw) else {
+            continue;
+        };
+        if let Some(since) = opts.since_nanos
+            && cri_log::epoch_nanos(e.timestamp).is_some_and(|t| t < since)
+        {
+            continue;
+        }
+        if pending_ts.is_none() {
+            pending_ts = Some(e.timestamp.to_string());
+        }
+        pending.push_str(e.content);
+        if !e.partial {
+            let ts = pending_ts.take().unwrap_or_default();
+            let mut line = if opts.timestamps {
+                format!("{ts} ")
+            } else {
+                String::new()
+            };
+            line.push_str(&pending);
+            line.push('\n');
+            lines.push(line);
+            pending.clear();
+        }
+    }
+    if let Some(n) = opts.tail_lines {
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+    }
+    lines
+}
+
+/// Cuts `lines` to `limit` bytes in total (the last line may be cut mid-way, as kubelet does).
+fn limit(lines: Vec<String>, limit: Option<u64>) -> (Vec<String>, Option<u64>) {
+    let Some(mut left) = limit else {
+        return (lines, None);
+    };
+    let mut out = Vec::new();
+    for mut l in lines {
+        if left == 0 {
+            break;
+        }
+        let len = l.len() as u64;
+        if len > left {
+            let mut cut = usize::try_from(left).unwrap_or(0);
+            while !l.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            l.truncate(cut);
+            left = 0;
+        } else {
+            left -= len;
+        }
+        out.push(l);
+    }
+    (out, Some(left))
+}
+
+pub async fn container_logs(
+    State(state): State<Arc<ServerState>>,
+    Path((ns, pod, container)): Path<(String, String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Response<Body> {
+    match serve(state, &ns, &pod, &container, &q).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve(
+    state: Arc<ServerState>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    q: &LogQuery,
+) -> Result<Response<Body>, ServerError> {
+    let now = k8s_openapi::jiff::Timestamp::now().as_nanosecond();
+    let opts = q.options(now)?;
+    let instances =
+        lookup::container_instances(&state.cri, &state.node, ns, pod, container).await?;
+    let target = if opts.previous {
+        instances.get(1).ok_or_else(|| {
+            ServerError::BadRequest(format!(
+                "previous terminated container \"{container}\" in pod \"{pod}\" not found"
+            ))
+        })?
+    } else {
+        instances
+            .first()
+            .ok_or_else(|| ServerError::NotFound(format!("container \"{container}\" not found")))?
+    };
+    let status = state
+        .cri
+        .container_status(&target.id, false)
+        .await
+        .map_err(ServerError::runtime)?
+        .status
+        .ok_or_else(|| ServerError::NotFound(format!("container \"{container}\" has no status")))?;
+    let path = std::path::PathBuf::from(&status.log_path);
+    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+        ServerError::NotFound(format!(
+            "failed to open log file of container \"{container}\": {e}"
+        ))
+    })?;
+    let mut text = Vec::new();
+    (&mut file)
+        .take(MAX_READ_BYTES)
+        .read_to_end(&mut text)
+        .await
+        .map_err(|e| ServerError::Runtime(format!("reading {}: {e}", path.display())))?;
+    // Only complete lines now; a trailing fragment is picked up by the follower.
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let (lines, left) = limit(
+        render(&String::from_utf8_lossy(&text[..complete]), &opts),
+        opts.limit_bytes,
+    );
+    let head: String = lines.concat();
+    let running = status.state == cri_client::api::ContainerState::ContainerRunning as i32;
+    let builder = Response::builder().header(header::CONTENT_TYPE, "text/plain");
+    if !opts.follow || !running || left == Some(0) {
+        return builder
+            .body(Body::from(head))
+            .map_err(|e| ServerError::Runtime(e.to_string()));
+    }
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let _ = tx.send(Ok(Bytes::from(head))).await;
+    let follow = Follow {
+        state,
+        container_id: target.id.clone(),
+        path,
+        offset: complete as u64,
+        opts: LogOptions {
+            tail_lines: None,
+            ..opts
+        },
+        left,
+    };
+    tokio::spawn(follow.run(file, tx));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    builder
+        .body(Body::from_stream(stream))
+        .map_err(|e| ServerError::Runtime(e.to_string()))
+}
+
+/// Streams new log entries until the container stops, the client goes away or the byte limit
+/// is reached.
+struct Follow {
+    state: Arc<ServerState>,
+    container_id: String,
+    path: std::path::PathBuf,
+    offset: u64,
+    opts: LogOptions,
+    left: Option<u64>,
+}
+
+impl Follow {
+    async fn run(
+        mut self,
+        mut file: tokio::fs::File,
+        tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ) {
+        let mut carry: Vec<u8> = Vec::new();
+        let mut ticks = 0u32;
+        let mut stopped = false;
+        loop {
+            let mut buf = Vec::new();
+            if file.seek(SeekFrom::Start(self.offset)).await.is_err()
+                || file.read_to_end(&mut buf).await.is_err()
+            {
+                return;
+            }
+            self.offset += buf.len() as u64;
+            carry.extend_from_slice(&buf);
+            if let Some(end) = carry.iter().rposition(|b| *b == b'\n') {
+                let chunk: Vec<u8> = carry.drain(..=end).collect();
+                let lines = render(&String::from_utf8_lossy(&chunk), &self.opts);
+                let (lines, left) = limit(lines, self.left);
+                self.left = left;
+                let out = lines.concat();
+                if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
+                    return;
+                }
+                if self.left == Some(0) {
+                    return;
+                }
+            }
+            if buf.is_empty() {
+                if stopped {
+                    return;
+                }
+                if self.rotated(&file).await
+                    && let Ok(f) = tokio::fs::File::open(&self.path).await
+                {
+                    file = f;
+                    self.offset = 0;
+                    carry.clear();
+                    continue;
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(STATE_CHECK_EVERY) && !self.running().await {
+                    // One more pass drains what was written before the stop.
+                    stopped = true;
+                    continue;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(POLL) => {}
+                    () = tx.closed() => return,
+                }
+            }
+        }
+    }
+
+    /// True when the log path now names another file (the runtime reopened it after rotation).
+    async fn rotated(&self, file: &tokio::fs::File) -> bool {
+        let (Ok(open), Ok(now)) = (file.metadata().await, tokio::fs::metadata(&self.path).await)
+        else {
+            return false;
+        };
+        open.ino() != now.ino() || open.dev() != now.dev()
+    }
+
+    async fn running(&self) -> bool {
+        match self
+            .state
+            .cri
+            .container_status(&self.container_id, false)
+            .await
+        {
+            Ok(r) => r.status.is_some_and(|s| {
+                s.state == cri_client::api::ContainerState::ContainerRunning as i32
+            }),
+            Err(e) => !e.is_not_found(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "2024-01-01T00:00:01Z stdout F one\n\
+2024-01-01T00:00:02Z stderr P tw\n\
+2024-01-01T00:00:02.5Z stderr F o\n\
+2024-01-01T00:00:03Z stdout F three\n";
+
+    #[test]
+    fn partial_entries_are_joined_and_tail_counts_logical_lines() {
+        let all = render(LOG, &LogOptions::default());
+        assert_eq!(all, ["one\n", "two\n", "three\n"]);
+        let tail = render(
+            LOG,
+            &LogOptions {
+                tail_lines: Some(2),
+                timestamps: true,
+                ..LogOptions::default()
+            },
+        );
+        assert_eq!(
+            tail,
+            ["2024-01-01T00:00:02Z two\n", "2024-01-01T00:00:03Z three\n"]
+        );
+    }
+
+    #[test]
+    fn since_and_limit() {
+        let since = cri_log::epoch_nanos("2024-01-01T00:00:02.6Z").unwrap();
+        let lines = render(
+            LOG,
+            &LogOptions {
+                since_nanos: Some(since),
+                ..LogOptions::default()
+            },
+        );
+        assert_eq!(lines, ["three\n"]);
+        let (cut, left) = limit(vec!["one\n".into(), "two\n".into()], Some(6));
+        assert_eq!(cut, ["one\n", "tw"]);
+        assert_eq!(left, Some(0));
+    }
+
+    #[test]
+    fn bad_parameters_are_rejected_with_their_name() {
+        let q = LogQuery {
+            tail_lines: Some("-1".into()),
+            ..LogQuery::default()
+        };
+        assert!(q.options(0).unwrap_err().to_string().contains("tailLines"));
+        let q = LogQuery {
+            since_seconds: Some("5".into()),
+            since_time: Some("2024-01-01T00:00:00Z".into()),
+            ..LogQuery::default()
+        };
+        assert!(q.options(0).is_err());
+        let q = LogQuery {
+            follow: Some("maybe".into()),
+            ..LogQuery::default()
+        };
+        assert!(q.options(0).unwrap_err().to_string().contains("follow"));
+        let q = LogQuery {
+            tail_lines: Some("999999999999".into()),
+            ..LogQuery::default()
+        };
+        assert_eq!(q.options(0).unwrap().tail_lines, Some(MAX_TAIL_LINES));
+    }
+}

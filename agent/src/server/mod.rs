@@ -1,0 +1,120 @@
+//! The kubelet-compatible HTTPS API on --port: /healthz, /pods, /metrics, /containerLogs,
+//! /exec, /attach, /portForward (and /stats, /metrics/resource). Every request is
+//! authenticated (client certificate or bearer token) and authorised (SubjectAccessReview on
+//! nodes/proxy, nodes/log, nodes/stats or nodes/metrics), as kubelet does.
+//!
+//! - [`tls`]: serving certificate and client-CA verification;
+//! - [`auth`]: authentication, authorisation and their caches;
+//! - [`conn`]: the accept loop with connection limits and timeouts;
+//! - [`routes`]: the router and the small endpoints;
+//! - [`logs`] / [`cri_log`]: container logs; [`stream`]: exec, attach, port-forward proxying;
+//! - [`lookup`]: a pod's sandbox and containers in the runtime.
+
+pub mod auth;
+pub mod conn;
+pub mod cri_log;
+pub mod logs;
+pub mod lookup;
+pub mod routes;
+pub mod stats;
+pub mod stream;
+pub mod tls;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cri_client::CriClient;
+use thiserror::Error;
+
+use crate::config::server::ServerConfig;
+
+/// A request that could not be served, with the status it maps to.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Runtime(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl ServerError {
+    pub fn runtime(e: cri_client::CriError) -> ServerError {
+        if e.is_not_found() {
+            ServerError::NotFound(e.to_string())
+        } else {
+            ServerError::Runtime(e.to_string())
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ServerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        (self.status(), format!("{self}\n")).into_response()
+    }
+}
+
+/// What the handlers share.
+pub struct ServerState {
+    pub cri: CriClient,
+    pub client: kube::Client,
+    pub node: String,
+    pub settings: ServerConfig,
+    pub auth: auth::Auth,
+}
+
+impl ServerState {
+    pub fn new(cri: CriClient, client: kube::Client, node: &str, settings: ServerConfig) -> Self {
+        ServerState {
+            auth: auth::Auth::new(client.clone(), node),
+            cri,
+            client,
+            node: node.to_string(),
+            settings,
+        }
+    }
+}
+
+/// Shared state handle.
+pub type Shared = Arc<ServerState>;
+
+/// Binds the API and returns the task that serves it until `cancel`. Bind and certificate
+/// problems fail start-up with one clear line.
+pub async fn start(
+    config: &crate::config::Config,
+    cri: CriClient,
+    client: kube::Client,
+    node_ip: std::net::IpAddr,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServerError> {
+    let settings = config.server.clone();
+    let addr = std::net::SocketAddr::new(settings.address, config.port);
+    let tls = tls::server_config(
+        &settings,
+        &config.root_dir,
+        &config.node_name,
+        &node_ip.to_string(),
+    )?;
+    let listener = conn::bind(addr).await?;
+    let state = Arc::new(ServerState::new(cri, client, &config.node_name, settings));
+    let router = routes::router(state);
+    crate::metrics::set_node_name(&config.node_name);
+    Ok(conn::serve(listener, tls, router, cancel))
+}
