@@ -52,6 +52,10 @@ pub enum StartError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("HTTPS API: {0}")]
+    Server(#[from] crate::server::ServerError),
+    #[error(transparent)]
+    Network(#[from] crate::network::StartError),
 }
 
 async fn kube_client(path: &PathBuf) -> Result<kube::Client, StartError> {
@@ -77,6 +81,7 @@ async fn runtime(config: &Config) -> Result<(CriRuntime, String), StartError> {
     };
     let options = ClientOptions {
         request_timeout: config.runtime_request_timeout,
+        observer: Some(crate::metrics::runtime_ops::observer()),
         ..ClientOptions::default()
     };
     let client = CriClient::connect_lazy(&endpoint, options).map_err(|e| fail(e.to_string()))?;
@@ -116,8 +121,23 @@ fn pod_context(
     node_ip: std::net::IpAddr,
 ) -> PodContext {
     let (cpu, memory, memory_capacity) = node::allocatable(config, machine);
+    let events = Events::start(client.clone(), &config.node_name);
+    let volumes = crate::volumes::Volumes::new(
+        &config.root_dir,
+        client.clone(),
+        events.clone(),
+        crate::pods::container::NodeFacts {
+            node_name: config.node_name.clone(),
+            host_ip: node_ip.to_string(),
+            pod_ips: Vec::new(),
+            node_allocatable_cpu_millis: cpu,
+            node_allocatable_memory_bytes: memory,
+        },
+        config.sync_frequency,
+    );
     PodContext {
-        events: Events::start(client.clone(), &config.node_name),
+        events,
+        volumes,
         client,
         cri,
         runtime_name,
@@ -176,8 +196,36 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         RUNTIME_CHECK_INTERVAL - Duration::from_secs(1),
         health_tx,
     ));
+    // The node sees NetworkReady from the agent's own chain (containerd only sees the delegate).
+    let network_ready = crate::network::start(
+        &config.network,
+        client.clone(),
+        config.node_name.clone(),
+        cri.clone(),
+        &mut tasks,
+        &cancel,
+    )
+    .await?;
+    let runtime_health = health_rx;
+    let (merged_tx, health_rx) = watch::channel(crate::network::readiness::overlay(
+        &runtime_health.borrow(),
+        &network_ready.borrow(),
+    ));
+    tasks.spawn(crate::network::readiness::merge(
+        runtime_health,
+        network_ready,
+        merged_tx,
+    ));
     let machine = MachineInfo::read();
     let node_ip = config.node_ip.unwrap_or_else(machine::detect_node_ip);
+    let api_server = crate::server::start(
+        &config,
+        cri.clone(),
+        client.clone(),
+        node_ip,
+        cancel.clone(),
+    )
+    .await?;
     let pods = pod_context(
         &config,
         client.clone(),
@@ -186,6 +234,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         &machine,
         node_ip,
     );
+    // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.
+    let csi = crate::csi::Csi::new(&config.root_dir, &config.node_name, client.clone());
+    pods.volumes.set_external_plugin(Arc::new(csi.clone()));
+    tasks.spawn(csi.watcher().run(cancel.clone()));
     tasks.spawn(node::run(
         client,
         config.clone(),
@@ -196,6 +248,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         cancel.clone(),
     ));
     tasks.spawn(pods::run(Arc::new(pods), cancel.clone()));
+    tasks.spawn(api_server);
     if let Some(listener) = healthz_listener {
         let stall_after = config.node_status_update_frequency * 3 + Duration::from_secs(30);
         let cancel = cancel.clone();

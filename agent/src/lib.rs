@@ -3,14 +3,20 @@
 //! - [`node`]: registration, the node Lease and the Node status writer;
 //! - [`runtime`]: the container runtime boundary and its health monitor;
 //! - [`healthz`]: the local /healthz endpoint;
+//! - [`network`]: pod networking (the CNI delegate's socket, the chain, NetworkReady, GC);
 //! - [`agent`]: start-up checks and the task set that runs until a shutdown signal.
 
 pub mod agent;
 pub mod backoff;
 pub mod config;
+pub mod csi;
 pub mod healthz;
 pub mod logging;
+pub mod metrics;
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod quantity;
 pub mod runtime;
+pub mod server;
+pub mod volumes;

@@ -64,6 +64,36 @@ pub struct Flags {
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
 
+    /// IP address the HTTPS API binds to. Default 127.0.0.1.
+    #[arg(long, value_name = "IP")]
+    pub address: Option<String>,
+
+    /// Serving certificate of the HTTPS API (PEM). Without it a self-signed one is generated
+    /// under ROOT_DIR/pki, as kubelet does.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Private key of --tls-cert-file (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// CA bundle that signs client certificates accepted by the HTTPS API (the cluster CA, which
+    /// signs the apiserver's kubelet client certificate).
+    #[arg(long, value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Let unauthenticated requests through as system:anonymous. Default false (they get 401).
+    #[arg(long, value_name = "BOOL")]
+    pub anonymous_auth: Option<bool>,
+
+    /// Authenticate bearer tokens with the apiserver's TokenReview API. Default true.
+    #[arg(long, value_name = "BOOL")]
+    pub authentication_token_webhook: Option<bool>,
+
+    /// Webhook (SubjectAccessReview, the default) or AlwaysAllow.
+    #[arg(long, value_name = "MODE")]
+    pub authorization_mode: Option<String>,
+
     /// Port of the local, unauthenticated /healthz endpoint. 0 disables it. Default 10248.
     #[arg(long, value_name = "PORT")]
     pub healthz_port: Option<u16>,
@@ -88,6 +118,11 @@ pub struct Flags {
     #[arg(long, value_name = "DURATION")]
     pub node_status_report_frequency: Option<String>,
 
+    /// How often configMap, secret, downwardAPI and projected volume contents are refreshed
+    /// in running pods (e.g. 1m).
+    #[arg(long, value_name = "DURATION")]
+    pub sync_frequency: Option<String>,
+
     /// Duration of the node Lease in kube-node-lease; it is renewed every quarter of it.
     #[arg(long, value_name = "SECONDS")]
     pub node_lease_duration_seconds: Option<u32>,
@@ -103,6 +138,33 @@ pub struct Flags {
     /// Log files kept per container, the current one included (at least 2).
     #[arg(long, value_name = "N")]
     pub container_log_max_files: Option<usize>,
+
+    /// Directory holding the pod network's CNI config (the chain the agent runs; containerd's
+    /// own CNI config names only the minikubelet-cni delegate). Default /etc/minikubelet/cni/net.d.
+    #[arg(long, value_name = "DIR")]
+    pub cni_conf_dir: Option<PathBuf>,
+
+    /// Directories searched for CNI plugins, comma-separated. Default /opt/cni/bin,/usr/lib/cni.
+    #[arg(long, value_name = "DIR,...")]
+    pub cni_bin_dir: Option<String>,
+
+    /// Where CNI ADD results are cached for DEL, CHECK and GC. Default ROOT_DIR/cni/cache.
+    #[arg(long, value_name = "DIR")]
+    pub cni_cache_dir: Option<PathBuf>,
+
+    /// Unix socket the minikubelet-cni delegate forwards CNI requests to.
+    /// Default ROOT_DIR/cni/minikubelet.sock.
+    #[arg(long, value_name = "PATH")]
+    pub cni_socket: Option<PathBuf>,
+
+    /// Directory of per-pod route files telling the delegate which agent owns a pod (shared by
+    /// all agents using one containerd). Default /run/minikubelet/cni/routes.
+    #[arg(long, value_name = "DIR")]
+    pub cni_routes_dir: Option<PathBuf>,
+
+    /// The node's pod subnet, used while Node.spec.podCIDR is empty (no CIDR allocation).
+    #[arg(long, value_name = "CIDR")]
+    pub pod_cidr: Option<String>,
 
     /// Log format: text (human-readable) or json.
     #[arg(long, value_name = "FORMAT")]

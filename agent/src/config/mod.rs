@@ -4,6 +4,7 @@
 mod file;
 mod flags;
 pub mod parse;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -63,10 +64,13 @@ pub struct Config {
     pub port: u16,
     pub healthz_port: u16,
     pub healthz_bind_address: IpAddr,
+    pub server: server::ServerConfig,
     pub kube_reserved: Reserved,
     pub system_reserved: Reserved,
     pub node_status_update_frequency: Duration,
     pub node_status_report_frequency: Duration,
+    /// How often API-backed volume contents (configMap, secret, projected) are refreshed.
+    pub sync_frequency: Duration,
     pub node_lease_duration_seconds: u32,
     pub runtime_request_timeout: Duration,
     /// Container log rotation: size threshold in bytes and files kept per container.
@@ -74,6 +78,8 @@ pub struct Config {
     pub container_log_max_files: usize,
     pub log_format: LogFormat,
     pub verbosity: u8,
+    /// Pod networking: the chain's conf dir, plugins, cache, delegate socket, pod CIDR.
+    pub network: crate::network::NetworkSettings,
 }
 
 /// Kubelet's defaults.
@@ -85,6 +91,7 @@ pub mod defaults {
     pub const HEALTHZ_PORT: u16 = 10248;
     pub const NODE_STATUS_UPDATE_FREQUENCY: &str = "10s";
     pub const NODE_STATUS_REPORT_FREQUENCY: &str = "5m";
+    pub const SYNC_FREQUENCY: &str = "1m";
     pub const NODE_LEASE_DURATION_SECONDS: u32 = 40;
     pub const RUNTIME_REQUEST_TIMEOUT: &str = "2m";
 }
@@ -134,6 +141,13 @@ impl Config {
 
     /// Merges already-loaded flags and file settings; flags win.
     pub fn merge(flags: Flags, file: FileConfig) -> Result<Self, ConfigError> {
+        let server = server::resolve(&flags, &file)?;
+        let root_dir = flags
+            .root_dir
+            .clone()
+            .or(file.root_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(defaults::ROOT_DIR));
+        let network = network_settings(&flags, &file, &root_dir)?;
         let kubeconfig = flags
             .kubeconfig
             .or(file.kubeconfig)
@@ -208,6 +222,11 @@ impl Config {
                 .or(file.node_status_report_frequency),
             defaults::NODE_STATUS_REPORT_FREQUENCY,
             "--node-status-report-frequency",
+        )?;
+        let sync_frequency = duration(
+            flags.sync_frequency.or(file.sync_frequency),
+            defaults::SYNC_FREQUENCY,
+            "--sync-frequency",
         )?;
         let runtime_request_timeout = duration(
             flags
@@ -295,14 +314,12 @@ impl Config {
             }
         };
         Ok(Config {
+            network,
             kubeconfig,
             node_name,
             node_ip,
             container_runtime_endpoint: endpoint,
-            root_dir: flags
-                .root_dir
-                .or(file.root_dir)
-                .unwrap_or_else(|| PathBuf::from(defaults::ROOT_DIR)),
+            root_dir,
             max_pods,
             cluster_dns,
             cluster_domain: flags
@@ -317,10 +334,12 @@ impl Config {
                 .or(file.healthz_port)
                 .unwrap_or(defaults::HEALTHZ_PORT),
             healthz_bind_address,
+            server,
             kube_reserved,
             system_reserved,
             node_status_update_frequency,
             node_status_report_frequency,
+            sync_frequency,
             node_lease_duration_seconds,
             runtime_request_timeout,
             container_log_max_size,
@@ -329,6 +348,57 @@ impl Config {
             verbosity: flags.verbosity.or(file.verbosity).unwrap_or(0),
         })
     }
+}
+
+/// The `--cni-*` and `--pod-cidr` settings.
+fn network_settings(
+    flags: &Flags,
+    file: &FileConfig,
+    root_dir: &std::path::Path,
+) -> Result<crate::network::NetworkSettings, ConfigError> {
+    use crate::network::defaults as net;
+    let bin_dirs = flags
+        .cni_bin_dir
+        .clone()
+        .or(file.cni_bin_dir.clone())
+        .unwrap_or_else(|| net::BIN_DIRS.to_string());
+    let pod_cidr = flags
+        .pod_cidr
+        .clone()
+        .or(file.pod_cidr.clone())
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| crate::network::conflist::PodCidr::parse(&c))
+        .transpose()
+        .map_err(invalid("--pod-cidr"))?;
+    Ok(crate::network::NetworkSettings {
+        conf_dir: flags
+            .cni_conf_dir
+            .clone()
+            .or(file.cni_conf_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(net::CONF_DIR)),
+        bin_dirs: bin_dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        cache_dir: flags
+            .cni_cache_dir
+            .clone()
+            .or(file.cni_cache_dir.clone())
+            .unwrap_or_else(|| root_dir.join(net::CACHE_SUBDIR)),
+        socket: flags
+            .cni_socket
+            .clone()
+            .or(file.cni_socket.clone())
+            .unwrap_or_else(|| root_dir.join(net::SOCKET_SUBPATH)),
+        routes_dir: flags
+            .cni_routes_dir
+            .clone()
+            .or(file.cni_routes_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(net::ROUTES_DIR)),
+        pod_cidr,
+    })
 }
 
 #[cfg(test)]

@@ -58,6 +58,19 @@ pub fn cluster(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The node kubeconfig path `deploy/dev/cluster node-kubeconfig NAME` prints (its last line,
+/// so that a progress message can never be taken for the path).
+pub fn node_kubeconfig(name: &str) -> String {
+    let out = cluster(&["node-kubeconfig", name]);
+    let path = out
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('/'));
+    path.unwrap_or_else(|| panic!("no kubeconfig path in {out:?}"))
+        .to_string()
+}
+
 pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
@@ -123,6 +136,8 @@ pub struct Agent {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub healthz_port: u16,
+    /// Port of the agent's HTTPS API (--port).
+    pub port: u16,
     cleanup: bool,
 }
 
@@ -142,14 +157,16 @@ pub fn binary() -> PathBuf {
 impl Agent {
     /// Starts an agent for node `name` with its own root dir, healthz port and log file.
     pub fn start(name: &str, extra: &[&str]) -> Agent {
-        let kubeconfig = cluster(&["node-kubeconfig", name]);
+        let kubeconfig = node_kubeconfig(name);
         let dir = tempfile::tempdir().unwrap();
         let healthz_port = free_port();
+        let port = free_port();
         let mut a = Agent {
             name: name.to_string(),
             child: None,
             dir,
             healthz_port,
+            port,
             cleanup: true,
         };
         a.spawn(&kubeconfig, extra);
@@ -173,6 +190,11 @@ impl Agent {
             ))
             .arg(format!("--root-dir={}", root.display()))
             .arg(format!("--healthz-port={}", self.healthz_port))
+            .arg(format!("--port={}", self.port))
+            .arg(format!(
+                "--client-ca-file={}/pki/ca.crt",
+                env("MKL_STATE_DIR")
+            ))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -185,7 +207,7 @@ impl Agent {
     /// Starts the agent again under the same name and root dir after it was stopped.
     pub fn restart(&mut self, extra: &[&str]) {
         assert!(self.child.is_none(), "stop the agent before restarting it");
-        let kubeconfig = cluster(&["node-kubeconfig", &self.name]);
+        let kubeconfig = node_kubeconfig(&self.name);
         self.spawn(&kubeconfig, extra);
     }
 

@@ -14,6 +14,7 @@ build_agent() {
 		die "building minikubelet failed (log: $LOGS/agent-build.log)"
 	fi
 	[[ -x $(minikubelet_bin) ]] || die "cargo build succeeded but $(minikubelet_bin) is missing"
+	install_cni_delegate
 }
 
 node_ready() {

@@ -29,6 +29,7 @@ version_of() {
 	case $1 in
 	etcd) printf '%s\n' "$ETCD_VERSION" ;;
 	crictl) printf '%s\n' "$CRICTL_VERSION" ;;
+	metrics-server) printf '%s\n' "$(go_mod_version metrics-server sigs.k8s.io/metrics-server)" ;;
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) printf '%s\n' "$K8S_VERSION" ;;
 	*) die "no version for $1" ;;
 	esac

@@ -3,12 +3,13 @@
 # Each component NAME has:  NAME_cmd (fills the array CMD), health_NAME, prepare_NAME
 # (optional; config files), and a startup timeout in seconds.
 
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler registry registry-auth containerd minikubelet)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler registry registry-auth containerd metrics-server csi-controller csi-provisioner minikubelet)
 
 # component_binary NAME: the basename prefix of the component's argv[0].
 component_binary() {
 	case $1 in
 	registry | registry-auth) echo docker-registry ;;
+	csi-controller) echo csi-minihostpath ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -62,6 +63,13 @@ kube-apiserver_cmd() {
 		--tls-private-key-file="$PKI/apiserver.key"
 		--kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt"
 		--kubelet-client-key="$PKI/apiserver-kubelet-client.key"
+		--requestheader-client-ca-file="$PKI/ca.crt"
+		--requestheader-allowed-names=front-proxy-client
+		--requestheader-username-headers=X-Remote-User
+		--requestheader-group-headers=X-Remote-Group
+		--requestheader-extra-headers-prefix=X-Remote-Extra-
+		--proxy-client-cert-file="$PKI/front-proxy-client.crt"
+		--proxy-client-key-file="$PKI/front-proxy-client.key"
 		"--kubelet-preferred-address-types=InternalIP,Hostname"
 		--service-account-key-file="$PKI/sa.pub"
 		--service-account-signing-key-file="$PKI/sa.key"
@@ -131,6 +139,7 @@ minikubelet_cmd() {
 		--node-ip "$HOST"
 		--container-runtime-endpoint "$CRI_ENDPOINT"
 		--root-dir "$STATE/agent"
+		--client-ca-file "$PKI/ca.crt"
 		--port 10250)
 }
 
@@ -214,14 +223,7 @@ prepare_containerd() {
 image-endpoint: $CRI_ENDPOINT
 timeout: 30
 "
-	# The interim pod network until the agent's own networking lands (MKL_INTERIM_CNI=0
-	# leaves the conf dir to minikubelet).
-	if [[ ${MKL_INTERIM_CNI:-1} == 1 ]]; then
-		render "$TEMPLATES/10-mkl-bridge.conflist.in" "$CNI_CONF_DIR/10-mkl-bridge.conflist" "${common[@]}" \
-			"CNI_BRIDGE=$CNI_BRIDGE" "SUBNET=$NODE_POD_SUBNET"
-	else
-		rm -f "$CNI_CONF_DIR/10-mkl-bridge.conflist"
-	fi
+	prepare_pod_network
 	# The bridge plugin (isGateway) turns on IPv4 forwarding; remember the host's value so
 	# `down` can put it back.
 	[[ -e $STATE/ip_forward.orig ]] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.orig"
@@ -287,6 +289,8 @@ component_port() {
 	registry) echo 5000 ;;
 	registry-auth) echo 5001 ;;
 	minikubelet) echo 10250 ;;
+	metrics-server) echo "$METRICS_SERVER_PORT" ;;
+	csi-provisioner) echo "$CSI_PROVISIONER_PORT" ;;
 	*) return 1 ;;
 	esac
 }
@@ -309,6 +313,8 @@ start_one() {
 		apply_manifests
 		;;
 	minikubelet) cmd_agent ;;
+	metrics-server) start_metrics_server ;;
+	csi-controller | csi-provisioner) start_csi ;;
 	registry-auth)
 		ensure_component registry-auth
 		ensure_private_image
@@ -326,6 +332,8 @@ stop_one() {
 	case $name in
 	containerd) stop_component containerd 60 ;;
 	minikubelet) cmd_agent_stop ;;
+	metrics-server) stop_metrics_server ;;
+	csi-controller) stop_csi_controller ;;
 	*) stop_component "$name" ;;
 	esac
 }

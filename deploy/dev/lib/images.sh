@@ -12,6 +12,7 @@ image_inputs() {
 	case $1 in
 	pause) gcc -dumpfullversion ;;
 	busybox) sha256sum /bin/busybox ;;
+	grpc-health) go version ;;
 	esac
 }
 
@@ -114,7 +115,9 @@ ensure_private_image() {
 ensure_images() {
 	build_image pause 1.0 '["/pause"]' ''
 	build_image busybox 1.35 '' '["sh"]'
+	build_image grpc-health 1.0 '["/grpc-health"]' ''
 	push_image pause 1.0
 	push_image busybox 1.35
+	push_image grpc-health 1.0
 	log "images: $PAUSE_IMAGE, $BUSYBOX_IMAGE"
 }

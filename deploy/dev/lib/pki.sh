@@ -142,6 +142,7 @@ ensure_pki() {
 	write_kubeconfig "$STATE/scheduler.kubeconfig" system:kube-scheduler "$PKI/scheduler.crt" "$PKI/scheduler.key"
 	write_kubeconfig "$STATE/bootstrap.kubeconfig" kubelet-bootstrap token "$(<"$PKI/bootstrap-token")"
 	ensure_node_credentials "$NODE" "$STATE/node.kubeconfig"
+	ensure_metrics_server_pki
 }
 
 # Verb: node-kubeconfig NAME

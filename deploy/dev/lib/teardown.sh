@@ -5,7 +5,8 @@
 # Volatile parts of STATE (removed by down). STATE/pki and STATE/logs are kept.
 VOLATILE=(etcd containerd cni agent registry registry-auth manifests nodes pids
 	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig node.kubeconfig
-	bootstrap.kubeconfig netns.record ip_forward.orig crictl.yaml)
+	bootstrap.kubeconfig metrics-server.kubeconfig netns.record ip_forward.orig crictl.yaml
+	csi-minihostpath)
 
 # Pods first, while containerd can still run CNI DEL. A stopped containerd with state left
 # behind is started briefly for this.
@@ -129,12 +130,14 @@ cmd_down() {
 	teardown_pods
 	stop_component containerd 60
 	kill_leftover_shims
-	for name in kube-scheduler kube-controller-manager kube-apiserver etcd registry registry-auth; do
+	stop_metrics_server
+	for name in csi-provisioner csi-controller kube-scheduler kube-controller-manager kube-apiserver etcd registry registry-auth; do
 		stop_component "$name"
 	done
 	unmount_ours
 	delete_recorded_netns
 	delete_bridge
+	teardown_pod_network
 	restore_ip_forward
 	rmdir_cgroups minikubelet-dev-smoke
 	rmdir_cgroups k8s.io # containerd's default parent; only removed when empty
