@@ -202,6 +202,21 @@ async fn delete_pv(client: &kube::Client, pv: &str) {
         .await;
 }
 
+/// GET /stats/summary from the agent's API with the apiserver's kubelet client certificate.
+fn stats_summary(port: u16) -> serde_json::Value {
+    let pki = format!("{}/pki", common::env("MKL_STATE_DIR"));
+    let out = std::process::Command::new("curl")
+        .args(["-sfk", "--max-time", "20", "--cert"])
+        .arg(format!("{pki}/apiserver-kubelet-client.crt"))
+        .arg("--key")
+        .arg(format!("{pki}/apiserver-kubelet-client.key"))
+        .arg(format!("https://127.0.0.1:{port}/stats/summary"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn pvc_pod(script: &str) -> serde_json::Value {
     json!({
         "containers": [{"name": "c", "image": busybox(), "command": sh(script),
@@ -540,7 +555,8 @@ async fn provisioned_claim_keeps_data_across_pods_and_is_deleted_with_the_claim(
         )
         .await
         .unwrap();
-    let pv_name = wait_for("claim Bound", T, || async {
+    let what = "claim Bound (are csi-controller and csi-provisioner up? deploy/dev/cluster status)";
+    let pv_name = wait_for(what, T, || async {
         let c = claims.get_opt("data").await.ok()??;
         (c.status?.phase.as_deref() == Some("Bound")).then_some(c.spec?.volume_name?)
     })
@@ -589,6 +605,18 @@ async fn provisioned_claim_keeps_data_across_pods_and_is_deleted_with_the_claim(
     );
     let uid = writer.metadata.uid.clone().unwrap();
     assert_eq!(mounts_under(&csi_target(&root, &uid)).len(), 1);
+    // The agent's /stats/summary reports the volume's usage from NodeGetVolumeStats.
+    let summary = stats_summary(agent.port);
+    let pod = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["podRef"]["uid"] == uid.as_str())
+        .unwrap_or_else(|| panic!("writer in {summary}"));
+    let volume = &pod["volume"][0];
+    assert_eq!(volume["name"], "data", "{pod}");
+    assert!(volume["capacityBytes"].as_i64().unwrap() > 0, "{volume}");
+    assert!(volume["usedBytes"].as_i64().is_some(), "{volume}");
     delete_and_wait(&ns, "writer").await;
     assert!(
         mounts_under(&root).is_empty(),
