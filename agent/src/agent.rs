@@ -218,11 +218,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     ));
     let machine = MachineInfo::read();
     let node_ip = config.node_ip.unwrap_or_else(machine::detect_node_ip);
+    // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.
+    let csi = crate::csi::Csi::new(&config.root_dir, &config.node_name, client.clone());
     let api_server = crate::server::start(
         &config,
         cri.clone(),
         client.clone(),
         node_ip,
+        Some(csi.clone()),
         cancel.clone(),
     )
     .await?;
@@ -234,8 +237,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         &machine,
         node_ip,
     );
-    // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.
-    let csi = crate::csi::Csi::new(&config.root_dir, &config.node_name, client.clone());
     pods.volumes.set_external_plugin(Arc::new(csi.clone()));
     tasks.spawn(csi.watcher().run(cancel.clone()));
     tasks.spawn(node::run(

@@ -78,6 +78,9 @@ pub struct ServerState {
     pub node: String,
     pub settings: ServerConfig,
     pub auth: auth::Auth,
+    /// Where pod volumes live, and the CSI drivers to ask for their usage.
+    pub root_dir: std::path::PathBuf,
+    pub csi: Option<crate::csi::Csi>,
 }
 
 impl ServerState {
@@ -88,6 +91,8 @@ impl ServerState {
             client,
             node: node.to_string(),
             settings,
+            root_dir: std::path::PathBuf::new(),
+            csi: None,
         }
     }
 }
@@ -102,6 +107,7 @@ pub async fn start(
     cri: CriClient,
     client: kube::Client,
     node_ip: std::net::IpAddr,
+    csi: Option<crate::csi::Csi>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServerError> {
     let settings = config.server.clone();
@@ -113,7 +119,10 @@ pub async fn start(
         &node_ip.to_string(),
     )?;
     let listener = conn::bind(addr).await?;
-    let state = Arc::new(ServerState::new(cri, client, &config.node_name, settings));
+    let mut state = ServerState::new(cri, client, &config.node_name, settings);
+    state.root_dir = config.root_dir.clone();
+    state.csi = csi;
+    let state = Arc::new(state);
     let router = routes::router(state);
     crate::metrics::set_node_name(&config.node_name);
     Ok(conn::serve(listener, tls, router, cancel))

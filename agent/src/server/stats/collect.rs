@@ -287,6 +287,7 @@ fn pod_stats(view: &RuntimeView, sandbox: &api::PodSandbox, rates: &mut RateTrac
         cpu,
         memory,
         network,
+        volume: None,
     }
 }
 

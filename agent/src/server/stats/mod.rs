@@ -12,6 +12,7 @@ pub mod model;
 pub mod procfs;
 pub mod rate;
 pub mod resource;
+pub mod volumes;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -41,7 +42,17 @@ async fn summary(
     Query(q): Query<SummaryQuery>,
 ) -> Result<Response, ServerError> {
     let mut s = collect::summary(&state.cri, &state.node).await?;
-    if q.only_cpu_and_memory.as_deref() == Some("true") {
+    let cpu_and_memory_only = q.only_cpu_and_memory.as_deref() == Some("true");
+    if let (Some(csi), false) = (&state.csi, cpu_and_memory_only) {
+        let now = model::time_from_nanos(
+            i64::try_from(k8s_openapi::jiff::Timestamp::now().as_nanosecond()).unwrap_or(0),
+        );
+        for p in &mut s.pods {
+            let v = volumes::csi_volumes(&state.root_dir, csi, &p.pod_ref.uid, &now).await;
+            p.volume = (!v.is_empty()).then_some(v);
+        }
+    }
+    if cpu_and_memory_only {
         s.node.network = None;
         s.node.fs = None;
         for p in &mut s.pods {

@@ -111,6 +111,23 @@ pub struct PodStats {
     pub memory: Option<MemoryStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkStats>,
+    /// Usage of the pod's volumes that report it (CSI NodeGetVolumeStats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<Vec<VolumeStats>>,
+}
+
+/// One volume's usage, as kubelet's VolumeStats (FsStats fields plus the volume's name).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStats {
+    pub time: Time,
+    pub name: String,
+    pub capacity_bytes: i64,
+    pub available_bytes: i64,
+    pub used_bytes: i64,
+    pub inodes: i64,
+    pub inodes_free: i64,
+    pub inodes_used: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]

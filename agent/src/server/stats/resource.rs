@@ -221,6 +221,7 @@ mod tests {
                 cpu: cpu(1_700_000_000_300, 1_000_000),
                 memory: mem(1_700_000_000_301, 8192),
                 network: None,
+                volume: None,
             }],
         };
         let text = render(Some(&summary));
