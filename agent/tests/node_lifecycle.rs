@@ -50,7 +50,6 @@ async fn node_registers_with_capacity_info_labels_and_taints_and_turns_ready() {
             "--node-labels=tier=gold,topology.kubernetes.io/zone=z1",
             "--register-with-taints=dedicated=test:NoSchedule",
             "--max-pods=42",
-            "--port=10251",
         ],
     );
     let node = wait_ready(&client, &agent.name, "True", READY_TIMEOUT).await;
@@ -109,7 +108,7 @@ async fn node_registers_with_capacity_info_labels_and_taints_and_turns_ready() {
         .kubelet_endpoint
         .unwrap()
         .port;
-    assert_eq!(port, 10251);
+    assert_eq!(port, i32::from(agent.port));
 
     for kind in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
         let c = condition(&node, kind).unwrap();
@@ -157,6 +156,7 @@ async fn containerd_stopped_turns_node_not_ready_within_15s_and_ready_again_afte
         return;
     }
     let client = admin().await;
+    let began = k8s_openapi::jiff::Timestamp::now() - std::time::Duration::from_secs(2);
     let agent = Agent::start("mkl-it-runtime", &[]);
     wait_ready(&client, &agent.name, "True", READY_TIMEOUT).await;
 
@@ -183,6 +183,33 @@ async fn containerd_stopped_turns_node_not_ready_within_15s_and_ready_again_afte
         "{}",
         agent.log()
     );
+    // kubectl describe node shows kubelet's node events for what happened.
+    let name = agent.name.clone();
+    let seen = wait_for("node events", Duration::from_secs(30), || async {
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(client.clone(), "default");
+        let reasons: Vec<String> = api
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
+            .filter(|e| {
+                e.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .is_some_and(|t| t.0 >= began)
+            })
+            .filter_map(|e| e.reason)
+            .collect();
+        let all = ["Starting", "NodeReady", "NodeNotReady"];
+        all.iter()
+            .all(|r| reasons.iter().any(|x| x == r))
+            .then_some(reasons)
+    })
+    .await;
+    eprintln!("node events: {seen:?}");
 }
 
 #[tokio::test]

@@ -99,7 +99,13 @@ pub async fn start(
             path: settings.socket.clone(),
             source,
         })?;
-    let (cidr_tx, cidr_rx) = watch::channel(settings.pod_cidr);
+    // A restarted agent knows its pod CIDR from the Node at once, so its first status does not
+    // flip Ready off and on (which would move Ready's transition time).
+    let known = match settings.pod_cidr {
+        Some(c) => Some(c),
+        None => pod_cidr::read_once(client.clone(), &node_name).await,
+    };
+    let (cidr_tx, cidr_rx) = watch::channel(known);
     let chain = Arc::new(Chain::new(
         settings.conf_dir.clone(),
         settings.bin_dirs.clone(),

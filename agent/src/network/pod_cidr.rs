@@ -14,6 +14,18 @@ use super::conflist::PodCidr;
 /// How often the Node is read until it has a podCIDR.
 const POLL: Duration = Duration::from_secs(2);
 
+/// The Node's podCIDR if the Node exists and has one (an agent restarting on a registered
+/// node), read once with a short deadline so that start-up never waits long on it.
+pub async fn read_once(client: kube::Client, node_name: &str) -> Option<PodCidr> {
+    let nodes: Api<Node> = Api::all(client);
+    let node = tokio::time::timeout(Duration::from_secs(5), nodes.get_opt(node_name))
+        .await
+        .ok()?
+        .ok()??;
+    let text = node.spec?.pod_cidr.filter(|t| !t.is_empty())?;
+    PodCidr::parse(&text).ok()
+}
+
 /// Publishes the pod CIDR: the flag's at once (if any), the Node's as soon as it is set.
 pub async fn follow(
     client: kube::Client,
@@ -22,7 +34,9 @@ pub async fn follow(
     tx: watch::Sender<Option<PodCidr>>,
     cancel: CancellationToken,
 ) {
-    tx.send_replace(flag);
+    if flag.is_some() {
+        tx.send_replace(flag);
+    }
     let nodes: Api<Node> = Api::all(client);
     loop {
         match nodes.get_opt(&node_name).await {

@@ -68,6 +68,7 @@ pub async fn run(
         node_ip,
         thresholds: Thresholds::default(),
         heartbeat,
+        events: crate::pods::events::Events::start(client.clone(), &config.node_name),
     };
     let initial_status = status::compute(&writer, &health.borrow(), &[]);
     let desired = object::node(&status::identity(&writer), initial_status);
@@ -75,6 +76,11 @@ pub async fn run(
     let Some(node) = register::register_or_adopt(&writer.api, &desired, &cancel).await else {
         return;
     };
+    writer.events.node(
+        &config.node_name,
+        "Starting",
+        "Starting kubelet.".to_string(),
+    );
     let owner = lease::LeaseOwner {
         node_name: config.node_name.clone(),
         node_uid: node.metadata.uid.clone().unwrap_or_default(),

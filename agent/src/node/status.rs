@@ -51,6 +51,8 @@ pub struct StatusWriter {
     pub node_ip: std::net::IpAddr,
     pub thresholds: Thresholds,
     pub heartbeat: Heartbeat,
+    /// Node events (NodeReady / NodeNotReady when the Ready condition flips).
+    pub events: crate::pods::events::Events,
 }
 
 /// The status the agent would report now, given the last reported conditions.
@@ -162,6 +164,22 @@ pub async fn run(
                         });
                         if flipped {
                             info!(node = %name, ready = %ready.status, message = ?ready.message, "node status written");
+                        }
+                        let before = previous_conditions
+                            .iter()
+                            .find(|c| c.type_ == "Ready")
+                            .map(|c| c.status.as_str());
+                        if before != Some(ready.status.as_str()) {
+                            let reason = if ready.status == "True" {
+                                "NodeReady"
+                            } else {
+                                "NodeNotReady"
+                            };
+                            w.events.node(
+                                &name,
+                                reason,
+                                format!("Node {name} status is now: {reason}"),
+                            );
                         }
                     }
                     previous_conditions = status.conditions.clone().unwrap_or_default();

@@ -99,6 +99,28 @@ impl Events {
     }
 }
 
+impl Events {
+    /// A Normal event about the Node itself (kubelet's Starting, NodeReady, NodeNotReady).
+    /// kubelet refers to its Node with the node name as UID; so does this.
+    pub fn node(&self, node: &str, reason: &str, message: String) {
+        let reference = ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some("Node".to_string()),
+            name: Some(node.to_string()),
+            uid: Some(node.to_string()),
+            ..ObjectReference::default()
+        };
+        let event = Event {
+            type_: EventType::Normal,
+            reason: reason.to_string(),
+            note: Some(truncate(message, 1024)),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        let _ = self.tx.try_send((event, reference));
+    }
+}
+
 /// kubelet's fieldPath for a container: spec.containers{NAME} or spec.initContainers{NAME}.
 fn container_field_path(pod: &Pod, name: &str) -> String {
     let is_init = pod
