@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::pods::{
-    TestNamespace, busybox, condition, container, cri, exec_in, init_container, phase, running,
-    setup, sh, wait_event, wait_pod,
+    busybox, condition, container, cri, init_container, output, phase, ready, running, setup, sh,
+    wait_event, wait_pod,
 };
 use common::require_cluster;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
@@ -19,18 +19,6 @@ use serde_json::json;
 const T: Duration = Duration::from_secs(90);
 
 /// Runs `cmd` in the pod's container `c` and returns its stdout.
-async fn output(p: &Pod, c: &str, cmd: &[&str]) -> String {
-    let id = container(p, c).unwrap().container_id.clone().unwrap();
-    exec_in(&id, cmd).await
-}
-
-async fn ready(ns: &TestNamespace, name: &str) -> Pod {
-    wait_pod(&ns.pods(), name, "Ready", T, |p| {
-        condition(p, "Ready").as_deref() == Some("True")
-    })
-    .await
-}
-
 #[tokio::test]
 async fn environment_comes_from_values_fields_resources_configmaps_and_secrets() {
     if !require_cluster() {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::pods::{
-    TestNamespace, busybox, condition, container, exec_in, setup, sh, wait_event, wait_pod,
+    TestNamespace, busybox, container, exec_in, ready, setup, sh, wait_event, wait_pod,
 };
 use common::{require_cluster, wait_for};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
@@ -223,13 +223,6 @@ fn pvc_pod(script: &str) -> serde_json::Value {
                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
     })
-}
-
-async fn ready(ns: &TestNamespace, name: &str) -> Pod {
-    wait_pod(&ns.pods(), name, "Ready", T, |p| {
-        condition(p, "Ready").as_deref() == Some("True")
-    })
-    .await
 }
 
 async fn delete_and_wait(ns: &TestNamespace, name: &str) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::pods::{
-    TestNamespace, busybox, condition, container, events, exec_in, sh, wait_event, wait_pod,
+    TestNamespace, busybox, container, events, output, ready, sh, wait_event, wait_pod,
     waiting_reason,
 };
 use common::{Agent, require_cluster, wait_for};
@@ -29,18 +29,6 @@ async fn setup_with(node: &str, ns: &str, extra: &[&str]) -> (kube::Client, Agen
     common::wait_ready(&client, node, "True", T).await;
     let ns = TestNamespace::create(&client, ns).await;
     (client, agent, ns)
-}
-
-async fn output(p: &Pod, c: &str, cmd: &[&str]) -> String {
-    let id = container(p, c).unwrap().container_id.clone().unwrap();
-    exec_in(&id, cmd).await
-}
-
-async fn ready(ns: &TestNamespace, name: &str) -> Pod {
-    wait_pod(&ns.pods(), name, "Ready", T, |p| {
-        condition(p, "Ready").as_deref() == Some("True")
-    })
-    .await
 }
 
 async fn create<K>(client: &kube::Client, ns: &str, v: Value) -> K

@@ -270,3 +270,17 @@ pub async fn setup(node: &str, ns: &str) -> (kube::Client, super::Agent, TestNam
 pub fn sh(script: &str) -> Value {
     json!(["sh", "-c", script])
 }
+
+/// Waits (90 s) until the pod's Ready condition is True; returns the pod.
+pub async fn ready(ns: &TestNamespace, name: &str) -> Pod {
+    wait_pod(&ns.pods(), name, "Ready", Duration::from_secs(90), |p| {
+        condition(p, "Ready").as_deref() == Some("True")
+    })
+    .await
+}
+
+/// Stdout of `cmd` run in container `c` of the pod (CRI ExecSync).
+pub async fn output(p: &Pod, c: &str, cmd: &[&str]) -> String {
+    let id = container(p, c).unwrap().container_id.clone().unwrap();
+    exec_in(&id, cmd).await
+}
