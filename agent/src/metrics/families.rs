@@ -2,8 +2,8 @@
 //! has the metric (so existing dashboards work); the agent's own carry `minikubelet_`.
 
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, exponential_buckets,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, exponential_buckets,
 };
 
 /// kubelet's buckets for pod start durations (pkg/kubelet/metrics).
@@ -32,6 +32,8 @@ pub struct Families {
     pub csi_operations: HistogramVec,
     pub storage_operations: HistogramVec,
     pub http_requests: IntCounterVec,
+    pub pod_worker_panics: IntCounter,
+    pub http_connections_refused: IntCounterVec,
 }
 
 fn histogram(
@@ -129,6 +131,17 @@ impl Families {
                 ),
                 &["method", "path", "server_type", "code"],
             )?,
+            pod_worker_panics: IntCounter::with_opts(Opts::new(
+                "minikubelet_pod_worker_panics_total",
+                "Pod workers that died of a panic and were restarted by their supervisor",
+            ))?,
+            http_connections_refused: IntCounterVec::new(
+                Opts::new(
+                    "minikubelet_http_connections_refused_total",
+                    "Connections to the HTTPS API closed at once because a connection limit was reached, by the limit",
+                ),
+                &["limit"],
+            )?,
         };
         Ok(f)
     }
@@ -148,6 +161,8 @@ impl Families {
         registry.register(Box::new(self.csi_operations.clone()))?;
         registry.register(Box::new(self.storage_operations.clone()))?;
         registry.register(Box::new(self.http_requests.clone()))?;
+        registry.register(Box::new(self.pod_worker_panics.clone()))?;
+        registry.register(Box::new(self.http_connections_refused.clone()))?;
         Ok(())
     }
 }

@@ -48,7 +48,7 @@ pub async fn post_start(ctx: &PodContext, pod: &Pod, c: &Container, id: &str, po
             "Killing",
             format!("FailedPostStartHook: container {} will be killed", c.name),
         );
-        kill::stop_container(ctx, id, super::start::grace_period(pod)).await;
+        kill::stop_container(ctx, id, super::grace::grace_period(pod)).await;
     }
 }
 

@@ -2,7 +2,7 @@
 //! image is there, create it, start it, run its postStart hook. Each failure becomes the
 //! container's waiting reason and an event with kubelet's reason.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cri_client::api::PodSandboxConfig;
 use k8s_openapi::api::core::v1::{Container, Pod, Secret};
@@ -61,11 +61,16 @@ fn termination_message_file(
     name: &str,
     restart: u32,
 ) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
     let uid = pod.metadata.uid.as_deref()?;
+    ctx.volumes.layout().create_pod_dir(uid).ok()?;
     let dir = ctx.pod_dir(uid).join("containers").join(name);
     std::fs::create_dir_all(&dir).ok()?;
     let path = dir.join(format!("termination-{restart}"));
     std::fs::write(&path, b"").ok()?;
+    // Any user the container runs as must be able to write its message (kubelet: 0666); the
+    // pod dir above is 0750, so no other local user reaches it.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).ok()?;
     Some(path)
 }
 
@@ -248,15 +253,4 @@ pub async fn start(
     );
     debug!(container = name, %id, "container started");
     Ok(id)
-}
-
-/// The grace period for stopping a container whose postStart hook failed (kubelet uses the
-/// pod's termination grace period).
-pub fn grace_period(pod: &Pod) -> Duration {
-    let secs = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.termination_grace_period_seconds)
-        .unwrap_or(30);
-    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
 }

@@ -165,7 +165,7 @@ pub async fn sync(
             let msg = "Pod was active on the node longer than the specified deadline".to_string();
             ctx.events
                 .normal(pod, None, "DeadlineExceeded", msg.clone());
-            let deadline = Instant::now() + start::grace_period(pod);
+            let deadline = super::grace::deadline(Instant::now(), super::grace::grace_period(pod));
             kill::stop_containers(
                 ctx,
                 pod,
@@ -309,7 +309,7 @@ async fn run_containers(
                         "Killing",
                         format!("Container {} definition changed, will be restarted", c.name),
                     );
-                    kill::stop_container(ctx, &l.id, start::grace_period(pod)).await;
+                    kill::stop_container(ctx, &l.id, super::grace::grace_period(pod)).await;
                     outcome.merge(Duration::ZERO);
                 } else {
                     check_liveness(ctx, state, pod, &l).await;
@@ -408,11 +408,13 @@ async fn create_sandbox(
         warn!(dir = %config.log_directory, error = %e, "cannot create pod log directory");
     }
     let began = Instant::now();
-    let handler = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.runtime_class_name.clone())
-        .unwrap_or_default();
+    let handler = match super::runtime_class::handler(&ctx.client, pod).await {
+        Ok(h) => h,
+        Err(e) => {
+            sandbox_failed(ctx, state, pod, &e);
+            return Err(());
+        }
+    };
     // The CNI delegate forwards this pod's network requests to this agent.
     if let Some(uid) = pod.metadata.uid.as_deref() {
         crate::network::routes::record_pod(uid);
@@ -433,20 +435,31 @@ async fn create_sandbox(
             Ok(id)
         }
         Err(e) => {
-            let msg = format!("Failed to create pod sandbox: {e}");
-            ctx.events
-                .warning(pod, None, "FailedCreatePodSandBox", msg.clone());
-            for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-                state.waiting.insert(
-                    c.name.clone(),
-                    Waiting {
-                        reason: "ContainerCreating".to_string(),
-                        message: msg.clone(),
-                    },
-                );
-            }
+            sandbox_failed(ctx, state, pod, &e);
             Err(())
         }
+    }
+}
+
+/// kubelet's FailedCreatePodSandBox: the event, and every container waiting in
+/// ContainerCreating with the reason.
+fn sandbox_failed(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    error: &dyn std::fmt::Display,
+) {
+    let msg = format!("Failed to create pod sandbox: {error}");
+    ctx.events
+        .warning(pod, None, "FailedCreatePodSandBox", msg.clone());
+    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+        state.waiting.insert(
+            c.name.clone(),
+            Waiting {
+                reason: "ContainerCreating".to_string(),
+                message: msg.clone(),
+            },
+        );
     }
 }
 
@@ -594,7 +607,7 @@ async fn check_liveness(ctx: &PodContext, state: &mut PodState, pod: &Pod, c: &C
                 c.name
             ),
         );
-        kill::stop_container(ctx, &c.id, start::grace_period(pod)).await;
+        kill::stop_container(ctx, &c.id, super::grace::grace_period(pod)).await;
     }
 }
 
@@ -721,17 +734,8 @@ async fn terminate(
     if state.deletion_requested {
         return Ok(Outcome::after(Duration::from_secs(5)));
     }
-    let grace = pod
-        .metadata
-        .deletion_grace_period_seconds
-        .or_else(|| {
-            pod.spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds)
-        })
-        .unwrap_or(30);
     let began = *state.killing.get_or_insert_with(Instant::now);
-    let deadline = began + Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+    let deadline = super::grace::deadline(began, super::grace::grace_period(pod));
     let targets = super::hooks_glue::PreStopTargets::new(pod);
     kill::stop_containers(
         ctx,

@@ -1,6 +1,7 @@
 //! One worker per pod UID. A worker owns its pod's state and is the only one that syncs it, so
 //! two syncs of one pod never overlap; updates that arrive meanwhile are coalesced into the next
-//! sync (only the latest spec matters). Runtime events and probe results wake it.
+//! sync (only the latest spec matters). Runtime events and probe results wake it. A worker
+//! that panics is restarted by [`super::supervise`], never left dead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,7 +89,17 @@ impl Workers {
         );
         let span = info_span!("pod", pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default()), %uid);
         let this = self.clone();
-        tokio::spawn(async move { this.run(uid, rx, wake).await }.instrument(span));
+        let cancel = self.cancel.clone();
+        let mut first_rx = Some(rx);
+        let start = move || {
+            // The first run takes the channel made above; a restart after a panic subscribes
+            // anew, so it starts from the latest desired state.
+            let rx = first_rx
+                .take()
+                .or_else(|| this.lock().get(&uid).map(|h| h.tx.subscribe()))?;
+            Some(this.clone().run(uid.clone(), rx, wake.clone()))
+        };
+        tokio::spawn(super::supervise::supervise(cancel, start).instrument(span));
     }
 
     /// The pod object is gone from the API.
@@ -150,9 +161,22 @@ impl Workers {
                     }
                     probes.collect(&ctx, &pod, &mut state);
                     let began = std::time::Instant::now();
-                    let result = sync::sync(&ctx, &mut state, &pod).await;
+                    let synced = if pod.metadata.deletion_timestamp.is_some() {
+                        // A termination waits as long as its grace period, which a pod may set
+                        // to years: a shorter grace (or a force deletion) must not wait for it.
+                        tokio::select! {
+                            r = sync::sync(&ctx, &mut state, &pod) => Some(r),
+                            () = shorter_grace(&mut rx, &pod) => None,
+                        }
+                    } else {
+                        Some(sync::sync(&ctx, &mut state, &pod).await)
+                    };
                     crate::metrics::observe_pod_worker(operation, began.elapsed());
                     last_pod = Some(pod.clone());
+                    let Some(result) = synced else {
+                        info!("termination cut short by a shorter grace period");
+                        continue;
+                    };
                     match result {
                         Ok(outcome) => {
                             probes.reconcile(&ctx, &pod, &mut state);
@@ -172,6 +196,24 @@ impl Workers {
                 () = wake.notified() => {}
                 () = sleep => {}
             }
+        }
+    }
+}
+
+/// Resolves when the desired state turns into one that ends `pod` sooner: the object is gone,
+/// or its deletion grace period became shorter.
+async fn shorter_grace(rx: &mut watch::Receiver<Desired>, pod: &Pod) {
+    let grace = |p: &Pod| p.metadata.deletion_grace_period_seconds.unwrap_or(i64::MAX);
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let sooner = match &*rx.borrow() {
+            Desired::Gone => true,
+            Desired::Present(p) => grace(p) < grace(pod),
+        };
+        if sooner {
+            return;
         }
     }
 }
