@@ -56,6 +56,8 @@ pub enum StartError {
     Server(#[from] crate::server::ServerError),
     #[error(transparent)]
     Network(#[from] crate::network::StartError),
+    #[error("invalid --allowed-unsafe-sysctls: {0}")]
+    Sysctls(String),
 }
 
 async fn kube_client(path: &PathBuf) -> Result<kube::Client, StartError> {
@@ -119,7 +121,14 @@ fn pod_context(
     runtime_name: String,
     machine: &MachineInfo,
     node_ip: std::net::IpAddr,
-) -> PodContext {
+) -> Result<PodContext, StartError> {
+    let sysctls = crate::pods::sysctls::Allowlist::new(&config.allowed_unsafe_sysctls)
+        .map_err(StartError::Sysctls)?;
+    let apparmor = crate::pods::container::apparmor::host_enabled();
+    if !apparmor {
+        info!("AppArmor is not enabled on this host: pods that ask for a profile are refused");
+    }
+    let admission = Admission::new(sysctls, apparmor);
     let (cpu, memory, memory_capacity) = node::allocatable(config, machine);
     let events = Events::start(client.clone(), &config.node_name);
     let volumes = crate::volumes::Volumes::new(
@@ -135,7 +144,7 @@ fn pod_context(
         },
         config.sync_frequency,
     );
-    PodContext {
+    Ok(PodContext {
         events,
         volumes,
         client,
@@ -159,15 +168,29 @@ fn pod_context(
             max_files: config.container_log_max_files,
         },
         images: Images::default(),
-        admission: Admission::default(),
+        admission,
+    })
+}
+
+/// Creates the root dir and its `pods` dir with kubelet's mode 0750 (root and its group only:
+/// pods' secrets and tokens live below), correcting the mode of dirs that already exist.
+fn private_dir(root: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    for dir in [root.to_path_buf(), root.join("pods")] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750))?;
     }
+    Ok(())
 }
 
 /// Runs the agent until a shutdown signal. Pods are left running on shutdown.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let client = kube_client(&config.kubeconfig).await?;
     let (runtime, runtime_name) = runtime(&config).await?;
-    std::fs::create_dir_all(&config.root_dir).map_err(|source| StartError::RootDir {
+    private_dir(&config.root_dir).map_err(|source| StartError::RootDir {
         path: config.root_dir.clone(),
         source,
     })?;
@@ -236,7 +259,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         runtime_name,
         &machine,
         node_ip,
-    );
+    )?;
     pods.volumes.set_external_plugin(Arc::new(csi.clone()));
     tasks.spawn(csi.watcher().run(cancel.clone()));
     tasks.spawn(node::run(

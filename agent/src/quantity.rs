@@ -17,7 +17,7 @@ const BINARY: [(&str, u32); 6] = [
     ("Pi", 50),
     ("Ei", 60),
 ];
-const DECIMAL: [(&str, i32); 8] = [
+const DECIMAL: [(&str, i32); 9] = [
     ("n", -9),
     ("u", -6),
     ("m", -3),
@@ -26,6 +26,8 @@ const DECIMAL: [(&str, i32); 8] = [
     ("G", 9),
     ("T", 12),
     ("P", 15),
+    // "E" alone is exa; "E" followed by a number is an exponent (handled below).
+    ("E", 18),
 ];
 
 /// Parses a quantity and returns its value multiplied by `scale` (1000 for milli-units), rounded
@@ -115,6 +117,16 @@ mod tests {
         assert_eq!(parse_millis("1.5"), Ok(1500));
         assert_eq!(parse_millis("0.0001"), Ok(1), "fractions round up");
         assert_eq!(parse_millis("1e3"), Ok(1_000_000));
+        assert_eq!(
+            parse_units("2E"),
+            Ok(2_000_000_000_000_000_000),
+            "E alone is exa"
+        );
+        assert_eq!(
+            parse_units("2E3"),
+            Ok(2000),
+            "E with a number is an exponent"
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub authentication_token_webhook: Option<bool>,
     pub authorization_mode: Option<String>,
     pub healthz_bind_address: Option<String>,
+    pub streaming_connection_idle_timeout: Option<String>,
+    pub allowed_unsafe_sysctls: Option<Vec<String>>,
     pub kube_reserved: Option<BTreeMap<String, String>>,
     pub system_reserved: Option<BTreeMap<String, String>>,
     pub node_status_update_frequency: Option<String>,

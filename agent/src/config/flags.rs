@@ -94,6 +94,16 @@ pub struct Flags {
     #[arg(long, value_name = "MODE")]
     pub authorization_mode: Option<String>,
 
+    /// Longest time an exec, attach or port-forward stream may stay idle before it is closed
+    /// (e.g. 4h0m0s, kubelet's default).
+    #[arg(long, value_name = "DURATION")]
+    pub streaming_connection_idle_timeout: Option<String>,
+
+    /// Unsafe sysctls (or patterns ending in `*`) that pods may set besides kubelet's safe set,
+    /// comma-separated, e.g. `kernel.msg*,net.core.somaxconn`.
+    #[arg(long, value_name = "NAME,...")]
+    pub allowed_unsafe_sysctls: Option<String>,
+
     /// Port of the local, unauthenticated /healthz endpoint. 0 disables it. Default 10248.
     #[arg(long, value_name = "PORT")]
     pub healthz_port: Option<u16>,

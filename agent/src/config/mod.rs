@@ -80,6 +80,8 @@ pub struct Config {
     pub verbosity: u8,
     /// Pod networking: the chain's conf dir, plugins, cache, delegate socket, pod CIDR.
     pub network: crate::network::NetworkSettings,
+    /// Unsafe sysctls (exact names or `prefix*` patterns) pods may set besides the safe set.
+    pub allowed_unsafe_sysctls: Vec<String>,
 }
 
 /// Kubelet's defaults.
@@ -238,6 +240,18 @@ impl Config {
         if node_status_update_frequency.is_zero() || runtime_request_timeout.is_zero() {
             return Err(invalid("durations")("must be greater than zero".into()));
         }
+        let allowed_unsafe_sysctls: Vec<String> = match flags.allowed_unsafe_sysctls.clone() {
+            Some(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => file.allowed_unsafe_sysctls.clone().unwrap_or_default(),
+        };
+        for pattern in &allowed_unsafe_sysctls {
+            parse::validate_sysctl_pattern(pattern).map_err(invalid("--allowed-unsafe-sysctls"))?;
+        }
         let node_lease_duration_seconds = flags
             .node_lease_duration_seconds
             .or(file.node_lease_duration_seconds)
@@ -346,6 +360,7 @@ impl Config {
             container_log_max_files,
             log_format,
             verbosity: flags.verbosity.or(file.verbosity).unwrap_or(0),
+            allowed_unsafe_sysctls,
         })
     }
 }

@@ -242,8 +242,49 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// A sysctl name (`kernel.msgmax`, `net/ipv4/ip_forward`) or a pattern ending in `*`
+/// (`kernel.msg*`), as kubelet's --allowed-unsafe-sysctls takes them.
+pub fn validate_sysctl_pattern(pattern: &str) -> Result<(), String> {
+    let name = pattern.strip_suffix('*').unwrap_or(pattern);
+    let ok_segment = |seg: &str| {
+        !seg.is_empty()
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    };
+    let segments: Vec<&str> = name.split(['.', '/']).collect();
+    let trailing_dot = pattern.ends_with('*') && (name.ends_with('.') || name.ends_with('/'));
+    let body = if trailing_dot {
+        &segments[..segments.len() - 1]
+    } else {
+        &segments[..]
+    };
+    if pattern.len() > 253 || body.is_empty() || !body.iter().all(|s| ok_segment(s)) {
+        return Err(format!(
+            "{pattern:?} is not a sysctl name or a pattern ending in '*'"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sysctl_patterns() {
+        for ok in [
+            "kernel.msgmax",
+            "kernel.msg*",
+            "net.core.*",
+            "net/ipv4/ip_forward",
+            "a*",
+        ] {
+            assert_eq!(super::validate_sysctl_pattern(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "*", "kernel..x", "kernel.m*sg", "kernel msg", ".x"] {
+            assert!(super::validate_sysctl_pattern(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -30,7 +30,13 @@ pub struct ServerConfig {
     pub anonymous_auth: bool,
     pub authentication_token_webhook: bool,
     pub authorization_mode: AuthorizationMode,
+    /// Idle exec / attach / port-forward streams are closed after this long (kubelet's
+    /// --streaming-connection-idle-timeout, 4h by default).
+    pub streaming_connection_idle_timeout: std::time::Duration,
 }
+
+/// kubelet's default --streaming-connection-idle-timeout.
+pub const DEFAULT_STREAMING_CONNECTION_IDLE_TIMEOUT: &str = "4h";
 
 fn invalid(setting: &'static str, message: String) -> ConfigError {
     ConfigError::Invalid { setting, message }
@@ -73,8 +79,23 @@ pub fn resolve(flags: &Flags, file: &FileConfig) -> Result<ServerConfig, ConfigE
             ));
         }
     };
+    let idle = flags
+        .streaming_connection_idle_timeout
+        .clone()
+        .or(file.streaming_connection_idle_timeout.clone())
+        .unwrap_or_else(|| DEFAULT_STREAMING_CONNECTION_IDLE_TIMEOUT.to_string());
+    let streaming_connection_idle_timeout = super::parse::parse_duration(&idle)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            invalid(
+                "--streaming-connection-idle-timeout",
+                format!("{idle:?} is not a positive duration"),
+            )
+        })?;
     Ok(ServerConfig {
         address,
+        streaming_connection_idle_timeout,
         tls_cert_file,
         tls_private_key_file,
         client_ca_file: flags.client_ca_file.clone().or(file.client_ca_file.clone()),

@@ -1,14 +1,19 @@
-//! Admission: a pod bound to this node runs only if its requests fit what is left of allocatable
-//! and the node is below max-pods; otherwise it fails with kubelet's reasons (OutOfcpu,
-//! OutOfmemory, OutOfpods).
+//! Admission: a pod bound to this node runs only if kubelet's admit handlers would let it, in
+//! kubelet's order: its OS is this node's (PodOSNotSupported), its sysctls are allowed
+//! (SysctlForbidden, [`super::sysctls`]), its requests plus its overhead fit what is left of
+//! allocatable and the node is below max-pods (OutOfcpu, OutOfmemory, OutOfpods), and a pending
+//! pod's AppArmor profiles can be enforced (AppArmor). Quantities that do not parse refuse the
+//! pod; sums saturate, so no spec can wrap them into a small number.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use super::container::apparmor;
 use super::context::NodeFacts;
-use crate::quantity::{parse_millis, parse_units};
+use super::sysctls::{self, Allowlist};
+use crate::quantity::parse_scaled;
 
 /// Requests that count against allocatable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -17,27 +22,69 @@ pub struct Requests {
     pub memory_bytes: u64,
 }
 
-fn container_requests(c: &Container) -> Requests {
-    let r = c.resources.as_ref();
-    let get = |name: &str| {
-        r.and_then(|r| r.requests.as_ref())
-            .and_then(|m| m.get(name))
-            .or_else(|| r.and_then(|r| r.limits.as_ref()).and_then(|m| m.get(name)))
-            .map(|q| q.0.clone())
-    };
-    Requests {
-        cpu_millis: get("cpu").and_then(|q| parse_millis(&q).ok()).unwrap_or(0),
-        memory_bytes: get("memory")
-            .and_then(|q| parse_units(&q).ok())
-            .unwrap_or(0),
+impl Requests {
+    fn plus(self, other: Requests) -> Requests {
+        Requests {
+            cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_add(other.memory_bytes),
+        }
+    }
+
+    fn max(self, other: Requests) -> Requests {
+        Requests {
+            cpu_millis: self.cpu_millis.max(other.cpu_millis),
+            memory_bytes: self.memory_bytes.max(other.memory_bytes),
+        }
     }
 }
 
+/// Reads cpu and memory from `list` (requests, or limits when no request is given).
+fn amounts(
+    requests: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
+    limits: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
+) -> Result<Requests, String> {
+    let get = |name: &str| {
+        requests
+            .and_then(|m| m.get(name))
+            .or_else(|| limits.and_then(|m| m.get(name)))
+            .map(|q| q.0.as_str())
+    };
+    // A valid quantity too large for u64 counts as u64::MAX: it fits no node.
+    let read = |name: &str, scale: u128| match get(name) {
+        Some(q) => parse_scaled(q, scale)
+            .map(|v| u64::try_from(v).unwrap_or(u64::MAX))
+            .map_err(|_| format!("invalid {name} quantity {q:?}")),
+        None => Ok(0),
+    };
+    Ok(Requests {
+        cpu_millis: read("cpu", 1000)?,
+        memory_bytes: read("memory", 1)?,
+    })
+}
+
+fn container_requests(c: &Container) -> Result<Requests, String> {
+    let r = c.resources.as_ref();
+    amounts(
+        r.and_then(|r| r.requests.as_ref()),
+        r.and_then(|r| r.limits.as_ref()),
+    )
+}
+
 /// The pod's effective requests: the sum over containers (and sidecars), or the largest init
-/// container, whichever is larger, per resource.
-pub fn pod_requests(pod: &Pod) -> Requests {
+/// container, whichever is larger, per resource; plus the pod's overhead (its RuntimeClass's).
+pub fn pod_requests(pod: &Pod) -> Result<Requests, String> {
     let Some(spec) = pod.spec.as_ref() else {
-        return Requests::default();
+        return Ok(Requests::default());
     };
     let mut sum = Requests::default();
     for c in spec.containers.iter().chain(
@@ -46,16 +93,13 @@ pub fn pod_requests(pod: &Pod) -> Requests {
             .flatten()
             .filter(|c| c.restart_policy.as_deref() == Some("Always")),
     ) {
-        let r = container_requests(c);
-        sum.cpu_millis += r.cpu_millis;
-        sum.memory_bytes += r.memory_bytes;
+        sum = sum.plus(container_requests(c)?);
     }
     for c in spec.init_containers.iter().flatten() {
-        let r = container_requests(c);
-        sum.cpu_millis = sum.cpu_millis.max(r.cpu_millis);
-        sum.memory_bytes = sum.memory_bytes.max(r.memory_bytes);
+        sum = sum.max(container_requests(c)?);
     }
-    sum
+    let overhead = amounts(spec.overhead.as_ref(), None)?;
+    Ok(sum.plus(overhead))
 }
 
 /// A refusal: kubelet's reason and message.
@@ -69,29 +113,81 @@ pub struct Refusal {
 #[derive(Default)]
 pub struct Admission {
     admitted: Mutex<HashMap<String, Requests>>,
+    sysctls: Allowlist,
+    apparmor_enabled: bool,
+}
+
+fn refusal(reason: &str, message: String) -> Refusal {
+    Refusal {
+        reason: reason.to_string(),
+        message: format!("Pod was rejected: {message}"),
+    }
 }
 
 impl Admission {
+    /// Admission with the node's sysctl allowlist, on a host with or without AppArmor.
+    pub fn new(sysctls: Allowlist, apparmor_enabled: bool) -> Admission {
+        Admission {
+            admitted: Mutex::default(),
+            sysctls,
+            apparmor_enabled,
+        }
+    }
+
     /// Admits `pod` (idempotent per UID) or says why not.
     pub fn admit(&self, pod: &Pod, node: &NodeFacts) -> Result<(), Refusal> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let mut map = self
-            .admitted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.contains_key(&uid) {
+        if self.lock().contains_key(&uid) {
             return Ok(());
         }
-        let want = pod_requests(pod);
-        let used = map.values().fold(Requests::default(), |a, r| Requests {
-            cpu_millis: a.cpu_millis + r.cpu_millis,
-            memory_bytes: a.memory_bytes + r.memory_bytes,
-        });
-        let refuse = |res: &str, requested: u64, used: u64, capacity: u64| Refusal {
-            reason: format!("OutOf{res}"),
-            message: format!(
-                "Pod was rejected: Node didn't have enough resource: {res}, requested: {requested}, used: {used}, capacity: {capacity}"
-            ),
+        let os = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.os.as_ref())
+            .map(|o| o.name.as_str());
+        if os.is_some_and(|os| os != "linux") {
+            return Err(Refusal {
+                reason: "PodOSNotSupported".to_string(),
+                message: "Failed to admit pod as the OS field doesn't match node OS".to_string(),
+            });
+        }
+        self.sysctls
+            .check(pod)
+            .map_err(|m| refusal(sysctls::FORBIDDEN_REASON, m))?;
+        let want = pod_requests(pod).map_err(|m| refusal("UnexpectedAdmissionError", m))?;
+        self.fits(&uid, want, node)?;
+        let pending = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_none_or(|p| p == "Pending");
+        if pending && let Err(m) = apparmor::check(pod, self.apparmor_enabled) {
+            self.release(&uid);
+            return Err(Refusal {
+                reason: apparmor::REFUSED_REASON.to_string(),
+                message: m,
+            });
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Requests>> {
+        self.admitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records `want` for `uid` when it fits beside the pods admitted already.
+    fn fits(&self, uid: &str, want: Requests, node: &NodeFacts) -> Result<(), Refusal> {
+        let mut map = self.lock();
+        let used = map.values().fold(Requests::default(), |a, r| a.plus(*r));
+        let refuse = |res: &str, requested: u64, used: u64, capacity: u64| {
+            refusal(
+                &format!("OutOf{res}"),
+                format!(
+                    "Node didn't have enough resource: {res}, requested: {requested}, used: {used}, capacity: {capacity}"
+                ),
+            )
         };
         if map.len() as u64 >= u64::from(node.max_pods) {
             return Err(refuse(
@@ -101,7 +197,7 @@ impl Admission {
                 u64::from(node.max_pods),
             ));
         }
-        if used.cpu_millis + want.cpu_millis > node.allocatable_cpu_millis {
+        if used.cpu_millis.saturating_add(want.cpu_millis) > node.allocatable_cpu_millis {
             return Err(refuse(
                 "cpu",
                 want.cpu_millis,
@@ -109,7 +205,7 @@ impl Admission {
                 node.allocatable_cpu_millis,
             ));
         }
-        if used.memory_bytes + want.memory_bytes > node.allocatable_memory_bytes {
+        if used.memory_bytes.saturating_add(want.memory_bytes) > node.allocatable_memory_bytes {
             return Err(refuse(
                 "memory",
                 want.memory_bytes,
@@ -117,16 +213,13 @@ impl Admission {
                 node.allocatable_memory_bytes,
             ));
         }
-        map.insert(uid, want);
+        map.insert(uid.to_string(), want);
         Ok(())
     }
 
     /// Releases a pod's share (terminated or gone).
     pub fn release(&self, uid: &str) {
-        self.admitted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(uid);
+        self.lock().remove(uid);
     }
 }
 
@@ -187,8 +280,77 @@ mod tests {
             "containers": [{"name": "a", "resources": {"limits": {"cpu": "500m"}}},
                            {"name": "b", "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}}}]}}))
         .unwrap();
-        let r = pod_requests(&p);
+        let r = pod_requests(&p).unwrap();
         assert_eq!(r.cpu_millis, 2000);
         assert_eq!(r.memory_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn overhead_counts_and_huge_requests_saturate_instead_of_wrapping() {
+        let p: Pod = serde_json::from_value(json!({"spec": {
+            "overhead": {"cpu": "250m", "memory": "64Mi"},
+            "containers": [{"name": "a", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}}))
+        .unwrap();
+        let r = pod_requests(&p).unwrap();
+        assert_eq!(r.cpu_millis, 1250);
+        assert_eq!(r.memory_bytes, (1 << 30) + (64 << 20));
+        let huge: Pod =
+            serde_json::from_value(json!({"metadata": {"uid": "h", "name": "h"}, "spec": {
+            "containers": [{"name": "a", "resources": {"requests": {"memory": "8E"}}},
+                           {"name": "b", "resources": {"requests": {"memory": "8E"}}},
+                           {"name": "c", "resources": {"requests": {"memory": "8E"}}}]}}))
+            .unwrap();
+        assert_eq!(pod_requests(&huge).unwrap().memory_bytes, u64::MAX);
+        let e = Admission::default().admit(&huge, &node()).unwrap_err();
+        assert_eq!(e.reason, "OutOfmemory");
+    }
+
+    #[test]
+    fn unparseable_quantities_refuse_the_pod() {
+        let p: Pod =
+            serde_json::from_value(json!({"metadata": {"uid": "q", "name": "q"}, "spec": {
+            "containers": [{"name": "a", "resources": {"requests": {"cpu": "lots"}}}]}}))
+            .unwrap();
+        let e = Admission::default().admit(&p, &node()).unwrap_err();
+        assert_eq!(e.reason, "UnexpectedAdmissionError");
+        assert!(
+            e.message.contains("invalid cpu quantity \"lots\""),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn os_sysctls_and_apparmor_are_checked_with_kubelets_reasons() {
+        let a = Admission::new(Allowlist::new(&[]).unwrap(), false);
+        let windows: Pod = serde_json::from_value(json!({"metadata": {"uid": "w", "name": "w"},
+            "spec": {"os": {"name": "windows"}, "containers": []}}))
+        .unwrap();
+        assert_eq!(
+            a.admit(&windows, &node()).unwrap_err().reason,
+            "PodOSNotSupported"
+        );
+        let sysctl: Pod = serde_json::from_value(json!({"metadata": {"uid": "s", "name": "s"},
+            "spec": {"securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]},
+                "containers": []}}))
+        .unwrap();
+        let e = a.admit(&sysctl, &node()).unwrap_err();
+        assert_eq!(e.reason, "SysctlForbidden");
+        assert_eq!(
+            e.message,
+            "Pod was rejected: forbidden sysctl: \"kernel.msgmax\" not allowlisted"
+        );
+        let armored: Pod = serde_json::from_value(json!({"metadata": {"uid": "a", "name": "a"},
+            "spec": {"securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "c"}]}}))
+        .unwrap();
+        let e = a.admit(&armored, &node()).unwrap_err();
+        assert_eq!(e.reason, "AppArmor");
+        assert_eq!(
+            a.admit(&armored, &node()).unwrap_err().reason,
+            "AppArmor",
+            "nothing was kept"
+        );
+        assert_eq!(a.admit(&pod("ok", "1m", "1"), &node()), Ok(()));
     }
 }

@@ -18,8 +18,10 @@ use thiserror::Error;
 pub enum PullError {
     #[error("Container image \"{0}\" is not present with pull policy of Never")]
     NeverPull(String),
-    #[error("Failed to apply default image tag \"{0}\": couldn't parse image name")]
-    InvalidName(String),
+    #[error(
+        "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": {reason}"
+    )]
+    InvalidName { image: String, reason: String },
     #[error("Back-off pulling image \"{image}\": {last}")]
     BackOff { image: String, last: String },
     #[error("Failed to pull image \"{image}\": {message}")]
@@ -31,7 +33,7 @@ impl PullError {
     pub fn reason(&self) -> &'static str {
         match self {
             PullError::NeverPull(_) => "ErrImageNeverPull",
-            PullError::InvalidName(_) => "InvalidImageName",
+            PullError::InvalidName { .. } => super::image_ref::INVALID_REASON,
             PullError::BackOff { .. } => "ImagePullBackOff",
             PullError::Failed { .. } => "ErrImagePull",
         }
@@ -62,17 +64,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 #[derive(Default)]
 pub struct Images {
     backoff: Mutex<HashMap<(String, String), BackoffEntry>>,
-}
-
-/// Checks an image reference enough to refuse what a registry can never serve.
-pub fn valid_reference(image: &str) -> bool {
-    !image.is_empty()
-        && !image.contains(char::is_whitespace)
-        && !image.starts_with(['/', ':', '@', '.'])
-        && !image.ends_with(['/', ':', '@'])
-        && image
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._/:@+".contains(c))
 }
 
 /// The registry host of an image reference ("docker.io" when the first component is not a host).
@@ -176,8 +167,8 @@ impl Images {
         announce: impl FnOnce(String),
     ) -> Result<Ensured, PullError> {
         let image = container.image.clone().unwrap_or_default();
-        if !valid_reference(&image) {
-            return Err(PullError::InvalidName(image));
+        if let Err(reason) = super::image_ref::check(&image) {
+            return Err(PullError::InvalidName { image, reason });
         }
         let policy = pull_policy(container);
         if policy != "Always" {
@@ -290,12 +281,16 @@ mod tests {
     }
 
     #[test]
-    fn invalid_references_are_refused() {
-        assert!(valid_reference("127.0.0.1:5000/busybox:1.35"));
-        assert!(valid_reference("127.0.0.1:5000/busybox@sha256:abc"));
-        for bad in ["", "has space", "UPPER case", "x/", "x:", "/abs", "a$b"] {
-            assert!(!valid_reference(bad), "{bad:?}");
-        }
+    fn an_invalid_reference_reads_as_kubelets_message() {
+        let e = PullError::InvalidName {
+            image: "a b".into(),
+            reason: "invalid reference format".into(),
+        };
+        assert_eq!(e.reason(), "InvalidImageName");
+        assert_eq!(
+            e.to_string(),
+            r#"Failed to apply default image tag "a b": couldn't parse image name "a b": invalid reference format"#
+        );
     }
 
     fn secret(key: &str, json: &str) -> Secret {

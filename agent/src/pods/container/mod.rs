@@ -9,6 +9,7 @@
 //! - [`container_config`]: all of it put together.
 
 mod amounts;
+pub mod apparmor;
 pub(crate) mod downward;
 pub mod env;
 pub mod expand;

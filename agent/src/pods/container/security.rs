@@ -131,7 +131,10 @@ pub fn linux_security_with(
             add_ambient_capabilities: Vec::new(),
         });
 
-    Ok(api::LinuxContainerSecurityContext {
+    let (apparmor, apparmor_profile) =
+        super::apparmor::cri_profile(super::apparmor::profile(pod, container).as_ref());
+    let sc = api::LinuxContainerSecurityContext {
+        apparmor,
         capabilities,
         privileged: csc.and_then(|c| c.privileged).unwrap_or(false),
         namespace_options: Some(namespace_options(pod)),
@@ -148,7 +151,18 @@ pub fn linux_security_with(
         readonly_paths: paths(&DEFAULT_READONLY_PATHS),
         seccomp: Some(seccomp(psc, csc, opts)?),
         ..Default::default()
-    })
+    };
+    Ok(with_legacy_apparmor(sc, apparmor_profile))
+}
+
+/// Runtimes older than CRI 1.30 read only the deprecated string form of the AppArmor profile.
+#[allow(deprecated)]
+fn with_legacy_apparmor(
+    mut sc: api::LinuxContainerSecurityContext,
+    profile: String,
+) -> api::LinuxContainerSecurityContext {
+    sc.apparmor_profile = profile;
+    sc
 }
 
 /// The user an image runs as (from `ImageStatus`): used when the pod names no `runAsUser`,
@@ -337,6 +351,18 @@ fn seccomp(
     match p.type_.as_str() {
         "RuntimeDefault" => Ok(profile(ProfileType::RuntimeDefault, String::new())),
         "Localhost" => match p.localhost_profile.as_deref().filter(|l| !l.is_empty()) {
+            // Only a path below the profile root: `join` of an absolute path would replace
+            // the root, and `..` would climb out of it.
+            Some(name)
+                if Path::new(name).is_absolute()
+                    || Path::new(name)
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir)) =>
+            {
+                Err(format!(
+                    "localhostProfile {name:?} must be a relative path below the seccomp profile root"
+                ))
+            }
             Some(name) => Ok(profile(
                 ProfileType::Localhost,
                 opts.seccomp_profile_root
