@@ -91,23 +91,36 @@ pub async fn renew(
     }
 }
 
-/// Keeps the lease renewed until cancelled.
-pub async fn run(api: Api<Lease>, owner: LeaseOwner, cancel: CancellationToken) {
+/// Keeps the lease renewed until cancelled. Each renewal gets `deadline` (kubelet: the shorter
+/// of the lease duration and the status update frequency), so a hung connection to the
+/// apiserver is abandoned and retried rather than left to age the lease.
+pub async fn run(
+    api: Api<Lease>,
+    owner: LeaseOwner,
+    deadline: Duration,
+    cancel: CancellationToken,
+) {
     let interval =
         Duration::from_secs(u64::from(owner.duration_seconds) / 4).max(Duration::from_secs(1));
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(7));
     let mut last: Option<Lease> = None;
     loop {
-        let wait = match renew(&api, &owner, last.take()).await {
-            Ok(lease) => {
+        let renewed = tokio::time::timeout(deadline, renew(&api, &owner, last.take())).await;
+        let failed = match renewed {
+            Ok(Ok(lease)) => {
                 debug!(node = %owner.node_name, "lease renewed");
                 last = Some(lease);
                 backoff.reset();
-                interval
+                None
             }
-            Err(e) => {
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {deadline:?}")),
+        };
+        let wait = match failed {
+            None => interval,
+            Some(error) => {
                 let delay = backoff.next_delay().min(interval);
-                warn!(node = %owner.node_name, error = %e, retry_in = ?delay, "failed to renew node lease");
+                warn!(node = %owner.node_name, %error, retry_in = ?delay, "failed to renew node lease");
                 delay
             }
         };

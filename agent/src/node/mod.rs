@@ -87,7 +87,12 @@ pub async fn run(
         duration_seconds: config.node_lease_duration_seconds,
     };
     let leases = Api::<Lease>::namespaced(client, lease::LEASE_NAMESPACE);
-    let lease_task = tokio::spawn(lease::run(leases, owner, cancel.clone()));
+    let lease_task = tokio::spawn(lease::run(
+        leases,
+        owner,
+        status::heartbeat_deadline(&config),
+        cancel.clone(),
+    ));
     status::run(writer, health, node.status, cancel).await;
     let _ = lease_task.await;
 }

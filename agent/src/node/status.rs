@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -103,6 +103,16 @@ fn status_changed(old: &NodeStatus, new: &NodeStatus) -> bool {
         )
 }
 
+/// How long one heartbeat call (node status or lease) may take: kubelet's rule, the shorter of
+/// the lease duration and the status update frequency.
+pub fn heartbeat_deadline(config: &crate::config::Config) -> Duration {
+    config
+        .node_status_update_frequency
+        .min(Duration::from_secs(u64::from(
+            config.node_lease_duration_seconds,
+        )))
+}
+
 /// Runs the writer until cancelled. `initial` is the status the API server holds (from
 /// registration), so transition times carry over an agent restart.
 pub async fn run(
@@ -136,15 +146,17 @@ pub async fn run(
             }
         };
         if due {
-            match w
-                .api
-                .patch_status(
-                    &name,
-                    &patch_params(),
-                    &Patch::Strategic(json!({ "status": status })),
-                )
+            let patch = Patch::Strategic(json!({ "status": status }));
+            let params = patch_params();
+            let write = w.api.patch_status(&name, &params, &patch);
+            let written = tokio::time::timeout(heartbeat_deadline(&w.config), write)
                 .await
-            {
+                .unwrap_or_else(|_| {
+                    Err(kube::Error::Service(
+                        "no answer within the heartbeat deadline".into(),
+                    ))
+                });
+            match written {
                 Ok(_) => {
                     if let Some(ready) = status
                         .conditions

@@ -94,7 +94,7 @@ pub fn write(
     let dir = target
         .parent()
         .ok_or_else(|| std::io::Error::other("etc-hosts path has no parent"))?;
-    std::fs::create_dir_all(dir)?;
+    crate::volumes::layout::Layout::new(root_dir).create_pod_dir(uid)?;
     let node_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let text = content(pod, pod_ips, &node_hosts, cluster_domain);
     let tmp = dir.join(".etc-hosts.tmp");

@@ -95,10 +95,19 @@ pub async fn remove_all(ctx: &PodContext, uid: &str, runtime: &PodRuntime, log_d
     if let Err(e) = ctx.volumes.teardown(uid).await {
         warn!(%uid, error = %e, "volumes not torn down; pod directory kept");
     }
-    if let Some(dir) = log_dir {
-        let _ = std::fs::remove_dir_all(dir);
+    // A pod's logs can be large: remove them (and its cgroups) off the async runtime's threads.
+    let log_dir = log_dir.map(Path::to_path_buf);
+    let pod_uid = uid.to_string();
+    let removed = tokio::task::spawn_blocking(move || {
+        if let Some(dir) = log_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        remove_pod_cgroups(&pod_uid);
+    })
+    .await;
+    if let Err(e) = removed {
+        warn!(%uid, error = %e, "removing the pod's logs and cgroups failed");
     }
-    remove_pod_cgroups(uid);
     debug!(%uid, "pod removed from the node");
 }
 

@@ -3,6 +3,7 @@
 //! failed exit, the tail of its log (80 lines, 2 KiB).
 
 use std::io::Read;
+use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
@@ -42,6 +43,26 @@ pub fn tail(text: &str, lines: usize, bytes: usize) -> String {
 }
 
 /// Reads the message of the exited container `l`.
+/// How much of the end of a log the fallback reads: far more than 80 lines of 2048 bytes need,
+/// far less than a whole log.
+const FALLBACK_READ: u64 = 256 * 1024;
+
+/// The last `at_most` bytes of `path` (from a line start when it had to cut).
+fn read_end(path: &Path, at_most: u64) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(at_most);
+    f.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    f.take(at_most).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(match (start > 0, text.find('\n')) {
+        (true, Some(i)) => text[i + 1..].to_string(),
+        _ => text.into_owned(),
+    })
+}
+
 pub fn read(ctx: &PodContext, pod: &Pod, c: &Container, l: &ContainerView) -> Option<String> {
     let uid = pod.metadata.uid.as_deref()?;
     let file = ctx
@@ -55,7 +76,7 @@ pub fn read(ctx: &PodContext, pod: &Pod, c: &Container, l: &ContainerView) -> Op
     }
     let fallback = c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
     if msg.is_empty() && fallback && l.exit_code != 0 && !l.log_path.is_empty() {
-        let text = std::fs::read_to_string(&l.log_path).unwrap_or_default();
+        let text = read_end(Path::new(&l.log_path), FALLBACK_READ).unwrap_or_default();
         msg = tail(&log_contents(&text), FALLBACK_LINES, FALLBACK_BYTES);
     }
     (!msg.is_empty()).then_some(msg)
@@ -64,6 +85,24 @@ pub fn read(ctx: &PodContext, pod: &Pod, c: &Container, l: &ContainerView) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_end_of_a_long_log_is_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("0.log");
+        let line = "2026-01-01T00:00:00Z stdout F xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
+        std::fs::write(
+            &p,
+            line.repeat(10_000) + "2026-01-01T00:00:01Z stderr F last\n",
+        )
+        .unwrap();
+        let end = read_end(&p, 1024).unwrap();
+        assert!(end.len() <= 1024);
+        assert!(end.starts_with("2026-"), "cut at a line start: {end:?}");
+        assert!(end.ends_with("stderr F last\n"));
+        std::fs::write(&p, "short\n").unwrap();
+        assert_eq!(read_end(&p, 1024).unwrap(), "short\n");
+    }
 
     #[test]
     fn cri_log_lines_are_unwrapped_and_joined() {
