@@ -1,5 +1,8 @@
 //! A container's CRI mounts from its volumeMounts: the volume's host path (or a subPath /
 //! subPathExpr bound through [`super::subpath`]), read-only, and the mount propagation.
+//! Volumes whose contents the agent writes from the API (configMap, secret, downwardAPI,
+//! projected) are always mounted read-only, whatever the pod asks, as kubelet does: a container
+//! must never be able to change what the agent later rewrites as root.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,6 +11,7 @@ use cri_client::api;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::layout::Layout;
+use super::plugin::Plugin;
 use super::subpath;
 use crate::pods::container::expand;
 
@@ -30,6 +34,13 @@ pub fn container_mounts(
 ) -> Result<Vec<api::Mount>, String> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let lookup = expand::lookup_in(env);
+    let agent_written = |name: &str| {
+        pod.spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .find(|v| v.name == name)
+            .is_some_and(|v| Plugin::for_volume(v).refreshes())
+    };
     let mut out = Vec::new();
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
         let Some(host) = paths.get(&m.name) else {
@@ -58,7 +69,7 @@ pub fn container_mounts(
         out.push(api::Mount {
             container_path: m.mount_path.clone(),
             host_path: host_path.to_string_lossy().into_owned(),
-            readonly: m.read_only.unwrap_or(false),
+            readonly: m.read_only.unwrap_or(false) || agent_written(&m.name),
             propagation: propagation(m.mount_propagation.as_deref()),
             ..Default::default()
         });
@@ -76,7 +87,12 @@ mod tests {
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "uid": "u"},
             "spec": {"containers": [{"name": "c", "image": "i", "volumeMounts": [
                 {"name": "data", "mountPath": "/data", "readOnly": true},
-                {"name": "host", "mountPath": "/host", "mountPropagation": "HostToContainer"}]}]}}))
+                {"name": "host", "mountPath": "/host", "mountPropagation": "HostToContainer"},
+                {"name": "cfg", "mountPath": "/cfg", "readOnly": false},
+                {"name": "tok", "mountPath": "/tok"}]}],
+            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "host", "hostPath": {"path": "/srv"}},
+                {"name": "cfg", "configMap": {"name": "c"}},
+                {"name": "tok", "projected": {"sources": []}}]}}))
         .unwrap();
         let c = &pod.spec.as_ref().unwrap().containers[0];
         let paths = HashMap::from([
@@ -85,12 +101,20 @@ mod tests {
                 PathBuf::from("/r/pods/u/volumes/kubernetes.io~empty-dir/data"),
             ),
             ("host".to_string(), PathBuf::from("/srv")),
+            ("cfg".to_string(), PathBuf::from("/r/cfg")),
+            ("tok".to_string(), PathBuf::from("/r/tok")),
         ]);
         let layout = Layout::new(std::path::Path::new("/r"));
         let m = container_mounts(&layout, &pod, c, &paths, &[]).unwrap();
         assert_eq!(m[0].container_path, "/data");
         assert!(m[0].readonly);
         assert_eq!(m[1].host_path, "/srv");
+        assert!(!m[1].readonly, "a hostPath is writable unless asked");
+        assert!(
+            m[2].readonly,
+            "configMap volumes are read-only even when readOnly is false"
+        );
+        assert!(m[3].readonly, "projected volumes are read-only");
         assert_eq!(
             m[1].propagation,
             api::MountPropagation::PropagationHostToContainer as i32
