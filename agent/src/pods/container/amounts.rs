@@ -101,7 +101,7 @@ pub(super) fn is_sidecar(pod: &Pod, container: &Container) -> bool {
 /// the sidecars started before it; the pod needs the larger of the two.
 pub(super) fn aggregate_memory_request(pod: &Pod) -> u64 {
     let req = |c: &Container| units(request(c.resources.as_ref(), MEMORY));
-    let mut total: u64 = containers(pod).iter().map(req).sum();
+    let mut total: u64 = containers(pod).iter().map(req).fold(0, u64::saturating_add);
     let mut sidecars: u64 = 0;
     let mut init_peak: u64 = 0;
     for c in init_containers(pod) {
