@@ -2,12 +2,14 @@
 //! mounted there, sized by `sizeLimit`. The same tmpfs backs secret, downwardAPI and projected
 //! volumes, as kubelet wraps them in a memory emptyDir.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::EmptyDirVolumeSource;
 
+use super::dirfd::{self, DirError, DirFd};
 use super::mounts;
+use super::ownership::{Access, FsGroup};
 use super::plugin::MountError;
 
 /// The tmpfs size of a memory emptyDir: its sizeLimit when set (else the kernel default).
@@ -20,21 +22,27 @@ pub fn tmpfs_size(src: &EmptyDirVolumeSource) -> Result<Option<u64>, MountError>
     }
 }
 
-/// Creates `dir` (mode 0777 as kubelet's emptyDir); with `tmpfs`, mounts one there unless one
-/// is already mounted (a volume found after an agent restart). Returns true when this call
-/// mounted it, so a later failure can undo it. On failure nothing is left mounted.
-pub fn set_up(dir: &Path, tmpfs: Option<Option<u64>>) -> Result<bool, MountError> {
-    let created = !dir.exists();
-    std::fs::create_dir_all(dir)
-        .map_err(|e| MountError::io(format!("mkdir {}", dir.display()), e))?;
+/// Creates `dir` (mode 0777 as kubelet's emptyDir; its parent must exist); with `tmpfs`,
+/// mounts one there unless one is already mounted (a volume found after an agent restart).
+/// With `fs_group`, the directory and everything already in it get that group and kubelet's
+/// read-write masks (files `|= 0660`, directories setgid `|= 0770`). Returns true when this
+/// call mounted a tmpfs, so a later failure can undo it. On failure nothing is left mounted.
+pub fn set_up(
+    dir: &Path,
+    tmpfs: Option<Option<u64>>,
+    fs_group: Option<u32>,
+) -> Result<bool, MountError> {
+    let created = match std::fs::DirBuilder::new().mode(0o777).create(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(MountError::io(format!("mkdir {}", dir.display()), e)),
+    };
     let mut mounted = false;
     if let Some(size) = tmpfs
         && !mounts::is_mount_point(dir)
     {
         if let Err(e) = mounts::mount_tmpfs(dir, size) {
-            if created {
-                let _ = std::fs::remove_dir(dir);
-            }
+            undo(dir, false, created);
             return Err(MountError::io(
                 format!("mount tmpfs at {}", dir.display()),
                 e,
@@ -42,20 +50,38 @@ pub fn set_up(dir: &Path, tmpfs: Option<Option<u64>>) -> Result<bool, MountError
         }
         mounted = true;
     }
-    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)) {
+    if let Err(e) = set_modes(dir, fs_group) {
         undo(dir, mounted, created);
-        return Err(MountError::io(format!("chmod {}", dir.display()), e));
+        return Err(MountError::io(format!("chmod {}", dir.display()), e.into()));
     }
     Ok(mounted)
 }
 
-/// Undoes a [`set_up`]: unmounts what it mounted and removes what it created.
+/// 0777 unless the permission bits already are (then set-id bits an fsGroup gave stay), then
+/// the fsGroup ownership; all through an fd opened no-follow.
+fn set_modes(dir: &Path, fs_group: Option<u32>) -> Result<(), DirError> {
+    let fd = DirFd::open(dir)?;
+    if dirfd::mode_bits(&fd.stat()?) & 0o777 != 0o777 {
+        dirfd::set_mode(&fd, 0o777)?;
+    }
+    match fs_group {
+        Some(gid) => FsGroup::new(gid, Access::ReadWrite).apply_tree(&fd),
+        None => Ok(()),
+    }
+}
+
+/// Undoes a [`set_up`]: unmounts what it mounted and removes what it created (relative to the
+/// parent's fd, following no link inside).
 pub fn undo(dir: &Path, mounted: bool, created: bool) {
     if mounted {
         let _ = mounts::unmount(dir);
     }
-    if created && !mounts::is_mount_point(dir) {
-        let _ = std::fs::remove_dir_all(dir);
+    if created
+        && !mounts::is_mount_point(dir)
+        && let (Some(parent), Some(name)) = (dir.parent(), dir.file_name())
+        && let Ok(parent) = DirFd::open(parent)
+    {
+        let _ = parent.remove_tree(name);
     }
 }
 
@@ -63,6 +89,7 @@ pub fn undo(dir: &Path, mounted: bool, created: bool) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn size_limit_is_the_tmpfs_size() {
@@ -76,8 +103,38 @@ mod tests {
     fn a_disk_empty_dir_is_a_world_writable_directory() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("v");
-        assert!(!set_up(&dir, None).unwrap());
+        assert!(!set_up(&dir, None, None).unwrap());
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o777);
+        assert_eq!(mode & 0o7777, 0o777);
+        assert!(!set_up(&dir, None, None).unwrap(), "found: adopted");
+    }
+
+    #[test]
+    fn fs_group_owns_the_empty_dir_and_what_it_holds() {
+        let d = tempfile::tempdir().unwrap();
+        let canary = d.path().join("canary");
+        std::fs::write(&canary, "x").unwrap();
+        std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let dir = d.path().join("v");
+        set_up(&dir, None, Some(3456)).unwrap();
+        let m = std::fs::metadata(&dir).unwrap();
+        assert_eq!((m.gid(), m.mode() & 0o7777), (3456, 0o2777));
+
+        // After an agent restart: what containers wrote gets the group too, links are not
+        // followed.
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(dir.join("sub/f"), "x").unwrap();
+        std::fs::set_permissions(dir.join("sub/f"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::os::unix::fs::symlink(&canary, dir.join("sub/link")).unwrap();
+        set_up(&dir, None, Some(3456)).unwrap();
+        let f = std::fs::metadata(dir.join("sub/f")).unwrap();
+        assert_eq!((f.gid(), f.mode() & 0o7777), (3456, 0o660));
+        let s = std::fs::metadata(dir.join("sub")).unwrap();
+        assert_eq!((s.gid(), s.mode() & 0o7777), (3456, 0o2770));
+        let c = std::fs::metadata(&canary).unwrap();
+        assert_eq!(c.mode() & 0o7777, 0o600);
+        assert_ne!(c.gid(), 3456);
     }
 }

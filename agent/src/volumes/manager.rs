@@ -4,7 +4,8 @@
 //! a refresh is due; [`Volumes::teardown`] (after the pod's containers stopped) unmounts
 //! everything below the pod's directory and removes it. Every mount is checked against the
 //! mount table first, so a volume found mounted after an agent restart is adopted, not mounted
-//! twice.
+//! twice. File system work (stat, mkdir, writes, mount table reads, removals) runs on tokio's
+//! blocking pool, never on the runtime's worker threads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,10 +17,11 @@ use tracing::{debug, warn};
 
 use super::atomic_writer::{self, Payload};
 use super::configmap_secret::{self as cms, DEFAULT_MODE};
+use super::dirfd::DirFd;
 use super::layout::{self, Layout};
 use super::plugin::{ExternalPlugin, MountError, Plugin, csi_source};
 use super::token::Tokens;
-use super::{downward, emptydir, hostpath, mounts, projected};
+use super::{downward, emptydir, hostpath, mounts, ownership, projected};
 use crate::pods::container::NodeFacts;
 use crate::pods::events::Events;
 
@@ -72,6 +74,33 @@ pub struct Volumes {
 
 fn retry_after(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(5)).min(MAX_RETRY)
+}
+
+/// Runs blocking file system work on tokio's blocking pool. A task that panicked or was
+/// cancelled is an error here, not a panic of the caller.
+async fn off_runtime<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("volume task failed: {e}"))
+}
+
+/// [`off_runtime`] for a volume setup step.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, MountError> + Send + 'static,
+) -> Result<T, MountError> {
+    off_runtime(f).await.map_err(MountError::Failed)?
+}
+
+/// ROOT/pods/UID/volumes/PLUGIN and its parents, 0750 (kubelet's).
+fn make_plugin_dir(layout: &Layout, uid: &str, plugin: Plugin) -> Result<PathBuf, MountError> {
+    layout.create_plugin_dir(uid, plugin.name()).map_err(|e| {
+        let dir = layout
+            .volumes_dir(uid)
+            .join(layout::escape_plugin(plugin.name()));
+        MountError::io(format!("mkdir {}", dir.display()), e)
+    })
 }
 
 impl Volumes {
@@ -195,6 +224,7 @@ impl Volumes {
     ) -> Result<(PathBuf, Option<Duration>), MountError> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let dir = self.layout.volume_dir(uid, plugin.name(), &v.name);
+        let fs_group = ownership::pod_fs_group(pod).map_err(MountError::Failed)?;
         match plugin {
             Plugin::EmptyDir => {
                 let src = v.empty_dir.clone().unwrap_or_default();
@@ -203,8 +233,13 @@ impl Volumes {
                 } else {
                     None
                 };
-                emptydir::set_up(&dir, tmpfs)?;
-                Ok((dir, None))
+                let (layout, uid) = (self.layout.clone(), uid.to_string());
+                blocking(move || {
+                    make_plugin_dir(&layout, &uid, plugin)?;
+                    emptydir::set_up(&dir, tmpfs, fs_group)?;
+                    Ok((dir, None))
+                })
+                .await
             }
             Plugin::ConfigMap => {
                 let src = v.config_map.clone().unwrap_or_default();
@@ -216,7 +251,9 @@ impl Volumes {
                     src.default_mode.unwrap_or(DEFAULT_MODE),
                     src.optional.unwrap_or(false),
                 )?;
-                write_volume(&dir, &payload, plugin.on_tmpfs()).map(|p| (p, None))
+                self.write_volume(uid, plugin, dir, payload, fs_group)
+                    .await
+                    .map(|p| (p, None))
             }
             Plugin::Secret => {
                 let src = v.secret.clone().unwrap_or_default();
@@ -229,7 +266,9 @@ impl Volumes {
                     src.default_mode.unwrap_or(DEFAULT_MODE),
                     src.optional.unwrap_or(false),
                 )?;
-                write_volume(&dir, &payload, plugin.on_tmpfs()).map(|p| (p, None))
+                self.write_volume(uid, plugin, dir, payload, fs_group)
+                    .await
+                    .map(|p| (p, None))
             }
             Plugin::DownwardApi => {
                 let src = v.downward_api.clone().unwrap_or_default();
@@ -239,24 +278,52 @@ impl Volumes {
                     src.default_mode,
                     &self.node,
                 )?;
-                write_volume(&dir, &payload, plugin.on_tmpfs()).map(|p| (p, None))
+                self.write_volume(uid, plugin, dir, payload, fs_group)
+                    .await
+                    .map(|p| (p, None))
             }
             Plugin::Projected => {
                 let src = v.projected.clone().unwrap_or_default();
                 let (payload, due) =
                     projected::payload(&self.client, &self.tokens, &self.node, pod, &src).await?;
-                write_volume(&dir, &payload, plugin.on_tmpfs()).map(|p| (p, due))
+                self.write_volume(uid, plugin, dir, payload, fs_group)
+                    .await
+                    .map(|p| (p, due))
             }
             Plugin::HostPath => {
                 let src = v.host_path.clone().unwrap_or_default();
-                hostpath::set_up(&src).map(|p| (p, None))
+                blocking(move || hostpath::set_up(&src))
+                    .await
+                    .map(|p| (p, None))
             }
             Plugin::Csi => match self.external.get() {
-                Some(p) => p.mount(pod, v, &dir).await.map(|p| (p, None)),
+                Some(p) => {
+                    let (layout, uid) = (self.layout.clone(), uid.to_string());
+                    blocking(move || make_plugin_dir(&layout, &uid, plugin)).await?;
+                    p.mount(pod, v, &dir).await.map(|p| (p, None))
+                }
                 None => Err(MountError::NeedsCsi(csi_source(v))),
             },
             Plugin::Unsupported => Err(MountError::Unsupported),
         }
+    }
+
+    /// Writes an API-backed volume off the runtime: the plugin's directory, then
+    /// [`write_volume`].
+    async fn write_volume(
+        &self,
+        uid: &str,
+        plugin: Plugin,
+        dir: PathBuf,
+        payload: Payload,
+        fs_group: Option<u32>,
+    ) -> Result<PathBuf, MountError> {
+        let (layout, uid) = (self.layout.clone(), uid.to_string());
+        blocking(move || {
+            make_plugin_dir(&layout, &uid, plugin)?;
+            write_volume(&dir, &payload, plugin.on_tmpfs(), fs_group)
+        })
+        .await
     }
 
     /// Unmounts everything below the pod's directory (CSI volumes through their plugin first)
@@ -264,12 +331,8 @@ impl Volumes {
     /// recursive removal would reach into the mount) and the error says what.
     pub async fn teardown(&self, uid: &str) -> Result<(), String> {
         self.unmount_all(uid).await?;
-        let pod_dir = self.layout.pod_dir(uid);
-        if let Err(e) = std::fs::remove_dir_all(&pod_dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(format!("cannot remove {}: {e}", pod_dir.display()));
-        }
+        let (layout, owned) = (self.layout.clone(), uid.to_string());
+        off_runtime(move || remove_pod_dir(&layout, &owned)).await??;
         self.lock().remove(uid);
         self.tokens.forget_pod(uid);
         Ok(())
@@ -283,9 +346,9 @@ impl Volumes {
                 .layout
                 .volumes_dir(uid)
                 .join(layout::escape_plugin(Plugin::Csi.name()));
-            for entry in std::fs::read_dir(&csi).into_iter().flatten().flatten() {
+            for path in off_runtime(move || entries_of(&csi)).await? {
                 let began = Instant::now();
-                let r = external.unmount(uid, &entry.path()).await;
+                let r = external.unmount(uid, &path).await;
                 crate::metrics::observe_volume(
                     "unmount",
                     Plugin::Csi.name(),
@@ -295,44 +358,78 @@ impl Volumes {
                 if let Err(e) = r {
                     return Err(format!(
                         "UnmountVolume.TearDown failed for volume {}: {e}",
-                        entry.path().display()
+                        path.display()
                     ));
                 }
             }
         }
-        for m in mounts::mount_points_under(&pod_dir) {
-            let began = Instant::now();
-            let r = mounts::unmount(&m);
-            crate::metrics::observe_volume(
-                "unmount",
-                &plugin_of(&pod_dir, &m),
-                began.elapsed().as_secs_f64(),
-                r.is_ok(),
-            );
-            match r {
-                Ok(()) => debug!(mount = %m.display(), "unmounted"),
-                Err(e) => warn!(mount = %m.display(), error = %e, "unmount failed"),
-            }
-        }
-        let left = mounts::mount_points_under(&pod_dir);
-        if !left.is_empty() {
-            return Err(format!("still mounted: {left:?}"));
-        }
+        off_runtime(move || unmount_below(&pod_dir)).await??;
         self.lock().remove(uid);
         Ok(())
     }
 }
 
+/// The paths of a directory's entries (none when it cannot be read).
+fn entries_of(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Unmounts every mount point below `pod_dir`, deepest first; fails when any is left.
+fn unmount_below(pod_dir: &Path) -> Result<(), String> {
+    for m in mounts::mount_points_under(pod_dir) {
+        let began = Instant::now();
+        let r = mounts::unmount(&m);
+        crate::metrics::observe_volume(
+            "unmount",
+            &plugin_of(pod_dir, &m),
+            began.elapsed().as_secs_f64(),
+            r.is_ok(),
+        );
+        match r {
+            Ok(()) => debug!(mount = %m.display(), "unmounted"),
+            Err(e) => warn!(mount = %m.display(), error = %e, "unmount failed"),
+        }
+    }
+    let left = mounts::mount_points_under(pod_dir);
+    if !left.is_empty() {
+        return Err(format!("still mounted: {left:?}"));
+    }
+    Ok(())
+}
+
+/// Removes ROOT/pods/UID relative to an fd of ROOT/pods, following no link a container left
+/// in a volume below it. Already gone is fine.
+fn remove_pod_dir(layout: &Layout, uid: &str) -> Result<(), String> {
+    let removed = DirFd::open(&layout.pods_dir()).and_then(|pods| pods.remove_tree(uid));
+    match removed {
+        Err(e) if !e.is_not_found() => Err(format!(
+            "cannot remove {}: {e}",
+            layout.pod_dir(uid).display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Writes an API-backed volume: its directory (a tmpfs for secrets and tokens), then the
-/// payload atomically. A failure leaves nothing this call made.
-fn write_volume(dir: &Path, payload: &Payload, tmpfs: bool) -> Result<PathBuf, MountError> {
-    let created = !dir.exists();
-    let mounted = emptydir::set_up(dir, tmpfs.then_some(None))?;
-    match atomic_writer::write(dir, payload) {
+/// payload atomically, with the pod's fsGroup. A failure leaves nothing this call made.
+fn write_volume(
+    dir: &Path,
+    payload: &Payload,
+    tmpfs: bool,
+    fs_group: Option<u32>,
+) -> Result<PathBuf, MountError> {
+    let created = std::fs::symlink_metadata(dir).is_err();
+    let mounted = emptydir::set_up(dir, tmpfs.then_some(None), None)?;
+    match atomic_writer::write(dir, payload, fs_group) {
         Ok(_) => Ok(dir.to_path_buf()),
         Err(e) => {
             emptydir::undo(dir, mounted, created);
-            Err(MountError::io(format!("write {}", dir.display()), e))
+            Err(MountError::io(format!("write {}", dir.display()), e.into()))
         }
     }
 }
@@ -371,5 +468,48 @@ mod tests {
             plugin_of(pod, Path::new("/r/pods/u/volume-subpaths/v/c/0")),
             "kubernetes.io/subpath"
         );
+    }
+
+    #[test]
+    fn a_pod_dir_is_removed_without_following_links() {
+        let d = tempfile::tempdir().unwrap();
+        let canary = d.path().join("canary");
+        std::fs::create_dir(&canary).unwrap();
+        std::fs::write(canary.join("keep"), "x").unwrap();
+        let layout = Layout::new(&d.path().join("root"));
+        let vol = layout
+            .create_plugin_dir("u", Plugin::EmptyDir.name())
+            .unwrap()
+            .join("v");
+        std::fs::create_dir(&vol).unwrap();
+        std::os::unix::fs::symlink(&canary, vol.join("link")).unwrap();
+        remove_pod_dir(&layout, "u").unwrap();
+        assert!(!layout.pod_dir("u").exists());
+        assert!(canary.join("keep").exists());
+        remove_pod_dir(&layout, "u").unwrap();
+    }
+
+    #[test]
+    fn a_failed_first_write_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("v");
+        let mut p = Payload::new();
+        p.insert(
+            "../x".into(),
+            atomic_writer::FileProjection {
+                data: vec![],
+                mode: 0o644,
+            },
+        );
+        assert!(write_volume(&dir, &p, false, None).is_err());
+        assert!(!dir.exists());
+    }
+
+    #[tokio::test]
+    async fn blocking_work_runs_off_the_runtime_and_join_errors_are_errors() {
+        let r: Result<u32, MountError> = blocking(|| Ok(7)).await;
+        assert_eq!(r.unwrap(), 7);
+        let e = off_runtime(|| -> u32 { panic!("boom") }).await.unwrap_err();
+        assert!(e.contains("volume task failed"), "{e}");
     }
 }

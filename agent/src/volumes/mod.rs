@@ -5,6 +5,8 @@
 //! - [`plugin`]: which plugin serves a volume, mount errors, the [`ExternalPlugin`] seam (CSI);
 //! - [`layout`]: the paths; [`mounts`]: tmpfs/bind/unmount and the mount table;
 //! - [`atomic_writer`]: the `..data` symlink swap for API-backed contents;
+//! - [`dirfd`]: fd-relative, no-follow file system calls for trees containers can write;
+//!   [`ownership`]: fsGroup (group and modes of a volume's contents);
 //! - [`emptydir`], [`configmap_secret`], [`downward`], [`projected`], [`token`], [`hostpath`]:
 //!   the plugins; [`subpath`]: safe subPath binds; [`container_mounts`]: CRI mounts;
 //! - [`reconstruct`]: the state found on disk after a restart, orphan cleanup.
@@ -12,12 +14,14 @@
 pub mod atomic_writer;
 pub mod configmap_secret;
 pub mod container_mounts;
+pub mod dirfd;
 pub mod downward;
 pub mod emptydir;
 pub mod hostpath;
 pub mod layout;
 pub mod manager;
 pub mod mounts;
+pub mod ownership;
 pub mod plugin;
 pub mod projected;
 pub mod reconstruct;

@@ -11,9 +11,19 @@ use super::configmap_secret::{
     DEFAULT_MODE, configmap_payload, get_configmap, get_secret, secret_payload,
 };
 use super::downward;
+use super::ownership::pod_fs_group;
 use super::plugin::MountError;
 use super::token::Tokens;
 use crate::pods::container::NodeFacts;
+
+/// A token file's mode: the volume's defaultMode, but 0600 when the pod has an fsGroup (as
+/// kubelet: the fsGroup ownership then makes it 0640, readable by the group and nobody else).
+fn token_mode(default_mode: i32, fs_group: Option<u32>) -> u32 {
+    match fs_group {
+        Some(_) => 0o600,
+        None => u32::try_from(default_mode).unwrap_or(0o644) & 0o777,
+    }
+}
 
 /// The payload of a projected volume and, when it holds a token, when to refresh it.
 pub async fn payload(
@@ -25,6 +35,7 @@ pub async fn payload(
 ) -> Result<(Payload, Option<Duration>), MountError> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let default_mode = source.default_mode.unwrap_or(DEFAULT_MODE);
+    let fs_group = pod_fs_group(pod).map_err(MountError::Failed)?;
     let mut out = Payload::new();
     let mut refresh: Option<Duration> = None;
     for s in source.sources.iter().flatten() {
@@ -66,7 +77,7 @@ pub async fn payload(
                 t.path.clone(),
                 FileProjection {
                     data: token.into_bytes(),
-                    mode: u32::try_from(default_mode).unwrap_or(0o644) & 0o777,
+                    mode: token_mode(default_mode, fs_group),
                 },
             );
             p
@@ -84,4 +95,15 @@ pub async fn payload(
         out.extend(part);
     }
     Ok((out, refresh))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_0600_under_an_fs_group() {
+        assert_eq!(token_mode(0o644, None), 0o644);
+        assert_eq!(token_mode(0o644, Some(2000)), 0o600);
+    }
 }
