@@ -1,11 +1,12 @@
 //! Who is calling and may they: client certificates from --client-ca-file and bearer tokens
 //! (TokenReview) authenticate; SubjectAccessReview on the node's subresources authorises, as
 //! kubelet does. Both answers are cached briefly (kubelet: 2 min for tokens, 5 min allowed,
-//! 30 s denied) so a busy dashboard does not load the apiserver.
+//! 30 s denied) so a busy dashboard does not load the apiserver; token answers as
+//! [`super::tokens`] describes (unauthenticated tokens for 30 s too).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
@@ -13,7 +14,9 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
-const TOKEN_TTL: Duration = Duration::from_secs(120);
+use super::cache::Cache;
+use super::tokens::{Answer, ReviewFailed, TokenCache};
+
 const ALLOWED_TTL: Duration = Duration::from_secs(300);
 const DENIED_TTL: Duration = Duration::from_secs(30);
 const CACHE_LIMIT: usize = 4096;
@@ -90,44 +93,11 @@ pub fn attributes(method: &axum::http::Method, path: &str) -> Attributes {
     Attributes { verb, subresource }
 }
 
-struct Cache<K, V> {
-    entries: Mutex<HashMap<K, (Instant, V)>>,
-}
-
-impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
-    fn new() -> Self {
-        Cache {
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: &K) -> Option<V> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(until, _)| *until > Instant::now())
-            .map(|(_, v)| v.clone())
-    }
-
-    fn put(&self, key: K, value: V, ttl: Duration) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHE_LIMIT {
-                let now = Instant::now();
-                entries.retain(|_, (until, _)| *until > now);
-                if entries.len() >= CACHE_LIMIT {
-                    entries.clear();
-                }
-            }
-            entries.insert(key, (Instant::now() + ttl, value));
-        }
-    }
-}
-
 /// Token and access-review checks against the apiserver, with caches.
 pub struct Auth {
     client: kube::Client,
     node: String,
-    tokens: Cache<String, Option<Identity>>,
+    tokens: Arc<TokenCache>,
     decisions: Cache<(Identity, Attributes), bool>,
 }
 
@@ -136,41 +106,17 @@ impl Auth {
         Auth {
             client,
             node: node.to_string(),
-            tokens: Cache::new(),
-            decisions: Cache::new(),
+            tokens: TokenCache::new(),
+            decisions: Cache::new(CACHE_LIMIT),
         }
     }
 
     /// The identity behind a bearer token, None if the apiserver does not know it.
-    pub async fn authenticate_token(&self, token: &str) -> Result<Option<Identity>, kube::Error> {
-        if let Some(cached) = self.tokens.get(&token.to_string()) {
-            return Ok(cached);
-        }
-        let review = TokenReview {
-            spec: TokenReviewSpec {
-                token: Some(token.to_string()),
-                audiences: None,
-            },
-            ..Default::default()
-        };
-        let answer = Api::<TokenReview>::all(self.client.clone())
-            .create(&PostParams::default(), &review)
-            .await?;
-        let identity = answer.status.and_then(|s| {
-            if s.authenticated != Some(true) {
-                return None;
-            }
-            let u = s.user?;
-            Some(Identity {
-                user: u.username.unwrap_or_default(),
-                groups: u.groups.unwrap_or_default(),
-                uid: u.uid.unwrap_or_default(),
-                extra: u.extra.unwrap_or_default(),
-            })
-        });
+    pub async fn authenticate_token(&self, token: &str) -> Answer {
+        let client = self.client.clone();
         self.tokens
-            .put(token.to_string(), identity.clone(), TOKEN_TTL);
-        Ok(identity)
+            .authenticate(token, move |token| token_review(client, token))
+            .await
     }
 
     /// Whether `who` may do `what` to this node (SubjectAccessReview).
@@ -208,6 +154,33 @@ impl Auth {
     }
 }
 
+/// One TokenReview: the caller's identity if the apiserver authenticates the token.
+async fn token_review(client: kube::Client, token: String) -> Answer {
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: Some(token),
+            audiences: None,
+        },
+        ..Default::default()
+    };
+    let answer = Api::<TokenReview>::all(client)
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| ReviewFailed::Apiserver(e.to_string()))?;
+    Ok(answer.status.and_then(|s| {
+        if s.authenticated != Some(true) {
+            return None;
+        }
+        let u = s.user?;
+        Some(Identity {
+            user: u.username.unwrap_or_default(),
+            groups: u.groups.unwrap_or_default(),
+            uid: u.uid.unwrap_or_default(),
+            extra: u.extra.unwrap_or_default(),
+        })
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,14 +199,5 @@ mod tests {
         );
         let exec = attributes(&axum::http::Method::POST, "/exec/a/b/c");
         assert_eq!((exec.verb, exec.subresource), ("create", "proxy"));
-    }
-
-    #[test]
-    fn cache_expires() {
-        let c: Cache<&str, bool> = Cache::new();
-        c.put("a", true, Duration::from_secs(60));
-        c.put("b", true, Duration::ZERO);
-        assert_eq!(c.get(&"a"), Some(true));
-        assert_eq!(c.get(&"b"), None);
     }
 }

@@ -17,12 +17,15 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
-use super::cri_log;
 use super::{ServerError, ServerState, lookup};
+use super::{cri_log, tail};
 
 /// Bounds on what one request may ask for.
 const MAX_TAIL_LINES: usize = 100_000;
 const MAX_READ_BYTES: u64 = 64 << 20;
+/// What the follower reads per step: a burst of output is sent in pieces of this size rather
+/// than read into memory whole.
+const FOLLOW_READ_BYTES: u64 = 1 << 20;
 const POLL: Duration = Duration::from_millis(200);
 const STATE_CHECK_EVERY: u32 = 5;
 
@@ -173,6 +176,50 @@ fn limit(lines: Vec<String>, limit: Option<u64>) -> (Vec<String>, Option<u64>) {
     (out, Some(left))
 }
 
+/// What a response starts with: the file's complete lines (with tailLines, only those holding
+/// the last N logical lines), and the offset just past them, where following picks up.
+struct Head {
+    file: std::fs::File,
+    text: Vec<u8>,
+    end: u64,
+}
+
+/// Opens and reads the log (blocking: run on a blocking thread). Reads at most
+/// [`MAX_READ_BYTES`]: from the start without tailLines, back from the end with it.
+fn read_head(
+    path: &std::path::Path,
+    container: &str,
+    tail_lines: Option<usize>,
+) -> Result<Head, ServerError> {
+    let mut file = std::fs::File::open(path).map_err(|e| {
+        ServerError::NotFound(format!(
+            "failed to open log file of container \"{container}\": {e}"
+        ))
+    })?;
+    let reading =
+        |e: std::io::Error| ServerError::Runtime(format!("reading {}: {e}", path.display()));
+    let (text, end) = match tail_lines {
+        Some(n) => {
+            let len = file.metadata().map_err(reading)?.len();
+            let floor = len.saturating_sub(MAX_READ_BYTES);
+            tail::last_lines(&mut file, len, n, floor, tail::CHUNK).map_err(reading)?
+        }
+        None => complete_lines(&mut file).map_err(reading)?,
+    };
+    Ok(Head { file, text, end })
+}
+
+/// The complete lines of the file's first [`MAX_READ_BYTES`]; a trailing fragment is left
+/// for the follower.
+fn complete_lines(file: &mut std::fs::File) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    file.by_ref().take(MAX_READ_BYTES).read_to_end(&mut text)?;
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    text.truncate(complete);
+    Ok((text, complete as u64))
+}
+
 pub async fn container_logs(
     State(state): State<Arc<ServerState>>,
     Path((ns, pod, container)): Path<(String, String, String)>,
@@ -214,45 +261,38 @@ async fn serve(
         .status
         .ok_or_else(|| ServerError::NotFound(format!("container \"{container}\" has no status")))?;
     let path = std::path::PathBuf::from(&status.log_path);
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-        ServerError::NotFound(format!(
-            "failed to open log file of container \"{container}\": {e}"
-        ))
-    })?;
-    let mut text = Vec::new();
-    (&mut file)
-        .take(MAX_READ_BYTES)
-        .read_to_end(&mut text)
-        .await
-        .map_err(|e| ServerError::Runtime(format!("reading {}: {e}", path.display())))?;
-    // Only complete lines now; a trailing fragment is picked up by the follower.
-    let complete = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let head = {
+        let (path, container) = (path.clone(), container.to_string());
+        tokio::task::spawn_blocking(move || read_head(&path, &container, opts.tail_lines))
+            .await
+            .map_err(|e| ServerError::Runtime(format!("reading the log: {e}")))??
+    };
     let (lines, left) = limit(
-        render(&String::from_utf8_lossy(&text[..complete]), &opts),
+        render(&String::from_utf8_lossy(&head.text), &opts),
         opts.limit_bytes,
     );
-    let head: String = lines.concat();
+    let head_text: String = lines.concat();
     let running = status.state == cri_client::api::ContainerState::ContainerRunning as i32;
     let builder = Response::builder().header(header::CONTENT_TYPE, "text/plain");
     if !opts.follow || !running || left == Some(0) {
         return builder
-            .body(Body::from(head))
+            .body(Body::from(head_text))
             .map_err(|e| ServerError::Runtime(e.to_string()));
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let _ = tx.send(Ok(Bytes::from(head))).await;
+    let _ = tx.send(Ok(Bytes::from(head_text))).await;
     let follow = Follow {
         state,
         container_id: target.id.clone(),
         path,
-        offset: complete as u64,
+        offset: head.end,
         opts: LogOptions {
             tail_lines: None,
             ..opts
         },
         left,
     };
-    tokio::spawn(follow.run(file, tx));
+    tokio::spawn(follow.run(tokio::fs::File::from_std(head.file), tx));
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
@@ -284,7 +324,11 @@ impl Follow {
         loop {
             let mut buf = Vec::new();
             if file.seek(SeekFrom::Start(self.offset)).await.is_err()
-                || file.read_to_end(&mut buf).await.is_err()
+                || (&mut file)
+                    .take(FOLLOW_READ_BYTES)
+                    .read_to_end(&mut buf)
+                    .await
+                    .is_err()
             {
                 return;
             }

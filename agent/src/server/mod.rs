@@ -4,21 +4,29 @@
 //! nodes/proxy, nodes/log, nodes/stats or nodes/metrics), as kubelet does.
 //!
 //! - [`tls`]: serving certificate and client-CA verification;
-//! - [`auth`]: authentication, authorisation and their caches;
-//! - [`conn`]: the accept loop with connection limits and timeouts;
+//! - [`auth`]: authentication, authorisation and their caches ([`cache`], [`tokens`]);
+//! - [`conn`]: the accept loop with timeouts; [`limits`]: the connection pools; [`stall`]:
+//!   the write deadline for clients without a certificate;
 //! - [`routes`]: the router and the small endpoints;
-//! - [`logs`] / [`cri_log`]: container logs; [`stream`]: exec, attach, port-forward proxying;
+//! - [`logs`] / [`cri_log`] / [`tail`]: container logs; [`stream`]: exec, attach,
+//!   port-forward proxying, with [`splice`] closing idle streams;
 //! - [`lookup`]: a pod's sandbox and containers in the runtime.
 
 pub mod auth;
+pub mod cache;
 pub mod conn;
 pub mod cri_log;
+pub mod limits;
 pub mod logs;
 pub mod lookup;
 pub mod routes;
+pub mod splice;
+pub mod stall;
 pub mod stats;
 pub mod stream;
+pub mod tail;
 pub mod tls;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -112,12 +120,16 @@ pub async fn start(
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServerError> {
     let settings = config.server.clone();
     let addr = std::net::SocketAddr::new(settings.address, config.port);
-    let tls = tls::server_config(
-        &settings,
-        &config.root_dir,
-        &config.node_name,
-        &node_ip.to_string(),
-    )?;
+    let tls = {
+        // Reads (and may write) certificate files: off the runtime's threads.
+        let (settings, root_dir) = (settings.clone(), config.root_dir.clone());
+        let node = config.node_name.clone();
+        tokio::task::spawn_blocking(move || {
+            tls::server_config(&settings, &root_dir, &node, &node_ip.to_string())
+        })
+        .await
+        .map_err(|e| ServerError::Tls(e.to_string()))??
+    };
     let listener = conn::bind(addr).await?;
     let mut state = ServerState::new(cri, client, &config.node_name, settings);
     state.root_dir = config.root_dir.clone();

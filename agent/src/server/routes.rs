@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
 use super::auth::{self, Identity};
+use super::tokens::ReviewFailed;
 use super::{ServerState, Shared, logs, stream};
 use crate::config::server::AuthorizationMode;
 
@@ -77,6 +78,12 @@ async fn check_then_run(state: &ServerState, req: Request, next: Next) -> Respon
             match state.auth.authenticate_token(&token).await {
                 Ok(Some(id)) => id,
                 Ok(None) => return unauthorized(),
+                // Busy only happens under a flood of fresh tokens: a line per request would
+                // be the flood's amplifier.
+                Err(e @ ReviewFailed::Busy) => {
+                    tracing::debug!(error = %e, "TokenReview not attempted");
+                    return unauthorized();
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "TokenReview failed");
                     return unauthorized();

@@ -2,8 +2,11 @@
 //! Attach, PortForward) and proxies the caller's upgraded connection (SPDY or WebSocket, as
 //! the caller chose) to it, byte for byte, as kubelet does when it does not redirect. The
 //! runtime's streaming server speaks the remotecommand and portforward protocols itself.
+//! An upgraded stream keeps its connection's slot (see [`super::limits`]) until it ends, and
+//! ends once idle for --streaming-connection-idle-timeout.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
@@ -15,7 +18,13 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tracing::{debug, warn};
 
+use super::conn::ConnSlot;
+use super::splice::{Ended, splice};
 use super::{ServerError, ServerState, lookup};
+
+/// Connecting to the runtime's streaming server and getting its answer to the upgrade; it
+/// is on loopback, so this only bounds a runtime that hangs.
+const STREAMING_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// kubelet's stream options: command (repeated), input, output, error, tty as "1"/"true".
 #[derive(Debug, Default, Deserialize)]
@@ -97,7 +106,7 @@ pub async fn exec(
         Ok(url.url)
     }
     .await;
-    finish(result, req).await
+    finish(&state, result, req).await
 }
 
 pub async fn attach(
@@ -124,7 +133,7 @@ pub async fn attach(
             .map_err(ServerError::runtime)
     }
     .await;
-    finish(result, req).await
+    finish(&state, result, req).await
 }
 
 pub async fn port_forward(
@@ -146,12 +155,17 @@ pub async fn port_forward(
             .map_err(ServerError::runtime)
     }
     .await;
-    finish(result, req).await
+    finish(&state, result, req).await
 }
 
-async fn finish(url: Result<String, ServerError>, req: Request) -> Response<Body> {
+async fn finish(
+    state: &ServerState,
+    url: Result<String, ServerError>,
+    req: Request,
+) -> Response<Body> {
+    let idle = state.settings.streaming_connection_idle_timeout;
     match url {
-        Ok(url) => match proxy(req, &url).await {
+        Ok(url) => match proxy(req, &url, idle).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         },
@@ -161,7 +175,18 @@ async fn finish(url: Result<String, ServerError>, req: Request) -> Response<Body
 
 /// Forwards `req` (an upgrade request) to the runtime's streaming `url` and, when the runtime
 /// switches protocols, splices the two upgraded connections together.
-async fn proxy(mut req: Request, url: &str) -> Result<Response<Body>, ServerError> {
+async fn proxy(req: Request, url: &str, idle: Duration) -> Result<Response<Body>, ServerError> {
+    tokio::time::timeout(STREAMING_SERVER_TIMEOUT, proxy_within(req, url, idle))
+        .await
+        // Not the URL: its path is the runtime's one-time stream token.
+        .map_err(|_| ServerError::Runtime("the runtime's streaming server timed out".into()))?
+}
+
+async fn proxy_within(
+    mut req: Request,
+    url: &str,
+    idle: Duration,
+) -> Result<Response<Body>, ServerError> {
     let target: axum::http::Uri = url
         .parse()
         .map_err(|_| ServerError::Runtime(format!("the runtime returned a bad URL {url:?}")))?;
@@ -214,13 +239,16 @@ async fn proxy(mut req: Request, url: &str) -> Result<Response<Body>, ServerErro
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
         let backend_upgrade = hyper::upgrade::on(&mut backend_resp);
+        let slot = req.extensions().get::<ConnSlot>().cloned();
         tokio::spawn(async move {
+            // The client's connection counts against its pool for as long as the stream runs.
+            let _slot = slot;
             match (client_upgrade.await, backend_upgrade.await) {
                 (Ok(client), Ok(backend)) => {
-                    let mut client = TokioIo::new(client);
-                    let mut backend = TokioIo::new(backend);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-                        debug!(error = %e, "stream proxy ended");
+                    match splice(TokioIo::new(client), TokioIo::new(backend), idle).await {
+                        Ok(Ended::Closed) => {}
+                        Ok(Ended::Idle) => debug!(?idle, "closing an idle stream"),
+                        Err(e) => debug!(error = %e, "stream proxy ended"),
                     }
                 }
                 (c, b) => warn!(client = ?c.err(), backend = ?b.err(), "stream upgrade failed"),
@@ -254,7 +282,7 @@ fn is_loopback(host: &str) -> bool {
 #[cfg(test)]
 fn _futures_are_send(req: Request) {
     fn send<T: Send>(_: T) {}
-    send(proxy(req, "http://127.0.0.1:1/"));
+    send(proxy(req, "http://127.0.0.1:1/", Duration::from_secs(1)));
 }
 
 #[cfg(test)]

@@ -126,6 +126,7 @@ mod tests {
             anonymous_auth: false,
             authentication_token_webhook: true,
             authorization_mode: AuthorizationMode::Webhook,
+            streaming_connection_idle_timeout: std::time::Duration::from_secs(4 * 3600),
         }
     }
 

@@ -295,7 +295,10 @@ fn pod_stats(view: &RuntimeView, sandbox: &api::PodSandbox, rates: &mut RateTrac
 /// containers or container stats.
 pub async fn summary(cri: &CriClient, node: &str) -> Result<Summary, ServerError> {
     let view = runtime_view(cri, node).await?;
-    let reading = procfs::read(Path::new("/"));
+    // procfs and statvfs are blocking calls, kept off the runtime's threads.
+    let reading = tokio::task::spawn_blocking(|| procfs::read(Path::new("/")))
+        .await
+        .unwrap_or_default();
     let at = now_nanos();
     let mut rates = super::rate::global()
         .lock()

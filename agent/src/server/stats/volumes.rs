@@ -1,7 +1,7 @@
 //! Per-pod volume usage for /stats/summary: CSI volumes through the driver's
 //! NodeGetVolumeStats (kubelet reports the same under pods[].volume).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -16,13 +16,12 @@ pub async fn csi_volumes(root: &Path, csi: &Csi, pod_uid: &str, time: &Time) -> 
         .join(pod_uid)
         .join("volumes")
         .join("kubernetes.io~csi");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
+    let volumes = tokio::task::spawn_blocking(move || volume_dirs(&dir))
+        .await
+        .unwrap_or_default();
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        match csi.volume_stats(&entry.path()).await {
+    for (name, path) in volumes {
+        match csi.volume_stats(&path).await {
             Ok(Some(s)) => out.push(VolumeStats {
                 time: time.clone(),
                 name,
@@ -39,4 +38,15 @@ pub async fn csi_volumes(root: &Path, csi: &Csi, pod_uid: &str, time: &Time) -> 
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// The volume directories under `dir` as (name, path); none if it cannot be read. Blocking.
+fn volume_dirs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect()
 }
