@@ -33,7 +33,6 @@ pub struct Families {
     pub storage_operations: HistogramVec,
     pub http_requests: IntCounterVec,
     pub pod_worker_panics: IntCounter,
-    pub http_connections_refused: IntCounterVec,
 }
 
 fn histogram(
@@ -135,13 +134,6 @@ impl Families {
                 "minikubelet_pod_worker_panics_total",
                 "Pod workers that died of a panic and were restarted by their supervisor",
             ))?,
-            http_connections_refused: IntCounterVec::new(
-                Opts::new(
-                    "minikubelet_http_connections_refused_total",
-                    "Connections to the HTTPS API closed at once because a connection limit was reached, by the limit",
-                ),
-                &["limit"],
-            )?,
         };
         Ok(f)
     }
@@ -162,7 +154,6 @@ impl Families {
         registry.register(Box::new(self.storage_operations.clone()))?;
         registry.register(Box::new(self.http_requests.clone()))?;
         registry.register(Box::new(self.pod_worker_panics.clone()))?;
-        registry.register(Box::new(self.http_connections_refused.clone()))?;
         Ok(())
     }
 }

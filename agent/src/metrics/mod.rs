@@ -135,16 +135,6 @@ pub fn count_pod_worker_panic() {
     }
 }
 
-/// A connection to the HTTPS API refused because the limit named `limit` was reached.
-pub fn count_refused_connection(limit: &str) {
-    if let Some(m) = global() {
-        m.families
-            .http_connections_refused
-            .with_label_values(&[limit])
-            .inc();
-    }
-}
-
 /// One request served by the HTTPS API.
 pub fn observe_http(method: &str, path: &str, code: u16) {
     if let Some(m) = global() {
