@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::context::PodContext;
 use super::probes::Probes;
@@ -165,6 +165,7 @@ impl Workers {
                         // A termination waits as long as its grace period, which a pod may set
                         // to years: a shorter grace (or a force deletion) must not wait for it.
                         tokio::select! {
+                            biased;
                             r = sync::sync(&ctx, &mut state, &pod) => Some(r),
                             () = shorter_grace(&mut rx, &pod) => None,
                         }
@@ -174,7 +175,7 @@ impl Workers {
                     crate::metrics::observe_pod_worker(operation, began.elapsed());
                     last_pod = Some(pod.clone());
                     let Some(result) = synced else {
-                        info!("termination cut short by a shorter grace period");
+                        debug!("termination cut short by a shorter grace period");
                         continue;
                     };
                     match result {
