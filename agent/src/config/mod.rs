@@ -241,12 +241,7 @@ impl Config {
             return Err(invalid("durations")("must be greater than zero".into()));
         }
         let allowed_unsafe_sysctls: Vec<String> = match flags.allowed_unsafe_sysctls.clone() {
-            Some(text) => text
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            Some(text) => parse::comma_list(&text).map(str::to_string).collect(),
             None => file.allowed_unsafe_sysctls.clone().unwrap_or_default(),
         };
         for pattern in &allowed_unsafe_sysctls {
@@ -269,12 +264,7 @@ impl Config {
             return Err(invalid("--max-pods")("must be at least 1".into()));
         }
         let cluster_dns: Vec<String> = match flags.cluster_dns {
-            Some(text) => text
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            Some(text) => parse::comma_list(&text).map(str::to_string).collect(),
             None => file.cluster_dns.unwrap_or_default(),
         };
         if let Some(bad) = cluster_dns.iter().find(|s| s.parse::<IpAddr>().is_err()) {
@@ -391,12 +381,7 @@ fn network_settings(
             .clone()
             .or(file.cni_conf_dir.clone())
             .unwrap_or_else(|| PathBuf::from(net::CONF_DIR)),
-        bin_dirs: bin_dirs
-            .split(',')
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .collect(),
+        bin_dirs: parse::comma_list(&bin_dirs).map(PathBuf::from).collect(),
         cache_dir: flags
             .cni_cache_dir
             .clone()

@@ -127,7 +127,7 @@ pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), String> 
 /// Parses `k=v,k2=v2` without judging the keys.
 pub fn parse_kv_list(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut map = BTreeMap::new();
-    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in comma_list(text) {
         let (k, v) = item
             .split_once('=')
             .ok_or_else(|| format!("{item:?}: expected key=value"))?;
@@ -161,11 +161,14 @@ pub fn make_taint(key: &str, value: Option<&str>, effect: &str) -> Result<Taint,
     })
 }
 
+/// The non-empty, trimmed items of a comma-separated flag value.
+pub fn comma_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// Parses `key[=value]:Effect,...` as kubelet's --register-with-taints.
 pub fn parse_taint_list(text: &str) -> Result<Vec<Taint>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    comma_list(text)
         .map(|item| {
             let (kv, effect) = item
                 .rsplit_once(':')

@@ -350,16 +350,7 @@ async fn ensure_volumes(
             Some(ready.paths)
         }
         Err(not_ready) => {
-            let msg = not_ready.messages.join("; ");
-            for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-                state.waiting.insert(
-                    c.name.clone(),
-                    Waiting {
-                        reason: "ContainerCreating".to_string(),
-                        message: msg.clone(),
-                    },
-                );
-            }
+            all_creating(state, pod, &not_ready.messages.join("; "));
             outcome.merge(not_ready.retry_in);
             None
         }
@@ -452,12 +443,17 @@ fn sandbox_failed(
     let msg = format!("Failed to create pod sandbox: {error}");
     ctx.events
         .warning(pod, None, "FailedCreatePodSandBox", msg.clone());
+    all_creating(state, pod, &msg);
+}
+
+/// Every container waits in ContainerCreating, saying why.
+fn all_creating(state: &mut PodState, pod: &Pod, message: &str) {
     for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
         state.waiting.insert(
             c.name.clone(),
             Waiting {
                 reason: "ContainerCreating".to_string(),
-                message: msg.clone(),
+                message: message.to_string(),
             },
         );
     }
