@@ -1,9 +1,16 @@
-//! What the machine is and has, read from procfs, sysfs, /etc and statvfs. The parsers are pure
-//! functions over file text so they are tested without the files; [`MachineFacts::read`] is the
-//! one place that touches the system.
+//! What the machine is and has, read from procfs, sysfs, /etc and statvfs. /proc is parsed by
+//! the `procfs` crate (meminfo, net/route, pid_max, boot_id, the pid list); what is decided from
+//! its types is pure functions, tested on types built from text. Two small parsers stay here
+//! because no crate in the tree reads them: the sysfs cpu range list and /proc/net/fib_trie
+//! (`procfs` has no fib_trie type; rustix lists getifaddrs as not implemented, and `nix` or a
+//! netlink stack for one address at start-up is not worth a dependency). [`MachineInfo::read`]
+//! and [`Usage::read`] are the places that touch the system.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+
+use procfs::Current;
+use procfs::net::{RouteEntries, RouteEntry};
 
 /// Static facts about the machine, read once at start-up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,13 +59,14 @@ pub fn parse_cpu_list(text: &str) -> u64 {
         .sum()
 }
 
-/// Reads one field (in kB) of /proc/meminfo and returns bytes.
-pub fn parse_meminfo(text: &str, field: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        let kb = rest.split_whitespace().next()?.parse::<u64>().ok()?;
-        Some(kb.saturating_mul(1024))
-    })
+/// /proc/meminfo in bytes, `None` when it cannot be read.
+pub fn read_meminfo() -> Option<procfs::Meminfo> {
+    procfs::Meminfo::current().ok()
+}
+
+/// The IPv4 routing table (/proc/net/route), empty when it cannot be read.
+fn read_routes() -> Vec<RouteEntry> {
+    RouteEntries::current().map(|r| r.0).unwrap_or_default()
 }
 
 /// PRETTY_NAME of /etc/os-release, unquoted.
@@ -82,56 +90,47 @@ pub fn go_arch(rust_arch: &str) -> &str {
     }
 }
 
-/// The interface of the IPv4 default route, from /proc/net/route.
-pub fn default_route_interface(route_table: &str) -> Option<String> {
-    route_table.lines().skip(1).find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        (cols.len() > 2 && cols[1] == "00000000").then(|| cols[0].to_string())
-    })
+/// The interface of the IPv4 default route (destination 0.0.0.0 in /proc/net/route).
+pub fn default_route_interface(routes: &[RouteEntry]) -> Option<String> {
+    routes
+        .iter()
+        .find(|r| r.destination.is_unspecified())
+        .map(|r| r.iface.clone())
 }
 
 /// Picks the node's InternalIP when --node-ip is not given: the first IPv4 address of the
 /// default route's interface, else loopback.
 pub fn detect_node_ip() -> IpAddr {
-    let route = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     let fallback = IpAddr::from([127, 0, 0, 1]);
-    let Some(iface) = default_route_interface(&route) else {
+    let routes = read_routes();
+    let Some(iface) = default_route_interface(&routes) else {
         return fallback;
     };
-    interface_ipv4(&iface).unwrap_or(fallback)
+    let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") else {
+        return fallback;
+    };
+    interface_ipv4(&routes, &iface, &local_addresses(&trie)).map_or(fallback, IpAddr::V4)
 }
 
-/// First IPv4 address of an interface: the local addresses in /proc/net/fib_trie are not keyed
-/// by interface, so each is matched against the interface's on-link subnets in /proc/net/route.
-fn interface_ipv4(iface: &str) -> Option<IpAddr> {
-    let route = std::fs::read_to_string("/proc/net/route").ok()?;
-    let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
-    let subnets: Vec<(u32, u32)> = route
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let c: Vec<&str> = line.split_whitespace().collect();
-            if c.len() < 8 || c[0] != iface || c[1] == "00000000" {
-                return None;
-            }
-            let dest = u32::from_str_radix(c[1], 16).ok()?.swap_bytes();
-            let mask = u32::from_str_radix(c[7], 16).ok()?.swap_bytes();
-            Some((dest, mask))
-        })
+/// First of the host's local addresses that lies in one of the interface's on-link subnets: the
+/// local addresses in /proc/net/fib_trie are not keyed by interface, so each is matched against
+/// the interface's non-default routes in /proc/net/route.
+pub fn interface_ipv4(routes: &[RouteEntry], iface: &str, local: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+    let subnets: Vec<(u32, u32)> = routes
+        .iter()
+        .filter(|r| r.iface == iface && !r.destination.is_unspecified())
+        .map(|r| (u32::from(r.destination), u32::from(r.mask)))
         .collect();
-    local_addresses(&trie).into_iter().find_map(|ip| {
-        let n = u32::from(ip);
-        subnets
-            .iter()
-            .any(|(dest, mask)| n & mask == *dest)
-            .then_some(IpAddr::V4(ip))
+    local.iter().copied().find(|ip| {
+        let n = u32::from(*ip);
+        subnets.iter().any(|(dest, mask)| n & mask == *dest)
     })
 }
 
 /// The host's local IPv4 addresses listed in /proc/net/fib_trie (entries tagged "/32 host LOCAL").
-pub fn local_addresses(trie: &str) -> Vec<std::net::Ipv4Addr> {
+pub fn local_addresses(trie: &str) -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
-    let mut last: Option<std::net::Ipv4Addr> = None;
+    let mut last: Option<Ipv4Addr> = None;
     for line in trie.lines() {
         let t = line.trim();
         if let Some(addr) = t.strip_prefix("|-- ") {
@@ -159,19 +158,18 @@ impl MachineInfo {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
         };
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let uname = rustix::system::uname();
         MachineInfo {
             machine_id,
             system_uuid: read_trimmed("/sys/class/dmi/id/product_uuid"),
-            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
+            boot_id: procfs::sys::kernel::random::boot_id().unwrap_or_default(),
             kernel_version: uname.release().to_string_lossy().into_owned(),
             os_image: parse_os_release(&read_trimmed("/etc/os-release"))
                 .unwrap_or_else(|| "Linux".to_string()),
             architecture: go_arch(std::env::consts::ARCH).to_string(),
             hostname: uname.nodename().to_string_lossy().into_owned(),
             cpu_count,
-            memory_bytes: parse_meminfo(&meminfo, "MemTotal").unwrap_or(0),
+            memory_bytes: read_meminfo().map_or(0, |m| m.mem_total),
         }
     }
 }
@@ -179,11 +177,11 @@ impl MachineInfo {
 impl Usage {
     /// Reads the current figures; `fs_path` is the filesystem holding the agent's root dir.
     pub fn read(fs_path: &Path) -> Self {
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let mut usage = Usage {
-            memory_available_bytes: parse_meminfo(&meminfo, "MemAvailable").unwrap_or(0),
-            pid_max: read_trimmed("/proc/sys/kernel/pid_max")
-                .parse()
+            memory_available_bytes: read_meminfo().and_then(|m| m.mem_available).unwrap_or(0),
+            pid_max: procfs::sys::kernel::pid_max()
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0),
             pids_running: count_processes(),
             ..Usage::default()
@@ -198,18 +196,10 @@ impl Usage {
     }
 }
 
-/// Number of processes (pids in /proc), the figure kubelet compares with pid_max.
+/// Number of processes (pids in /proc), the figure kubelet compares with pid_max. A process
+/// that exits while the list is read still counts, as it did in the directory listing.
 fn count_processes() -> u64 {
-    std::fs::read_dir("/proc").map_or(0, |dir| {
-        dir.filter_map(Result::ok)
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-            })
-            .count() as u64
-    })
+    procfs::process::all_processes().map_or(0, |pids| pids.count() as u64)
 }
 
 #[cfg(test)]
@@ -224,12 +214,24 @@ mod tests {
         assert_eq!(parse_cpu_list("3-1"), 0);
     }
 
+    /// A whole /proc/meminfo as Linux 6.1 writes it: `procfs` wants every field the kernel always
+    /// prints.
+    const MEMINFO: &str = "MemTotal:       24567892 kB\nMemFree:          200 kB\n\
+        MemAvailable:       2048 kB\nBuffers: 0 kB\nCached: 0 kB\nSwapCached: 0 kB\nActive: 0 kB\n\
+        Inactive: 0 kB\nActive(anon): 0 kB\nInactive(anon): 0 kB\nActive(file): 0 kB\n\
+        Inactive(file):   100 kB\nUnevictable: 0 kB\nMlocked: 0 kB\nSwapTotal: 0 kB\n\
+        SwapFree: 0 kB\nDirty: 0 kB\nWriteback: 0 kB\nAnonPages:        300 kB\nMapped: 0 kB\n\
+        Shmem: 0 kB\nSlab: 0 kB\nCommitted_AS: 0 kB\nVmallocTotal: 0 kB\nVmallocUsed: 0 kB\n\
+        VmallocChunk: 0 kB\nHugePages_Total: 0\nHugepagesize: 2048 kB\n";
+
     #[test]
     fn meminfo_fields_become_bytes() {
-        let text = "MemTotal:       24567892 kB\nMemFree: 100 kB\nMemAvailable:   2048 kB\n";
-        assert_eq!(parse_meminfo(text, "MemTotal"), Some(24_567_892 * 1024));
-        assert_eq!(parse_meminfo(text, "MemAvailable"), Some(2048 * 1024));
-        assert_eq!(parse_meminfo(text, "Mem"), None);
+        use procfs::FromBufRead;
+        let m = procfs::Meminfo::from_buf_read(MEMINFO.as_bytes()).unwrap();
+        assert_eq!(m.mem_total, 24_567_892 * 1024);
+        assert_eq!(m.mem_available, Some(2048 * 1024));
+        assert_eq!(m.hugepages_total, Some(0));
+        assert!(procfs::Meminfo::from_buf_read("Mem: 1 kB\n".as_bytes()).is_err());
     }
 
     #[test]
@@ -241,18 +243,39 @@ mod tests {
         );
     }
 
+    /// /proc/net/route with a default route and the on-link subnet of eth0 (192.0.2.0/24), and
+    /// a second interface on 198.51.100.0/24.
+    const ROUTE: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+        eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+        eth1\t006433C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+
+    fn routes() -> Vec<RouteEntry> {
+        use procfs::FromBufRead;
+        RouteEntries::from_buf_read(ROUTE.as_bytes()).unwrap().0
+    }
+
     #[test]
     fn default_route_and_local_addresses() {
-        let route = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n\
-                     eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\n\
-                     eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
-        assert_eq!(default_route_interface(route).as_deref(), Some("eth0"));
+        assert_eq!(default_route_interface(&routes()).as_deref(), Some("eth0"));
+        assert_eq!(default_route_interface(&routes()[1..]), None);
         let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 192.0.2.2\n        /32 host LOCAL\n\
                     |-- 127.0.0.1\n        /32 host LOCAL\n";
+        assert_eq!(local_addresses(trie), vec![Ipv4Addr::new(192, 0, 2, 2)]);
+    }
+
+    #[test]
+    fn the_node_ip_is_the_local_address_on_the_interface_subnet() {
+        let local = [Ipv4Addr::new(198, 51, 100, 7), Ipv4Addr::new(192, 0, 2, 2)];
         assert_eq!(
-            local_addresses(trie),
-            vec![std::net::Ipv4Addr::new(192, 0, 2, 2)]
+            interface_ipv4(&routes(), "eth0", &local),
+            Some(Ipv4Addr::new(192, 0, 2, 2))
         );
+        assert_eq!(
+            interface_ipv4(&routes(), "eth1", &local),
+            Some(Ipv4Addr::new(198, 51, 100, 7))
+        );
+        assert_eq!(interface_ipv4(&routes(), "eth2", &local), None);
     }
 
     #[test]
