@@ -3,6 +3,13 @@
 //! redirects to the same host are followed (up to 10 requests) and a redirect to another host
 //! is returned as is. Errors are worded as Go's `http.Client` words them
 //! (`Get "http://10.244.0.5:8080/healthz": dial tcp ...`), since they end up in events.
+//!
+//! Redirect locations are resolved by the `url` crate (RFC 3986 / WHATWG joining, dot
+//! segments, IPv6 literals, default ports); request targets are escaped with `percent-encoding`
+//! using Go's path set. What stays hand-written is the wire form itself, [`Url`]: the host as
+//! the spec gave it (kubelet does not validate it; a bad one fails at dial time) and the port
+//! always written out, as kubelet's `net.JoinHostPort` URL shows it in events (`url::Url` drops
+//! default ports and normalises the first request's path, which kubelet sends as given).
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -81,6 +88,28 @@ impl fmt::Display for Url {
     }
 }
 
+/// Why a `Location` header gives no next request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RedirectError {
+    /// Not a URL reference (bad port, bad IPv6 literal, empty host...).
+    Parse {
+        location: String,
+        error: url::ParseError,
+    },
+    /// Resolved, but not to http(s) or not to a host.
+    Unsupported { url: String, reason: String },
+}
+
+impl RedirectError {
+    /// The URL Go's error names, and the reason after it.
+    fn into_parts(self) -> (String, String) {
+        match self {
+            Self::Parse { location, error } => (location, format!("invalid redirect: {error}")),
+            Self::Unsupported { url, reason } => (url, reason),
+        }
+    }
+}
+
 impl Url {
     fn new(scheme: Scheme, host: &str, port: u16, path: &str) -> Self {
         let path = without_fragment(path);
@@ -103,57 +132,42 @@ impl Url {
 
     /// Resolves a `Location` header against this URL; also says whether it was absolute
     /// (named a host), which decides whether a custom Host header survives the redirect.
-    fn resolve(&self, location: &str) -> Result<(Self, bool), String> {
-        let location = without_fragment(location.trim());
-        if let Some((scheme, rest)) = split_scheme(location) {
-            return Ok((
-                Self::parse_network_path(Scheme::parse(scheme)?, rest)?,
-                true,
-            ));
-        }
-        if let Some(rest) = location.strip_prefix("//") {
-            return Ok((Self::parse_network_path(self.scheme, rest)?, true));
-        }
-        let (base_path, _) = split_query(&self.path_and_query);
-        let path_and_query = if location.is_empty() {
-            self.path_and_query.clone()
-        } else if location.starts_with('/') {
-            location.to_owned()
-        } else if location.starts_with('?') {
-            format!("{base_path}{location}")
-        } else {
-            let directory = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
-            format!("{directory}{location}")
+    fn resolve(&self, location: &str) -> Result<(Self, bool), RedirectError> {
+        let location = location.trim();
+        let parse_error = |error| RedirectError::Parse {
+            location: location.to_owned(),
+            error,
         };
-        let (path, query) = split_query(&path_and_query);
+        let base = url::Url::parse(&self.to_string()).map_err(parse_error)?;
+        let mut next = base.join(location).map_err(parse_error)?;
+        next.set_fragment(None);
+        let absolute = location.starts_with("//")
+            || !matches!(
+                url::Url::parse(location),
+                Err(url::ParseError::RelativeUrlWithoutBase)
+            );
+        let unsupported = |reason: String| RedirectError::Unsupported {
+            url: next.to_string(),
+            reason,
+        };
+        let scheme = Scheme::parse(next.scheme()).map_err(unsupported)?;
+        let host = match next.host() {
+            Some(url::Host::Domain(name)) => name.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(unsupported("http: no Host in request URL".to_owned())),
+        };
+        let port = next
+            .port_or_known_default()
+            .unwrap_or_else(|| scheme.default_port());
+        let path_and_query = &next[url::Position::BeforePath..url::Position::AfterQuery];
         let resolved = Self {
-            path_and_query: escape(&format!("{}{query}", remove_dot_segments(path))),
-            ..self.clone()
-        };
-        Ok((resolved, false))
-    }
-
-    /// Parses `host[:port][/path][?query]`, what follows `scheme://`.
-    fn parse_network_path(scheme: Scheme, rest: &str) -> Result<Self, String> {
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        let authority = authority
-            .rsplit_once('@')
-            .map_or(authority, |(_, host)| host);
-        let (host, port) = split_authority(authority)?;
-        let port = port.unwrap_or_else(|| scheme.default_port());
-        let path = if path.is_empty() { "/" } else { path };
-        let path = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_owned()
-        };
-        Ok(Self {
             scheme,
-            host: host.to_owned(),
+            host,
             port,
-            path_and_query: escape(&path),
-        })
+            path_and_query: escape(path_and_query),
+        };
+        Ok((resolved, absolute))
     }
 }
 
@@ -161,111 +175,34 @@ fn without_fragment(s: &str) -> &str {
     s.split('#').next().unwrap_or(s)
 }
 
-fn split_query(path_and_query: &str) -> (&str, &str) {
-    path_and_query
-        .find('?')
-        .map_or((path_and_query, ""), |i| path_and_query.split_at(i))
-}
-
-/// `("https", "host/x")` from `"https://host/x"`; `None` when there is no scheme.
-fn split_scheme(s: &str) -> Option<(&str, &str)> {
-    let (scheme, rest) = s.split_once("://")?;
-    let mut chars = scheme.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    valid.then_some((scheme, rest))
-}
-
-fn split_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
-    let invalid = || format!("invalid host in redirect: {authority:?}");
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(invalid)?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(invalid());
-    }
-    let port = match port.filter(|p| !p.is_empty()) {
-        Some(p) => Some(p.parse().map_err(|_| invalid())?),
-        None => None,
-    };
-    Ok((host, port))
-}
-
-/// RFC 3986 §5.2.4, for relative redirects.
-fn remove_dot_segments(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = path.split('/').collect();
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        match *segment {
-            "." => {
-                if last {
-                    out.push("");
-                }
-            }
-            ".." => {
-                if out.len() > 1 {
-                    out.pop();
-                }
-                if last {
-                    out.push("");
-                }
-            }
-            s => out.push(s),
-        }
-    }
-    let joined = out.join("/");
-    if joined.starts_with('/') {
-        joined
-    } else {
-        format!("/{joined}")
-    }
-}
+/// What Go's URL escapes in a request target: everything but the unreserved and reserved
+/// characters (RFC 3986 §2.2-2.3); `%` is kept, so existing escapes stay as they are.
+const REQUEST_TARGET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'/')
+    .remove(b'?')
+    .remove(b'%');
 
 /// Percent-escapes what may not appear in a request target (spaces, quotes, non-ASCII...),
 /// as Go's URL does; existing escapes are kept.
 fn escape(path_and_query: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(path_and_query.len());
-    for byte in path_and_query.bytes() {
-        let allowed = byte.is_ascii_alphanumeric()
-            || matches!(
-                byte,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-                    | b'?'
-                    | b'%'
-            );
-        if allowed {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xF)]));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(path_and_query, REQUEST_TARGET).to_string()
 }
 
 /// One GET as kubelet builds it from an `HTTPGetAction` (`NewRequestForHTTPGetAction`).
@@ -411,9 +348,12 @@ pub(crate) async fn get(request: &HttpGet, timeout: Duration) -> Result<HttpResp
                 url,
             });
         };
-        let (next, absolute) = url.resolve(&location).map_err(|reason| HttpError {
-            message: format!("Get {location:?}: {reason}"),
-            plain_http_on_tls: false,
+        let (next, absolute) = url.resolve(&location).map_err(|error| {
+            let (url, reason) = error.into_parts();
+            HttpError {
+                message: format!("Get {url:?}: {reason}"),
+                plain_http_on_tls: false,
+            }
         })?;
         if !next.host.eq_ignore_ascii_case(&request.url.host) {
             // A redirect to another host is not followed: the 3xx is the answer.
@@ -1044,6 +984,116 @@ NM/U9osSlmzLgsnoBLvZtBqcUTo/UulMQiuubjNW9NKOpRBKfIWf9DeR
         assert_eq!(resolve("//other:81"), "http://other:81/");
         assert_eq!(resolve("http://[::1]:9/z"), "http://[::1]:9/z");
         assert!(base.resolve("ftp://10.0.0.1/").is_err());
+    }
+
+    #[test]
+    fn redirects_to_ipv6_literals_keep_their_brackets_only_in_the_authority() {
+        let base = Url::new(Scheme::Http, "fd00::5", 8080, "/a/b?q=1");
+        let (next, absolute) = base.resolve("c?d=2").unwrap();
+        assert_eq!(next.to_string(), "http://[fd00::5]:8080/a/c?d=2");
+        assert_eq!(
+            (next.host.as_str(), next.port, absolute),
+            ("fd00::5", 8080, false)
+        );
+        let (next, absolute) = base.resolve("//[FD00:0::6]/x").unwrap();
+        assert_eq!(next.to_string(), "http://[fd00::6]:80/x");
+        assert_eq!((next.host.as_str(), absolute), ("fd00::6", true));
+        let (next, _) = base.resolve("https://[::1]/").unwrap();
+        assert_eq!((next.host.as_str(), next.port), ("::1", 443));
+        assert_eq!(next.authority(), "[::1]:443");
+        assert!(base.resolve("http://[::1/").is_err());
+    }
+
+    #[test]
+    fn only_locations_that_name_a_host_are_absolute() {
+        let base = Url::new(Scheme::Http, "10.0.0.1", 8080, "/a/b");
+        let absolute = |loc: &str| base.resolve(loc).unwrap().1;
+        assert!(!absolute("/x"));
+        assert!(!absolute("x/../y"));
+        assert!(!absolute("?q"));
+        assert!(absolute("//10.0.0.1:8080/x"));
+        assert!(absolute("http://10.0.0.1:8080/x"));
+    }
+
+    #[test]
+    fn redirect_targets_are_escaped_as_go_escapes_them() {
+        let base = Url::new(Scheme::Http, "h", 80, "/");
+        let resolve = |loc: &str| base.resolve(loc).unwrap().0.path_and_query;
+        assert_eq!(resolve("/a b|c"), "/a%20b%7Cc");
+        assert_eq!(resolve("/caf\u{e9}?x=%41"), "/caf%C3%A9?x=%41");
+        assert_eq!(resolve("/a/./b/../c"), "/a/c");
+    }
+
+    #[tokio::test]
+    async fn a_relative_redirect_resolves_against_the_request_path() {
+        let server = TestServer::start(|path, _| match path {
+            "/dir/old?x=1" => Reply::redirect(307, "new?y=2"),
+            "/dir/new?y=2" => Reply::redirect(308, "../up"),
+            "/up" => Reply::status(200),
+            _ => Reply::status(404),
+        })
+        .await;
+        assert_eq!(
+            probe_outcome(action(server.port, "/dir/old?x=1")).await,
+            ProbeOutcome::Success
+        );
+        assert_eq!(server.request_count(), 3);
+        assert!(server.request(1).starts_with("GET /dir/new?y=2 HTTP/1.1"));
+        assert!(server.request(2).starts_with("GET /up HTTP/1.1"));
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_host_is_dialled_bare_and_sent_bracketed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Skipped where the machine has no IPv6 loopback.
+        let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for reply in [
+                "HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            ] {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap();
+                heads.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                socket.write_all(reply.as_bytes()).await.unwrap();
+                let _ = socket.shutdown().await;
+            }
+            heads
+        });
+        let mut action = action(port, "/first");
+        action.host = Some("::1".into());
+        let request = HttpGet::for_action(&action, &loopback_target(), "t").unwrap();
+        assert_eq!(
+            request.url().to_string(),
+            format!("http://[::1]:{port}/first")
+        );
+        let response = get(&request, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.url.to_string(),
+            format!("http://[::1]:{port}/next")
+        );
+        let heads = server.await.unwrap();
+        assert!(
+            heads[0].starts_with("GET /first HTTP/1.1\r\n"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[0].contains(&format!("Host: [::1]:{port}\r\n")),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[1].starts_with("GET /next HTTP/1.1\r\n"),
+            "{}",
+            heads[1]
+        );
     }
 
     #[test]
