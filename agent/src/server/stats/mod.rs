@@ -5,7 +5,8 @@
 //!
 //! - [`model`]: the Summary API types; [`procfs`]: the node's figures;
 //! - [`rate`]: usageNanoCores from successive samples;
-//! - [`collect`]: runtime + procfs -> summary; [`resource`]: summary -> Prometheus text.
+//! - [`collect`]: runtime + procfs -> summary; [`resource`]: summary -> Prometheus text
+//!   (the `prometheus` crate's encoder).
 
 pub mod collect;
 pub mod model;
@@ -64,13 +65,14 @@ async fn summary(
 }
 
 /// /metrics/resource
-async fn resource_metrics(State(state): State<Shared>) -> Response {
-    let body = match collect::summary(&state.cri, &state.node).await {
+async fn resource_metrics(State(state): State<Shared>) -> Result<Response, ServerError> {
+    let rendered = match collect::summary(&state.cri, &state.node).await {
         Ok(s) => resource::render(Some(&s)),
         Err(error) => {
             tracing::warn!(%error, "collecting resource metrics failed");
             resource::render(None)
         }
     };
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+    let body = rendered.map_err(|e| ServerError::Runtime(format!("encoding metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response())
 }

@@ -1,62 +1,54 @@
 //! `/metrics/resource`: kubelet's resource metrics in Prometheus text format, with kubelet's
 //! names, labels, help texts and a millisecond timestamp on each usage sample (the time the
-//! figure was read), which metrics-server needs to compute rates.
+//! figure was read), which metrics-server needs to compute rates. Each scrape builds const
+//! metric families from the summary and encodes them with the `prometheus` crate's
+//! `TextEncoder`, which writes a sample's `timestamp_ms` when it is set; kubelet's collector
+//! does the same (`NewLazyMetricWithTimestamp`), so no registry holds state between scrapes.
 
-use std::fmt::Write;
+use prometheus::TextEncoder;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
 use super::model::{CpuStats, MemoryStats, Summary, nanos_of};
 
-struct Family {
-    name: &'static str,
-    help: &'static str,
-    kind: &'static str,
-    samples: Vec<String>,
-}
+/// One family of the scrape, filled sample by sample.
+struct Family(MetricFamily);
 
 impl Family {
-    fn new(name: &'static str, help: &'static str, kind: &'static str) -> Self {
-        Family {
-            name,
-            help,
-            kind,
-            samples: Vec::new(),
-        }
+    fn new(name: &str, help: &str, kind: MetricType) -> Self {
+        let mut family = MetricFamily::default();
+        family.set_name(name.to_owned());
+        family.set_help(help.to_owned());
+        family.set_field_type(kind);
+        Family(family)
     }
 
     fn push(&mut self, labels: &[(&str, &str)], value: f64, timestamp_ms: Option<i64>) {
-        let mut line = self.name.to_string();
-        if !labels.is_empty() {
-            let pairs: Vec<String> = labels
+        let mut metric = Metric::default();
+        metric.set_label(
+            labels
                 .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                .collect();
-            let _ = write!(line, "{{{}}}", pairs.join(","));
+                .map(|(name, value)| {
+                    let mut pair = LabelPair::default();
+                    pair.set_name((*name).to_owned());
+                    pair.set_value((*value).to_owned());
+                    pair
+                })
+                .collect(),
+        );
+        if self.0.get_field_type() == MetricType::COUNTER {
+            let mut counter = Counter::default();
+            counter.set_value(value);
+            metric.set_counter(counter);
+        } else {
+            let mut gauge = Gauge::default();
+            gauge.set_value(value);
+            metric.set_gauge(gauge);
         }
-        let _ = write!(line, " {value}");
         if let Some(ms) = timestamp_ms {
-            let _ = write!(line, " {ms}");
+            metric.set_timestamp_ms(ms);
         }
-        self.samples.push(line);
+        self.0.mut_metric().push(metric);
     }
-
-    fn render(&self, out: &mut String) {
-        if self.samples.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
-        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
-        for s in &self.samples {
-            out.push_str(s);
-            out.push('\n');
-        }
-    }
-}
-
-/// Prometheus label-value escaping: backslash, double quote and newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 fn millis(time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
@@ -80,51 +72,51 @@ fn memory_sample(f: &mut Family, labels: &[(&str, &str)], memory: Option<&Memory
 }
 
 /// Renders the summary (or, with `None`, a failed scrape: only the error gauges, set to 1).
-pub fn render(summary: Option<&Summary>) -> String {
+pub fn render(summary: Option<&Summary>) -> Result<String, prometheus::Error> {
     let mut container_cpu = Family::new(
         "container_cpu_usage_seconds_total",
         "[STABLE] Cumulative cpu time consumed by the container in core-seconds",
-        "counter",
+        MetricType::COUNTER,
     );
     let mut container_memory = Family::new(
         "container_memory_working_set_bytes",
         "[STABLE] Current working set of the container in bytes",
-        "gauge",
+        MetricType::GAUGE,
     );
     let mut container_start = Family::new(
         "container_start_time_seconds",
         "[STABLE] Start time of the container since unix epoch in seconds",
-        "gauge",
+        MetricType::GAUGE,
     );
     let mut node_cpu = Family::new(
         "node_cpu_usage_seconds_total",
         "[STABLE] Cumulative cpu time consumed by the node in core-seconds",
-        "counter",
+        MetricType::COUNTER,
     );
     let mut node_memory = Family::new(
         "node_memory_working_set_bytes",
         "[STABLE] Current working set of the node in bytes",
-        "gauge",
+        MetricType::GAUGE,
     );
     let mut pod_cpu = Family::new(
         "pod_cpu_usage_seconds_total",
         "[STABLE] Cumulative cpu time consumed by the pod in core-seconds",
-        "counter",
+        MetricType::COUNTER,
     );
     let mut pod_memory = Family::new(
         "pod_memory_working_set_bytes",
         "[STABLE] Current working set of the pod in bytes",
-        "gauge",
+        MetricType::GAUGE,
     );
     let mut resource_scrape_error = Family::new(
         "resource_scrape_error",
         "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise",
-        "gauge",
+        MetricType::GAUGE,
     );
     let mut scrape_error = Family::new(
         "scrape_error",
         "[ALPHA] (Deprecated since 1.29.0) 1 if there was an error while getting container metrics, 0 otherwise",
-        "gauge",
+        MetricType::GAUGE,
     );
     let error = if summary.is_some() { 0.0 } else { 1.0 };
     resource_scrape_error.push(&[], error, None);
@@ -152,21 +144,25 @@ pub fn render(summary: Option<&Summary>) -> String {
             memory_sample(&mut pod_memory, &labels, pod.memory.as_ref());
         }
     }
+    let families: Vec<MetricFamily> = [
+        container_cpu,
+        container_memory,
+        container_start,
+        node_cpu,
+        node_memory,
+        pod_cpu,
+        pod_memory,
+        resource_scrape_error,
+        scrape_error,
+    ]
+    .into_iter()
+    .map(|f| f.0)
+    // A family without samples is left out, as kubelet leaves it out.
+    .filter(|f| !f.get_metric().is_empty())
+    .collect();
     let mut out = String::new();
-    for f in [
-        &container_cpu,
-        &container_memory,
-        &container_start,
-        &node_cpu,
-        &node_memory,
-        &pod_cpu,
-        &pod_memory,
-        &resource_scrape_error,
-        &scrape_error,
-    ] {
-        f.render(&mut out);
-    }
-    out
+    TextEncoder::new().encode_utf8(&families, &mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -224,7 +220,7 @@ mod tests {
                 volume: None,
             }],
         };
-        let text = render(Some(&summary));
+        let text = render(Some(&summary)).unwrap();
         for line in [
             "# TYPE container_cpu_usage_seconds_total counter",
             "container_cpu_usage_seconds_total{container=\"c\\\"q\",namespace=\"ns\",pod=\"p\"} 0.001 1700000000200",
@@ -243,7 +239,7 @@ mod tests {
 
     #[test]
     fn failed_scrape_sets_the_error_gauges_only() {
-        let text = render(None);
+        let text = render(None).unwrap();
         assert!(text.contains("\nresource_scrape_error 1\n"));
         assert!(text.contains("\nscrape_error 1\n"));
         assert!(!text.contains("node_cpu_usage_seconds_total"));
