@@ -187,13 +187,18 @@ fn private_dir(root: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Runs the agent until a shutdown signal. Pods are left running on shutdown.
-pub async fn run(config: Config) -> Result<(), StartError> {
+pub async fn run(mut config: Config) -> Result<(), StartError> {
     let client = kube_client(&config.kubeconfig).await?;
     let (runtime, runtime_name) = runtime(&config).await?;
-    private_dir(&config.root_dir).map_err(|source| StartError::RootDir {
-        path: config.root_dir.clone(),
-        source,
-    })?;
+    let root_error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| StartError::RootDir { path, source }
+    };
+    private_dir(&config.root_dir).map_err(root_error(&config.root_dir))?;
+    // The mount table names resolved paths: a root dir given through a symlink or relatively
+    // would hide its own mounts from the teardown, which then removes through them.
+    config.root_dir =
+        std::fs::canonicalize(&config.root_dir).map_err(root_error(&config.root_dir))?;
     let healthz_listener = if config.healthz_port == 0 {
         None
     } else {

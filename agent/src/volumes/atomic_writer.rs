@@ -348,7 +348,9 @@ fn update_visible_names(
     names: &BTreeSet<&str>,
     group: Option<FsGroup>,
 ) -> Result<(), DirError> {
-    for name in names {
+    // The writer's own names are never visible names: `./..data` passes validation (as in
+    // kubelet) and is cleaned to `..data`; its file stays inside the data dir, unlinked.
+    for name in names.iter().filter(|n| !n.starts_with("..")) {
         let target = format!("{DATA_DIR}/{name}");
         if !links_to(vol, name, &target) {
             link_into_place(vol, VISIBLE_TMP, &target, name)?;
@@ -584,6 +586,18 @@ mod tests {
         assert!(validate_path(&"x".repeat(256)).is_err());
         assert!(validate_path("a/b.txt").is_ok());
         assert!(validate_path("a/..b").is_ok());
+        let d = tempfile::tempdir().unwrap();
+        let mut p = Payload::new();
+        p.insert("./..data".into(), file("x", 0o644));
+        p.insert("k".into(), file("v", 0o644));
+        write(d.path(), &p, None).unwrap();
+        assert_eq!(std::fs::read_to_string(d.path().join("k")).unwrap(), "v");
+        write(d.path(), &p, None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("k")).unwrap(),
+            "v",
+            "a `./..data` item never replaces the writer's own link"
+        );
         let dir = tempfile::tempdir().unwrap();
         let mut p = Payload::new();
         p.insert("../evil".into(), file("x", 0o644));

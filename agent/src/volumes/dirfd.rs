@@ -12,7 +12,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, RenameFlags, Stat};
+use rustix::fs::{
+    AtFlags, FileType, Gid, Mode, OFlags, RenameFlags, Stat, StatxAttributes, StatxFlags,
+};
 use rustix::io::Errno;
 
 /// How deep [`DirFd::remove_tree`] holds directory fds before it moves a deeper directory up
@@ -26,6 +28,10 @@ pub enum DirError {
     /// A name that is not exactly one path component.
     #[error("invalid name {0:?}: must be a single path component")]
     InvalidName(OsString),
+    /// A removal reached a directory something is mounted on: it stops there rather than
+    /// delete what the mount shows (a volume's real data).
+    #[error("{0:?} is a mount point: not removing through it")]
+    MountPoint(OsString),
     #[error("{op} {name:?}: {errno}")]
     Os {
         op: &'static str,
@@ -48,7 +54,7 @@ impl DirError {
     pub fn errno(&self) -> Option<Errno> {
         match self {
             DirError::Os { errno, .. } => Some(*errno),
-            DirError::InvalidName(_) => None,
+            DirError::InvalidName(_) | DirError::MountPoint(_) => None,
         }
     }
 
@@ -364,6 +370,7 @@ impl DirFd {
             other => return other,
         }
         let top = self.open_dir(name)?;
+        refuse_mount(self, &top, name)?;
         remove_contents(top)?;
         self.rmdir(name)
     }
@@ -427,6 +434,28 @@ impl Frame {
     }
 }
 
+/// Fails when `child` (opened from `parent` as `name`) is on another mount than its parent:
+/// the kernel's mount id where statx has it, the device otherwise.
+fn refuse_mount(parent: &DirFd, child: &DirFd, name: &OsStr) -> Result<()> {
+    let ids = |d: &DirFd| {
+        rustix::fs::statx(d, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)
+            .map_err(|e| DirError::os("statx", name, e))
+    };
+    let (p, c) = (ids(parent)?, ids(child)?);
+    let by_id = p.stx_mask & c.stx_mask & StatxFlags::MNT_ID.bits() != 0;
+    let crosses = if by_id {
+        p.stx_mnt_id != c.stx_mnt_id
+    } else {
+        (p.stx_dev_major, p.stx_dev_minor) != (c.stx_dev_major, c.stx_dev_minor)
+    };
+    let root = c.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+        && c.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+    if crosses || root {
+        return Err(DirError::MountPoint(name.to_os_string()));
+    }
+    Ok(())
+}
+
 /// Empties the directory `top`. Iterative with the stack on the heap, so a deep tree planted
 /// by a container cannot overflow the agent's thread stack; at most [`MAX_DEPTH`] fds are held:
 /// a directory deeper than that is first moved up into `top` under a fresh name and emptied
@@ -456,6 +485,7 @@ fn remove_contents(top: DirFd) -> Result<()> {
             continue;
         }
         let child = frame.dir.open_dir(&name)?;
+        refuse_mount(&frame.dir, &child, &name)?;
         let mut next = Frame::new(child)?;
         next.name = name;
         stack.push(next);
@@ -534,6 +564,27 @@ mod tests {
         dir.remove_tree("link").unwrap();
         assert!(canary.join("keep").exists());
         assert!(std::fs::symlink_metadata(vol.join("link")).is_err());
+    }
+
+    #[test]
+    fn remove_tree_stops_at_a_mount_and_leaves_what_it_shows() {
+        let d = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        std::fs::write(data.path().join("precious"), "x").unwrap();
+        let target = d.path().join("pod/volume-subpaths/v");
+        std::fs::create_dir_all(&target).unwrap();
+        if crate::volumes::mounts::bind(data.path(), &target).is_err() {
+            return; // not root: nothing can be mounted here
+        }
+        let dir = DirFd::open(d.path()).unwrap();
+        let result = dir.remove_tree("pod");
+        crate::volumes::mounts::unmount(&target).unwrap();
+        assert!(matches!(result, Err(DirError::MountPoint(_))), "{result:?}");
+        assert!(
+            data.path().join("precious").exists(),
+            "the mounted data survives"
+        );
+        dir.remove_tree("pod").unwrap();
     }
 
     #[test]

@@ -32,9 +32,17 @@ pub enum SubPathError {
     Backsteps(String),
     #[error("subpath {sub:?}: too many levels of symbolic links (more than {MAX_LINKS})")]
     TooManyLinks { sub: String },
+    #[error("subpath {sub:?}: deeper than {MAX_DEPTH} directories or {MAX_NAMES} names")]
+    TooDeep { sub: String },
     #[error("subpath {path:?}: {message}")]
     Io { path: String, message: String },
 }
+
+/// The deepest a subPath may go, and the most names a walk may take (links spliced in
+/// included): enough for any real layout, and a pod cannot make the agent hold thousands of
+/// descriptors or create thousands of directories.
+pub const MAX_DEPTH: usize = 64;
+pub const MAX_NAMES: usize = 1024;
 
 fn io_error(path: &Path, e: &std::io::Error) -> SubPathError {
     SubPathError::Io {
@@ -127,7 +135,14 @@ impl Walk<'_> {
     /// Walks every name; returns the fd of what the subPath names.
     fn run(mut self) -> Result<OwnedFd, SubPathError> {
         let mut last: Option<OwnedFd> = None;
+        let mut walked = 0usize;
         while let Some(name) = self.pending.pop_front() {
+            walked += 1;
+            if walked > MAX_NAMES || self.stack.len() > MAX_DEPTH {
+                return Err(SubPathError::TooDeep {
+                    sub: self.sub.to_string(),
+                });
+            }
             if last.is_some() {
                 // A file followed by more names: the kernel's ENOTDIR.
                 return Err(SubPathError::Io {
@@ -279,6 +294,26 @@ mod tests {
 
     fn escapes(r: Result<OwnedFd, SubPathError>) -> bool {
         matches!(r, Err(SubPathError::Escapes { .. }))
+    }
+
+    #[test]
+    fn a_subpath_too_deep_or_too_long_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        let deep = vec!["a"; MAX_DEPTH + 5].join("/");
+        assert!(matches!(
+            resolve(&vol, &deep),
+            Err(SubPathError::TooDeep { .. })
+        ));
+        // One link whose target walks down and up 600 times: shallow, but too many names.
+        std::fs::create_dir(vol.join("d")).unwrap();
+        std::os::unix::fs::symlink("d/../".repeat(600) + "d", vol.join("l")).unwrap();
+        assert!(matches!(
+            resolve(&vol, "l"),
+            Err(SubPathError::TooDeep { .. })
+        ));
+        assert!(resolve(&vol, &vec!["b"; MAX_DEPTH - 1].join("/")).is_ok());
     }
 
     #[test]
