@@ -167,23 +167,62 @@ async fn token_review(client: kube::Client, token: String) -> Answer {
         .create(&PostParams::default(), &review)
         .await
         .map_err(|e| ReviewFailed::Apiserver(e.to_string()))?;
-    Ok(answer.status.and_then(|s| {
-        if s.authenticated != Some(true) {
-            return None;
-        }
-        let u = s.user?;
-        Some(Identity {
-            user: u.username.unwrap_or_default(),
-            groups: u.groups.unwrap_or_default(),
-            uid: u.uid.unwrap_or_default(),
-            extra: u.extra.unwrap_or_default(),
-        })
+    review_answer(answer.status)
+}
+
+/// What a TokenReview's status says. An error the apiserver reports (its authenticator
+/// failed), or "authenticated" without a user, is a failed review, never cached as a rejection.
+fn review_answer(
+    status: Option<k8s_openapi::api::authentication::v1::TokenReviewStatus>,
+) -> Answer {
+    let Some(s) = status else {
+        return Ok(None);
+    };
+    if let Some(error) = s.error.filter(|e| !e.is_empty()) {
+        return Err(ReviewFailed::Apiserver(error));
+    }
+    if s.authenticated != Some(true) {
+        return Ok(None);
+    }
+    let Some(u) = s.user else {
+        return Err(ReviewFailed::Apiserver(
+            "authenticated without a user".to_string(),
+        ));
+    };
+    Ok(Some(Identity {
+        user: u.username.unwrap_or_default(),
+        groups: u.groups.unwrap_or_default(),
+        uid: u.uid.unwrap_or_default(),
+        extra: u.extra.unwrap_or_default(),
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_review_that_reports_an_error_is_a_failure_not_a_rejection() {
+        let status = |v: serde_json::Value| Some(serde_json::from_value(v).unwrap());
+        assert!(matches!(
+            review_answer(status(
+                serde_json::json!({"authenticated": false, "error": "webhook down"})
+            )),
+            Err(ReviewFailed::Apiserver(_))
+        ));
+        assert!(matches!(
+            review_answer(status(serde_json::json!({"authenticated": true}))),
+            Err(ReviewFailed::Apiserver(_))
+        ));
+        assert!(matches!(
+            review_answer(status(serde_json::json!({"authenticated": false}))),
+            Ok(None)
+        ));
+        let ok = review_answer(status(
+            serde_json::json!({"authenticated": true, "user": {"username": "u"}}),
+        ));
+        assert_eq!(ok.unwrap().unwrap().user, "u");
+    }
 
     #[test]
     fn paths_map_to_kubelets_subresources() {

@@ -26,6 +26,9 @@ pub const WITHOUT_CERT_PER_SOURCE: usize = 32;
 /// attach, port-forward and log stream arrives from the few apiserver addresses, and each
 /// long-lived stream holds its slot.
 pub const WITH_CERT: usize = 512;
+/// One source may hold three quarters of them, so a holder of some other certificate from the
+/// client CA (another node's, say) cannot take every slot from the apiserver's addresses.
+pub const WITH_CERT_PER_SOURCE: usize = 384;
 
 /// What a pool does with a newcomer when it is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +86,14 @@ impl PoolState {
         self.by_source.get(source)?.first().copied()
     }
 
-    fn oldest(&self) -> Option<u64> {
-        self.members.keys().next().copied()
+    /// The oldest member of the source holding the most slots: a full pool makes room at the
+    /// expense of whoever fills it, so a flood from a few sources cannot push out a
+    /// newcomer's handshake from elsewhere.
+    fn oldest_of_heaviest(&self) -> Option<u64> {
+        self.by_source
+            .values()
+            .max_by_key(|seqs| seqs.len())
+            .and_then(|seqs| seqs.first().copied())
     }
 }
 
@@ -116,8 +125,8 @@ impl Pool {
             self.make_room(&mut state, oldest, Refusal::PerSource)?;
         }
         if state.members.len() >= self.total {
-            let oldest = state.oldest();
-            self.make_room(&mut state, oldest, Refusal::Total)?;
+            let victim = state.oldest_of_heaviest();
+            self.make_room(&mut state, victim, Refusal::Total)?;
         }
         let seq = state.next;
         state.next += 1;
@@ -230,7 +239,12 @@ impl Limits {
                 WITHOUT_CERT_PER_SOURCE,
                 Overflow::Refuse,
             ),
-            with_cert: Pool::new("with_cert", WITH_CERT, WITH_CERT, Overflow::Refuse),
+            with_cert: Pool::new(
+                "with_cert",
+                WITH_CERT,
+                WITH_CERT_PER_SOURCE,
+                Overflow::Refuse,
+            ),
         }
     }
 
@@ -324,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn evicting_pool_drops_the_oldest_of_the_source_then_the_oldest_overall() {
+    fn evicting_pool_drops_the_oldest_of_the_source_then_of_the_heaviest_source() {
         let pool = Pool::new("t", 3, 2, Overflow::EvictOldest);
         let a1 = pool.admit(ip("10.0.0.1")).unwrap();
         let b1 = pool.admit(ip("10.0.0.2")).unwrap();
@@ -333,14 +347,15 @@ mod tests {
         let a3 = pool.admit(ip("10.0.0.1")).unwrap();
         assert!(a1.is_evicted() && !b1.is_evicted() && !a2.is_evicted());
         assert_eq!(pool.in_use(), 3);
-        // The pool is full: the oldest overall (b1) goes.
+        // The pool is full: the oldest of the source holding most (a2 of 10.0.0.1) goes, not
+        // the older b1 of a source with one slot.
         let c1 = pool.admit(ip("10.0.0.3")).unwrap();
-        assert!(b1.is_evicted() && !a2.is_evicted() && !a3.is_evicted());
+        assert!(a2.is_evicted() && !b1.is_evicted() && !a3.is_evicted());
         // Dropping an evicted slot does not free a live one.
         drop(a1);
-        drop(b1);
+        drop(a2);
         assert_eq!(pool.in_use(), 3);
-        drop((a2, a3, c1));
+        drop((b1, a3, c1));
         assert_eq!(pool.in_use(), 0);
     }
 
