@@ -12,6 +12,15 @@ const NAME_TOTAL_LENGTH_MAX: usize = 255;
 
 /// Checks `image`; the error is the reference package's message.
 pub fn check(image: &str) -> Result<(), String> {
+    if image.len() == 64
+        && image
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(format!(
+            "invalid repository name ({image}), cannot specify 64-byte hexadecimal strings"
+        ));
+    }
     let (rest, digest) = match image.split_once('@') {
         Some((r, d)) => (r, Some(d)),
         None => (image, None),
@@ -60,7 +69,7 @@ fn check_name(name: &str) -> Result<(), String> {
     if !path.split('/').all(valid_path_component) {
         return Err(FORMAT.to_string());
     }
-    if name.len() > NAME_TOTAL_LENGTH_MAX {
+    if path.len() > NAME_TOTAL_LENGTH_MAX {
         return Err(format!(
             "repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
         ));
@@ -158,7 +167,11 @@ fn check_digest(d: &str) -> Result<(), String> {
         _ => return Err("unsupported digest algorithm".to_string()),
     };
     if hex.len() != length || hex.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err("invalid checksum digest format".to_string());
+        return Err(if hex.len() == length {
+            "invalid checksum digest format".to_string()
+        } else {
+            "invalid checksum digest length".to_string()
+        });
     }
     Ok(())
 }
@@ -228,6 +241,21 @@ mod tests {
         );
         let long = format!("a/{}", "b".repeat(300));
         assert!(check(&long).unwrap_err().contains("255"));
+        let long_path_with_registry = format!("registry.example/{}", "b".repeat(250));
+        assert_eq!(
+            check(&long_path_with_registry),
+            Ok(()),
+            "the registry does not count"
+        );
+        assert!(
+            check(&"0123456789abcdef".repeat(4))
+                .unwrap_err()
+                .contains("64-byte hexadecimal")
+        );
+        assert_eq!(
+            check("busybox@sha256:0123456789abcdef0123456789abcdef"),
+            Err("invalid checksum digest length".to_string())
+        );
         assert!(check(&format!("a:{}", "t".repeat(129))).is_err());
     }
 }

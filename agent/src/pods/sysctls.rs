@@ -47,17 +47,30 @@ impl Namespace {
         }
     }
 
+    /// The namespace's name in kubelet's messages.
     fn label(self) -> &'static str {
         match self {
-            Namespace::Net => "net",
-            Namespace::Ipc => "ipc",
+            Namespace::Net => "Net",
+            Namespace::Ipc => "IPC",
         }
     }
 }
 
-/// `net/ipv4/ip_forward` and `net.ipv4.ip_forward` name the same sysctl.
+/// kubelet's NormalizeName: a name written with `/` first (`net/ipv4/conf/eth0.100/forwarding`)
+/// has `.` and `/` swapped, so it reads as `net.ipv4.conf.eth0/100.forwarding`; a name written
+/// with `.` first is kept as it is.
 fn normalize(name: &str) -> String {
-    name.replace('/', ".")
+    match name.find(['.', '/']) {
+        Some(i) if name.as_bytes()[i] == b'/' => name
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                other => other,
+            })
+            .collect(),
+        _ => name.to_string(),
+    }
 }
 
 /// The sysctls this node lets pods set.
@@ -195,7 +208,7 @@ mod tests {
                 true
             )),
             Err(
-                "forbidden sysctl: \"net.core.somaxconn\" not allowed with host net enabled"
+                "forbidden sysctl: \"net.core.somaxconn\" not allowed with host Net enabled"
                     .to_string()
             )
         );
@@ -206,6 +219,22 @@ mod tests {
             ))
             .is_err(),
             "even a safe net sysctl would change the node's value"
+        );
+    }
+
+    #[test]
+    fn names_are_normalized_as_kubelet_does() {
+        assert_eq!(
+            normalize("net/ipv4/conf/eth0.100/forwarding"),
+            "net.ipv4.conf.eth0/100.forwarding"
+        );
+        assert_eq!(
+            normalize("net.ipv4.conf.eth0/100.forwarding"),
+            "net.ipv4.conf.eth0/100.forwarding"
+        );
+        assert_eq!(
+            normalize("kernel.shm_rmid_forced"),
+            "kernel.shm_rmid_forced"
         );
     }
 

@@ -97,27 +97,65 @@ pub fn host_enabled() -> bool {
     })
 }
 
-/// kubelet's AppArmor admission for a pending pod: every profile other than Unconfined needs
-/// AppArmor on the host, and a Localhost profile needs a name. The error is kubelet's message.
-pub fn check(pod: &Pod, host_enabled: bool) -> Result<(), String> {
+/// kubelet's isRequired: the pod needs AppArmor when its own profile, any container's
+/// (ephemeral ones included) or any legacy annotation asks for something other than
+/// Unconfined, even if every container then overrides the pod's profile.
+fn required(pod: &Pod) -> bool {
+    let confined = |p: Option<&AppArmorProfile>| p.is_some_and(|p| p.type_ != "Unconfined");
     let Some(spec) = pod.spec.as_ref() else {
-        return Ok(());
+        return false;
     };
-    let profiles: Vec<AppArmorProfile> = spec
+    let pod_level = spec
+        .security_context
+        .as_ref()
+        .and_then(|s| s.app_armor_profile.as_ref());
+    let container_level = spec
         .init_containers
         .iter()
         .flatten()
         .chain(&spec.containers)
-        .filter_map(|c| profile(pod, c))
-        .collect();
-    if profiles.iter().all(|p| p.type_ == "Unconfined") {
+        .any(|c| {
+            confined(
+                c.security_context
+                    .as_ref()
+                    .and_then(|s| s.app_armor_profile.as_ref()),
+            )
+        });
+    let ephemeral = spec.ephemeral_containers.iter().flatten().any(|c| {
+        confined(
+            c.security_context
+                .as_ref()
+                .and_then(|s| s.app_armor_profile.as_ref()),
+        )
+    });
+    let annotated = pod
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .any(|(k, v)| k.starts_with(ANNOTATION_PREFIX) && v != "unconfined");
+    confined(pod_level) || container_level || ephemeral || annotated
+}
+
+/// kubelet's AppArmor admission for a pending pod: a pod that needs AppArmor needs it on the
+/// host, and a Localhost profile needs a name. The error is kubelet's message.
+pub fn check(pod: &Pod, host_enabled: bool) -> Result<(), String> {
+    if !required(pod) {
         return Ok(());
     }
     if !host_enabled {
         return Err("Cannot enforce AppArmor: AppArmor is not enabled on the host".to_string());
     }
-    for p in &profiles {
-        if p.type_ == "Localhost"
+    let Some(spec) = pod.spec.as_ref() else {
+        return Ok(());
+    };
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+    {
+        if let Some(p) = profile(pod, c).filter(|p| p.type_ == "Localhost")
             && p.localhost_profile
                 .as_deref()
                 .is_none_or(|n| n.trim().is_empty())
@@ -176,6 +214,14 @@ mod tests {
             "securityContext": {"appArmorProfile": {"type": "Unconfined"}},
             "containers": [{"name": "a"}]}}));
         assert_eq!(check(&unconfined, false), Ok(()));
+        let overridden = pod(json!({"metadata": {"name": "p"}, "spec": {
+            "securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "a",
+                "securityContext": {"appArmorProfile": {"type": "Unconfined"}}}]}}));
+        assert!(
+            check(&overridden, false).is_err(),
+            "a confining pod-level profile needs AppArmor even when every container overrides it"
+        );
         let plain =
             pod(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}}));
         assert_eq!(check(&plain, false), Ok(()));
