@@ -147,8 +147,9 @@ fn pod_context(
     Ok(PodContext {
         events,
         volumes,
+        writer: Arc::new(client.clone()),
         client,
-        cri,
+        cri: Arc::new(cri),
         runtime_name,
         node: NodeFacts {
             node_name: config.node_name.clone(),
@@ -169,6 +170,7 @@ fn pod_context(
         },
         images: Images::default(),
         admission,
+        clock: crate::runtime::WallClock::System,
     })
 }
 

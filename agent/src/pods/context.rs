@@ -2,13 +2,15 @@
 //! the managers' own interior state; no worker owns another's data.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use cri_client::CriClient;
+use crate::runtime::{PodRuntime, WallClock};
 
 use super::admission::Admission;
 use super::events::Events;
 use super::images::Images;
 use super::logs::LogRotation;
+use super::status_writer::PodWriter;
 
 /// Node facts the pod side needs.
 #[derive(Debug, Clone)]
@@ -23,8 +25,12 @@ pub struct NodeFacts {
 
 /// Shared by all pod workers.
 pub struct PodContext {
+    /// For the reads the pod side makes (volumes, env sources, pull secrets, runtime classes).
     pub client: kube::Client,
-    pub cri: CriClient,
+    /// What the pod side writes to the API: status patches and the final deletion.
+    pub writer: Arc<dyn PodWriter>,
+    /// The container runtime.
+    pub cri: Arc<dyn PodRuntime>,
     /// "containerd", for containerID fields ("containerd://ID").
     pub runtime_name: String,
     pub node: NodeFacts,
@@ -40,6 +46,8 @@ pub struct PodContext {
     pub images: Images,
     pub events: Events,
     pub admission: Admission,
+    /// The wall clock compared with the runtime's timestamps.
+    pub clock: WallClock,
     /// Pod volumes (set up before containers start, torn down after they stop).
     pub volumes: crate::volumes::Volumes,
 }

@@ -51,6 +51,13 @@ impl Events {
         Events { tx }
     }
 
+    /// A handle whose events are kept for the test to read (the sender task's input, as is).
+    #[cfg(test)]
+    pub fn recording() -> (Events, RecordedEvents) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Events { tx }, RecordedEvents { rx })
+    }
+
     /// Emits an event about `pod`, optionally about one of its containers (fieldPath).
     pub fn emit(&self, pod: &Pod, container: Option<&str>, note: Note<'_>) {
         let mut reference = pod.object_ref(&());
@@ -118,6 +125,40 @@ impl Events {
             secondary: None,
         };
         let _ = self.tx.try_send((event, reference));
+    }
+}
+
+/// The events a [`Events::recording`] handle emitted.
+#[cfg(test)]
+pub struct RecordedEvents {
+    rx: mpsc::Receiver<(Event, ObjectReference)>,
+}
+
+/// One recorded event, reduced to what scenarios assert on.
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+    /// spec.containers{NAME}, or None for the pod itself.
+    pub field_path: Option<String>,
+}
+
+#[cfg(test)]
+impl RecordedEvents {
+    /// The events emitted since the last call, in order.
+    pub fn take(&mut self) -> Vec<RecordedEvent> {
+        let mut out = Vec::new();
+        while let Ok((event, reference)) = self.rx.try_recv() {
+            out.push(RecordedEvent {
+                warning: event.type_ == EventType::Warning,
+                reason: event.reason,
+                message: event.note.unwrap_or_default(),
+                field_path: reference.field_path,
+            });
+        }
+        out
     }
 }
 

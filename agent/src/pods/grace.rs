@@ -1,9 +1,12 @@
 //! Where a pod's own numbers become waits: the termination grace period (one rule for
 //! deletion, deadline and failed-hook kills) and deadlines built from it. A pod may ask for any
 //! int64 of seconds; every wait is capped at [`LONGEST_WAIT`] and every deadline is computed
-//! with checked arithmetic, so no value in a spec can overflow a clock.
+//! with checked arithmetic, so no value in a spec can overflow a clock. Deadlines are tokio
+//! instants (the monotonic clock, which paused-time tests drive).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::core::v1::Pod;
 

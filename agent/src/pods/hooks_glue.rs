@@ -9,6 +9,7 @@ use super::context::PodContext;
 use super::hooks::run_handler;
 use super::kill;
 use super::probe::ProbeTarget;
+use super::runtime_exec::RuntimeExec;
 
 /// Upper bound for a postStart handler (kubelet has none; a hung hook must not hang the pod).
 const POST_START_LIMIT: Duration = Duration::from_secs(120);
@@ -39,7 +40,9 @@ pub async fn post_start(ctx: &PodContext, pod: &Pod, c: &Container, id: &str, po
         return;
     };
     let t = target(pod, c, id, pod_ips, &ctx.node.host_ip);
-    if let Err(msg) = run_handler(handler, &t, &ctx.cri, POST_START_LIMIT).await {
+    if let Err(msg) =
+        run_handler(handler, &t, &RuntimeExec(ctx.cri.clone()), POST_START_LIMIT).await
+    {
         ctx.events
             .warning(pod, Some(&c.name), "FailedPostStartHook", msg);
         ctx.events.normal(
@@ -87,7 +90,7 @@ impl PreStopTargets {
             return;
         };
         let t = target(&self.pod, c, &id, &self.ips, &ctx.node.host_ip);
-        if let Err(msg) = run_handler(handler, &t, &ctx.cri, left).await {
+        if let Err(msg) = run_handler(handler, &t, &RuntimeExec(ctx.cri.clone()), left).await {
             ctx.events
                 .warning(&self.pod, Some(&name), "FailedPreStopHook", msg);
         }

@@ -7,11 +7,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use cri_client::CriClient;
 use cri_client::api::AuthConfig;
 use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use serde::Deserialize;
 use thiserror::Error;
+
+use crate::runtime::PodRuntime;
 
 /// Why a container's image is not available. `reason()` is kubelet's waiting reason.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -160,7 +161,7 @@ impl Images {
     /// called with ("Pulling", message) before a pull starts so the caller can emit the event.
     pub async fn ensure(
         &self,
-        cri: &CriClient,
+        cri: &dyn PodRuntime,
         pod: &Pod,
         container: &Container,
         secrets: &[Secret],
@@ -173,7 +174,7 @@ impl Images {
         let policy = pull_policy(container);
         if policy != "Always" {
             let present = cri
-                .image_status(image.as_str(), false)
+                .image_status(&image, false)
                 .await
                 .ok()
                 .and_then(|s| s.image);
@@ -208,12 +209,12 @@ impl Images {
             creds.into_iter().map(Some).collect()
         };
         for auth in attempts {
-            match cri.pull_image(image.as_str(), auth, None).await {
+            match cri.pull_image(&image, auth, None).await {
                 Ok(image_ref) => {
                     self.lock().remove(&key);
                     let pulled_in = Some(started.elapsed());
                     let described = cri
-                        .image_status(image_ref.as_str(), false)
+                        .image_status(&image_ref, false)
                         .await
                         .ok()
                         .and_then(|s| s.image);

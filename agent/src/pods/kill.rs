@@ -2,21 +2,22 @@
 //! and what the pod left on the node (its directory, logs, cgroups).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::context::PodContext;
-use super::observe::PodRuntime;
+use super::observe::ObservedPod;
 
 /// Stops every running container of the pod in parallel, each within `deadline`, emitting
 /// kubelet's Killing event. `pre_stop` runs before each stop (it gets the time left).
 pub async fn stop_containers<F, Fut>(
     ctx: &PodContext,
     pod: &Pod,
-    runtime: &PodRuntime,
+    runtime: &ObservedPod,
     deadline: Instant,
     message: impl Fn(&str) -> String,
     pre_stop: F,
@@ -55,7 +56,7 @@ pub async fn stop_container(ctx: &PodContext, id: &str, grace: Duration) {
 }
 
 /// Stops every sandbox of the pod (the runtime tears its network down).
-pub async fn stop_sandboxes(ctx: &PodContext, runtime: &PodRuntime) {
+pub async fn stop_sandboxes(ctx: &PodContext, runtime: &ObservedPod) {
     for s in runtime.sandboxes.iter().filter(|s| s.ready) {
         if let Err(e) = ctx.cri.stop_pod_sandbox(&s.id).await
             && !e.is_not_found()
@@ -67,7 +68,12 @@ pub async fn stop_sandboxes(ctx: &PodContext, runtime: &PodRuntime) {
 
 /// Removes containers and sandboxes (stopping what still runs) and the pod's files and
 /// cgroups. Idempotent.
-pub async fn remove_all(ctx: &PodContext, uid: &str, runtime: &PodRuntime, log_dir: Option<&Path>) {
+pub async fn remove_all(
+    ctx: &PodContext,
+    uid: &str,
+    runtime: &ObservedPod,
+    log_dir: Option<&Path>,
+) {
     for c in &runtime.containers {
         if c.running() {
             stop_container(ctx, &c.id, Duration::ZERO).await;

@@ -15,12 +15,15 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cri_client::CriError;
 use cri_client::api::{ContainerFilter, ContainerState, ContainerStateValue, PodSandboxFilter};
-use cri_client::{CriClient, CriError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+use crate::runtime::PodRuntime;
 
 /// How often container logs are checked (kubelet's containerLogMonitorInterval default).
 pub const PERIOD: Duration = Duration::from_secs(10);
@@ -248,7 +251,7 @@ where
 
 /// The running containers of `node_name`'s sandboxes: (container id, log path).
 async fn running_containers(
-    cri: &CriClient,
+    cri: &dyn PodRuntime,
     node_name: &str,
 ) -> Result<Vec<(String, String)>, CriError> {
     let sandboxes: HashSet<String> = cri
@@ -296,7 +299,7 @@ async fn running_containers(
 /// # Errors
 /// Listing the runtime failed; per-container failures are in the report instead.
 pub async fn rotate_once(
-    cri: &CriClient,
+    cri: &dyn PodRuntime,
     node_name: &str,
     rotation: &LogRotation,
 ) -> Result<RotateReport, CriError> {
@@ -331,7 +334,7 @@ pub async fn rotate_once(
 
 /// Rotates the logs of this node's containers every [`PERIOD`] until cancelled.
 pub async fn run(
-    cri: CriClient,
+    cri: Arc<dyn PodRuntime>,
     node_name: String,
     rotation: LogRotation,
     cancel: CancellationToken,
@@ -348,7 +351,7 @@ pub async fn run(
             () = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match rotate_once(&cri, &node_name, &rotation).await {
+        match rotate_once(cri.as_ref(), &node_name, &rotation).await {
             Ok(report) => {
                 for e in &report.errors {
                     warn!(error = %e, "container log rotation failed");

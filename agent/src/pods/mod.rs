@@ -26,6 +26,7 @@ mod probes;
 pub mod relist;
 pub mod restart_backoff;
 pub mod runtime_class;
+mod runtime_exec;
 pub mod sandbox;
 pub mod source;
 pub mod start;

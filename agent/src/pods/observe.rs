@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 
+use cri_client::CriError;
 use cri_client::api::{self, ContainerFilter, ContainerState, PodSandboxFilter, PodSandboxState};
-use cri_client::{CriClient, CriError};
+
+use crate::runtime::PodRuntime;
 
 use super::labels;
 
@@ -50,12 +52,12 @@ pub struct SandboxView {
 
 /// The pod's runtime state; both lists newest first.
 #[derive(Debug, Clone, Default)]
-pub struct PodRuntime {
+pub struct ObservedPod {
     pub sandboxes: Vec<SandboxView>,
     pub containers: Vec<ContainerView>,
 }
 
-impl PodRuntime {
+impl ObservedPod {
     /// The newest sandbox, if it is ready.
     pub fn ready_sandbox(&self) -> Option<&SandboxView> {
         self.sandboxes.first().filter(|s| s.ready)
@@ -90,7 +92,7 @@ fn uid_selector(uid: &str) -> HashMap<String, String> {
 }
 
 /// Lists the pod's sandboxes and containers, with each container's full status.
-pub async fn observe(cri: &CriClient, uid: &str) -> Result<PodRuntime, CriError> {
+pub async fn observe(cri: &dyn PodRuntime, uid: &str) -> Result<ObservedPod, CriError> {
     let sandboxes = cri
         .list_pod_sandbox(Some(PodSandboxFilter {
             label_selector: uid_selector(uid),
@@ -126,7 +128,7 @@ pub async fn observe(cri: &CriClient, uid: &str) -> Result<PodRuntime, CriError>
         containers.push(view(&c, s));
     }
     containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
-    Ok(PodRuntime {
+    Ok(ObservedPod {
         sandboxes,
         containers,
     })

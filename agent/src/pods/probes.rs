@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::context::PodContext;
 use super::probe::worker::instant_from_system_time;
 use super::probe::{ProbeHandle, ProbeKind, ProbeState, ProbeTarget, ProbeWorker, StartedGate};
+use super::runtime_exec::RuntimeExec;
 use super::sync::PodState;
 
 struct Entry {
@@ -200,7 +201,7 @@ impl Probes {
             probe.clone(),
             kind,
             target.clone(),
-            Arc::new(ctx.cri.clone()),
+            Arc::new(RuntimeExec(ctx.cri.clone())),
             started,
             gate,
         );

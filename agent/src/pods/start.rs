@@ -117,7 +117,7 @@ pub async fn start(
     let image = c.image.clone().unwrap_or_default();
     let ensured = ctx
         .images
-        .ensure(&ctx.cri, pod, c, &secrets, |msg| {
+        .ensure(ctx.cri.as_ref(), pod, c, &secrets, |msg| {
             events.normal(pod, Some(name), "Pulling", msg);
         })
         .await;

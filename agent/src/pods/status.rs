@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::container::qos_class;
-use super::observe::{ContainerView, PodRuntime};
+use super::observe::{ContainerView, ObservedPod};
 
 /// A waiting reason the worker set for a container (image pull errors, backoff, config errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub struct Terminal {
 /// Everything the status is computed from.
 pub struct Inputs<'a> {
     pub pod: &'a Pod,
-    pub runtime: &'a PodRuntime,
+    pub runtime: &'a ObservedPod,
     pub runtime_name: &'a str,
     pub pod_ips: &'a [String],
     pub host_ip: &'a str,

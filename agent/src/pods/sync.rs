@@ -14,12 +14,11 @@ use tracing::{debug, info, warn};
 use super::container::container_hash;
 use super::context::PodContext;
 use super::kill;
-use super::observe::{self, ContainerView, PodRuntime};
+use super::observe::{self, ContainerView, ObservedPod};
 use super::restart_backoff::RestartBackoff;
 use super::sandbox::{self, SandboxEnv};
 use super::start::{self, StartRequest};
 use super::status::{self, Terminal, Waiting};
-use super::status_writer;
 use super::termination_message;
 use super::timing::{Stage, Timings};
 
@@ -40,7 +39,7 @@ pub struct PodState {
     pub unhealthy: HashSet<String>,
     pub termination_messages: HashMap<String, String>,
     /// When termination began and its deadline.
-    pub killing: Option<Instant>,
+    pub killing: Option<tokio::time::Instant>,
     pub deletion_requested: bool,
     pub seen_running: bool,
     /// A container could not be started: sync again after this long.
@@ -58,7 +57,7 @@ struct Target<'a> {
     config: &'a PodSandboxConfig,
     pod_ips: &'a [String],
     /// The runtime state the sync started from.
-    runtime: &'a PodRuntime,
+    runtime: &'a ObservedPod,
     /// The pod's volumes, host path by name.
     volumes: &'a HashMap<String, std::path::PathBuf>,
 }
@@ -126,7 +125,7 @@ pub async fn sync(
     state: &mut PodState,
     pod: &Pod,
 ) -> Result<Outcome, cri_client::CriError> {
-    let runtime = observe::observe(&ctx.cri, uid(pod)).await?;
+    let runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
     if pod.metadata.deletion_timestamp.is_some() {
         return terminate(ctx, state, pod, &runtime).await;
     }
@@ -165,7 +164,10 @@ pub async fn sync(
             let msg = "Pod was active on the node longer than the specified deadline".to_string();
             ctx.events
                 .normal(pod, None, "DeadlineExceeded", msg.clone());
-            let deadline = super::grace::deadline(Instant::now(), super::grace::grace_period(pod));
+            let deadline = super::grace::deadline(
+                tokio::time::Instant::now(),
+                super::grace::grace_period(pod),
+            );
             kill::stop_containers(
                 ctx,
                 pod,
@@ -188,7 +190,7 @@ pub async fn sync(
         kill::stop_sandboxes(ctx, &runtime).await;
         ctx.admission.release(uid(pod));
         unmount_volumes(ctx, pod).await;
-        let runtime = observe::observe(&ctx.cri, uid(pod)).await?;
+        let runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
         write_status(ctx, state, pod, &runtime).await;
         return Ok(outcome);
     }
@@ -214,9 +216,9 @@ async fn run_containers(
     ctx: &PodContext,
     state: &mut PodState,
     pod: &Pod,
-    mut runtime: PodRuntime,
+    mut runtime: ObservedPod,
     outcome: &mut Outcome,
-) -> Result<PodRuntime, cri_client::CriError> {
+) -> Result<ObservedPod, cri_client::CriError> {
     let spec = pod.spec.clone().unwrap_or_default();
     let policy = restart_policy(pod).to_string();
     let env = sandbox_env(ctx);
@@ -235,7 +237,7 @@ async fn run_containers(
             let attempt = runtime.sandboxes.first().map_or(0, |s| s.attempt + 1);
             match create_sandbox(ctx, state, pod, attempt).await {
                 Ok(id) => {
-                    runtime = observe::observe(&ctx.cri, uid(pod)).await?;
+                    runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
                     id
                 }
                 Err(()) => {
@@ -282,7 +284,7 @@ async fn run_containers(
                     return Ok(runtime);
                 }
                 if !sidecar {
-                    return observe::observe(&ctx.cri, uid(pod)).await;
+                    return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
                 }
             }
             _ => {
@@ -291,7 +293,7 @@ async fn run_containers(
                     .map_or(0, |l| l.restart_count + 1);
                 let started = start_one(ctx, state, pod, c, &target, restart_count).await;
                 if !sidecar || !started {
-                    return observe::observe(&ctx.cri, uid(pod)).await;
+                    return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
                 }
             }
         }
@@ -328,7 +330,7 @@ async fn run_containers(
             }
         }
     }
-    observe::observe(&ctx.cri, uid(pod)).await
+    observe::observe(ctx.cri.as_ref(), uid(pod)).await
 }
 
 /// Sets up (or refreshes) the pod's volumes. None when one is not ready: its FailedMount event
@@ -365,7 +367,7 @@ async fn unmount_volumes(ctx: &PodContext, pod: &Pod) {
 }
 
 /// True when every regular container exited and none should restart.
-fn all_done(pod: &Pod, runtime: &PodRuntime, policy: &str) -> bool {
+fn all_done(pod: &Pod, runtime: &ObservedPod, policy: &str) -> bool {
     let Some(spec) = pod.spec.as_ref() else {
         return false;
     };
@@ -539,7 +541,7 @@ async fn restart_with_backoff(
     target: &Target<'_>,
     outcome: &mut Outcome,
 ) -> bool {
-    let now = SystemTime::now();
+    let now = ctx.clock.now();
     if let Some(left) = state
         .backoff
         .remaining(&c.name, nanos_to_system(latest.finished_at), now)
@@ -612,7 +614,7 @@ fn read_termination_messages(
     ctx: &PodContext,
     state: &mut PodState,
     pod: &Pod,
-    runtime: &PodRuntime,
+    runtime: &ObservedPod,
 ) {
     let Some(spec) = pod.spec.as_ref() else {
         return;
@@ -677,7 +679,7 @@ async fn write_status(
     ctx: &PodContext,
     state: &mut PodState,
     pod: &Pod,
-    runtime: &PodRuntime,
+    runtime: &ObservedPod,
 ) -> PodStatus {
     read_termination_messages(ctx, state, pod, runtime);
     let ips = state
@@ -706,7 +708,7 @@ async fn write_status(
         .iter()
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    match status_writer::write(&ctx.client, pod, &status).await {
+    match ctx.writer.write_status(pod, &status).await {
         Ok(()) => {
             if ready && let Some(line) = state.timings.ready() {
                 ctx.events.normal(pod, None, "Ready", line);
@@ -725,12 +727,12 @@ async fn terminate(
     ctx: &PodContext,
     state: &mut PodState,
     pod: &Pod,
-    runtime: &PodRuntime,
+    runtime: &ObservedPod,
 ) -> Result<Outcome, cri_client::CriError> {
     if state.deletion_requested {
         return Ok(Outcome::after(Duration::from_secs(5)));
     }
-    let began = *state.killing.get_or_insert_with(Instant::now);
+    let began = *state.killing.get_or_insert_with(tokio::time::Instant::now);
     let deadline = super::grace::deadline(began, super::grace::grace_period(pod));
     let targets = super::hooks_glue::PreStopTargets::new(pod);
     kill::stop_containers(
@@ -743,13 +745,13 @@ async fn terminate(
     )
     .await;
     kill::stop_sandboxes(ctx, runtime).await;
-    let after = observe::observe(&ctx.cri, uid(pod)).await?;
+    let after = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
     write_status(ctx, state, pod, &after).await;
     let log_dir = sandbox::log_directory(&ctx.log_root, pod);
     kill::remove_all(ctx, uid(pod), &after, Some(&log_dir)).await;
     ctx.admission.release(uid(pod));
     ctx.images.forget_pod(uid(pod));
-    match status_writer::delete(&ctx.client, pod).await {
+    match ctx.writer.delete(pod).await {
         Ok(()) => {
             state.deletion_requested = true;
             Ok(Outcome::after(Duration::from_secs(5)))
@@ -767,7 +769,7 @@ pub async fn remove_gone(
     pod_uid: &str,
     log_dir: Option<&std::path::Path>,
 ) -> Result<(), cri_client::CriError> {
-    let runtime = observe::observe(&ctx.cri, pod_uid).await?;
+    let runtime = observe::observe(ctx.cri.as_ref(), pod_uid).await?;
     kill::remove_all(ctx, pod_uid, &runtime, log_dir).await;
     ctx.admission.release(pod_uid);
     ctx.images.forget_pod(pod_uid);

@@ -1,13 +1,21 @@
-//! The container runtime boundary. The node side needs only the runtime's identity and health;
-//! the trait keeps that logic testable without a runtime, while integration tests use containerd.
+//! The container runtime boundary. The node side needs only the runtime's identity and health
+//! ([`RuntimeInfo`]); the pod side makes the CRI calls of [`PodRuntime`]. The traits keep that
+//! logic testable without a runtime ([`fake`] in unit tests), while integration tests use
+//! containerd.
 
+mod clock;
 mod cri;
+#[cfg(test)]
+pub mod fake;
 pub mod health;
+mod pod_runtime;
 
 use std::future::Future;
 
+pub use clock::WallClock;
 pub use cri::CriRuntime;
 pub use health::RuntimeHealth;
+pub use pod_runtime::{ContainerEvents, PodRuntime};
 
 /// One runtime condition as CRI Status reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
