@@ -148,6 +148,7 @@ fn pod_context(
         events,
         volumes,
         writer: Arc::new(client.clone()),
+        env_reads: crate::pods::context::EnvReads::Api,
         client,
         cri: Arc::new(cri),
         runtime_name,

@@ -23,10 +23,45 @@ pub struct NodeFacts {
     pub max_pods: u32,
 }
 
+/// Where container environments read ConfigMaps, Secrets and Services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvReads {
+    /// The API server, through [`PodContext::client`].
+    Api,
+    /// An API without objects: no ConfigMap, Secret or Service exists (scenario tests).
+    #[cfg(test)]
+    Empty,
+}
+
+/// An API without objects.
+#[cfg(test)]
+pub struct NoObjects;
+
+#[cfg(test)]
+impl super::container::env::EnvSource for NoObjects {
+    async fn config_map(
+        &self,
+        _ns: &str,
+        _name: &str,
+    ) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, kube::Error> {
+        Ok(None)
+    }
+
+    async fn secret(
+        &self,
+        _ns: &str,
+        _name: &str,
+    ) -> Result<Option<k8s_openapi::api::core::v1::Secret>, kube::Error> {
+        Ok(None)
+    }
+}
+
 /// Shared by all pod workers.
 pub struct PodContext {
     /// For the reads the pod side makes (volumes, env sources, pull secrets, runtime classes).
     pub client: kube::Client,
+    /// Where container environments come from (the API but in scenario tests).
+    pub env_reads: EnvReads,
     /// What the pod side writes to the API: status patches and the final deletion.
     pub writer: Arc<dyn PodWriter>,
     /// The container runtime.

@@ -28,6 +28,8 @@ pub mod restart_backoff;
 pub mod runtime_class;
 mod runtime_exec;
 pub mod sandbox;
+#[cfg(test)]
+mod scenarios;
 pub mod source;
 pub mod start;
 pub mod status;

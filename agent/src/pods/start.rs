@@ -93,7 +93,14 @@ pub async fn start(
         node_allocatable_cpu_millis: ctx.node.allocatable_cpu_millis,
         node_allocatable_memory_bytes: ctx.node.allocatable_memory_bytes,
     };
-    let env = match container::resolve_env(&ctx.client, pod, c, &facts).await {
+    let resolved = match ctx.env_reads {
+        super::context::EnvReads::Api => container::resolve_env(&ctx.client, pod, c, &facts).await,
+        #[cfg(test)]
+        super::context::EnvReads::Empty => {
+            container::resolve_env(&super::context::NoObjects, pod, c, &facts).await
+        }
+    };
+    let env = match resolved {
         Ok(env) => env,
         Err(e) => {
             let msg = e.to_string();
