@@ -375,3 +375,234 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
         ..PodStatus::default()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! Phase and conditions for each stage of a pod's life, one table row each.
+
+    use super::*;
+    use crate::pods::observe::SandboxView;
+    use cri_client::api::ContainerState as Cri;
+    use serde_json::json;
+
+    /// What the runtime holds for one container in a row.
+    #[derive(Clone, Copy)]
+    enum Held {
+        Nothing,
+        Running,
+        Exited(i32),
+    }
+
+    struct Row {
+        name: &'static str,
+        restart_policy: &'static str,
+        init: Held,
+        app: Held,
+        /// The readiness probe's verdict on "app" (None: no probe).
+        app_ready: Option<bool>,
+        waiting: Option<&'static str>,
+        terminal: Option<Terminal>,
+        phase: &'static str,
+        /// PodReadyToStartContainers, Initialized, ContainersReady, Ready.
+        conditions: [&'static str; 4],
+    }
+
+    fn view(name: &str, held: Held) -> Option<ContainerView> {
+        let (state, exit_code) = match held {
+            Held::Nothing => return None,
+            Held::Running => (Cri::ContainerRunning, 0),
+            Held::Exited(code) => (Cri::ContainerExited, code),
+        };
+        Some(ContainerView {
+            id: format!("id-{name}"),
+            name: name.to_string(),
+            sandbox_id: "s".into(),
+            restart_count: 0,
+            hash: String::new(),
+            state,
+            created_at: 1,
+            started_at: 1_000_000_000,
+            finished_at: if matches!(held, Held::Exited(_)) {
+                2_000_000_000
+            } else {
+                0
+            },
+            exit_code,
+            reason: String::new(),
+            message: String::new(),
+            image: "i".into(),
+            image_ref: "sha256:i".into(),
+            log_path: String::new(),
+        })
+    }
+
+    fn check(row: &Row) {
+        let mut spec = json!({
+            "restartPolicy": row.restart_policy,
+            "containers": [{"name": "app", "image": "i"}],
+        });
+        if !matches!(row.init, Held::Nothing) {
+            spec["initContainers"] = json!([{"name": "init", "image": "i"}]);
+        }
+        if row.app_ready.is_some() {
+            spec["containers"][0]["readinessProbe"] = json!({"exec": {"command": ["true"]}});
+        }
+        let pod: Pod =
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).unwrap();
+        let runtime = ObservedPod {
+            sandboxes: vec![SandboxView {
+                id: "s".into(),
+                attempt: 0,
+                ready: row.terminal.is_none(),
+                created_at: 1,
+            }],
+            containers: [view("init", row.init), view("app", row.app)]
+                .into_iter()
+                .flatten()
+                .collect(),
+        };
+        let waiting: HashMap<String, Waiting> = row
+            .waiting
+            .map(|reason| {
+                let w = Waiting {
+                    reason: reason.into(),
+                    message: String::new(),
+                };
+                HashMap::from([("app".to_string(), w)])
+            })
+            .unwrap_or_default();
+        let readiness: HashMap<String, bool> = row
+            .app_ready
+            .map(|r| HashMap::from([("app".to_string(), r)]))
+            .unwrap_or_default();
+        let status = compute(&Inputs {
+            pod: &pod,
+            runtime: &runtime,
+            runtime_name: "containerd",
+            pod_ips: &["10.0.0.1".to_string()],
+            host_ip: "192.0.2.1",
+            waiting: &waiting,
+            readiness: &readiness,
+            started: &HashMap::new(),
+            termination_messages: &HashMap::new(),
+            terminal: row.terminal.as_ref(),
+            now: Timestamp::now(),
+        });
+        assert_eq!(
+            status.phase.as_deref(),
+            Some(row.phase),
+            "{}: phase",
+            row.name
+        );
+        let got: Vec<(String, String)> = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.type_, c.status))
+            .collect();
+        let kinds = [
+            "PodReadyToStartContainers",
+            "Initialized",
+            "ContainersReady",
+            "Ready",
+        ];
+        let want: Vec<(String, String)> = kinds
+            .iter()
+            .zip(row.conditions)
+            .map(|(k, s)| (k.to_string(), s.to_string()))
+            .collect();
+        assert_eq!(got, want, "{}: conditions", row.name);
+        if let Some(t) = &row.terminal {
+            assert_eq!(
+                status.reason.as_deref(),
+                Some(t.reason.as_str()),
+                "{}",
+                row.name
+            );
+        }
+    }
+
+    fn row(name: &'static str) -> Row {
+        Row {
+            name,
+            restart_policy: "Always",
+            init: Held::Nothing,
+            app: Held::Nothing,
+            app_ready: None,
+            waiting: None,
+            terminal: None,
+            phase: "Pending",
+            conditions: ["True", "True", "False", "False"],
+        }
+    }
+
+    #[test]
+    fn phase_and_conditions_through_a_pods_life() {
+        let rows = [
+            Row {
+                waiting: Some("ContainerCreating"),
+                ..row("pending with a waiting container")
+            },
+            Row {
+                app: Held::Running,
+                phase: "Running",
+                conditions: ["True", "True", "True", "True"],
+                ..row("running and ready")
+            },
+            Row {
+                app: Held::Running,
+                app_ready: Some(false),
+                phase: "Running",
+                conditions: ["True", "True", "False", "False"],
+                ..row("running, readiness probe failing")
+            },
+            Row {
+                init: Held::Running,
+                conditions: ["True", "False", "False", "False"],
+                ..row("init container still running")
+            },
+            Row {
+                init: Held::Exited(0),
+                app: Held::Running,
+                phase: "Running",
+                conditions: ["True", "True", "True", "True"],
+                ..row("init container completed, app running")
+            },
+            Row {
+                restart_policy: "Never",
+                app: Held::Exited(0),
+                phase: "Succeeded",
+                conditions: ["True", "True", "False", "False"],
+                ..row("succeeded")
+            },
+            Row {
+                restart_policy: "Never",
+                app: Held::Exited(2),
+                phase: "Failed",
+                conditions: ["True", "True", "False", "False"],
+                ..row("failed")
+            },
+            Row {
+                restart_policy: "Never",
+                init: Held::Exited(1),
+                phase: "Failed",
+                conditions: ["True", "False", "False", "False"],
+                ..row("init container failed for good")
+            },
+            Row {
+                terminal: Some(Terminal {
+                    phase: "Failed",
+                    reason: "SysctlForbidden".into(),
+                    message: "forbidden sysctl".into(),
+                }),
+                phase: "Failed",
+                conditions: ["False", "True", "False", "False"],
+                ..row("terminal set by admission")
+            },
+        ];
+        for r in &rows {
+            check(r);
+        }
+    }
+}
