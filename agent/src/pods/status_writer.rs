@@ -91,7 +91,7 @@ pub mod recording {
     pub enum Written {
         Status {
             uid: String,
-            status: PodStatus,
+            status: Box<PodStatus>,
         },
         /// The final deletion (always grace 0 with the UID precondition in the real writer).
         Deleted {
@@ -116,7 +116,7 @@ pub mod recording {
             self.writes()
                 .into_iter()
                 .filter_map(|w| match w {
-                    Written::Status { status, .. } => Some(status),
+                    Written::Status { status, .. } => Some(*status),
                     Written::Deleted { .. } => None,
                 })
                 .collect()
@@ -146,7 +146,7 @@ pub mod recording {
         ) -> BoxFuture<'a, Result<(), kube::Error>> {
             self.record(Written::Status {
                 uid: uid(pod),
-                status: status.clone(),
+                status: Box::new(status.clone()),
             })
         }
 
