@@ -490,7 +490,7 @@ async fn an_apparmor_profile_the_node_cannot_enforce_is_never_silently_dropped()
         assert_eq!(status.reason.as_deref(), Some("AppArmor"));
         assert_eq!(
             status.message.as_deref(),
-            Some("Cannot enforce AppArmor: AppArmor is not enabled on the host")
+            Some("Pod was rejected: Cannot enforce AppArmor: AppArmor is not enabled on the host")
         );
     }
     assert_node_unharmed(&client, &mut agent, pid, &ns).await;

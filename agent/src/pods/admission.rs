@@ -120,7 +120,14 @@ pub struct Admission {
 fn refusal(reason: &str, message: String) -> Refusal {
     Refusal {
         reason: reason.to_string(),
-        message: format!("Pod was rejected: {message}"),
+        message,
+    }
+}
+
+impl Refusal {
+    /// The pod's status message: kubelet's rejectPod prefixes the event's message.
+    pub fn status_message(&self) -> String {
+        format!("Pod was rejected: {}", self.message)
     }
 }
 
@@ -338,6 +345,10 @@ mod tests {
         assert_eq!(e.reason, "SysctlForbidden");
         assert_eq!(
             e.message,
+            "forbidden sysctl: \"kernel.msgmax\" not allowlisted"
+        );
+        assert_eq!(
+            e.status_message(),
             "Pod was rejected: forbidden sysctl: \"kernel.msgmax\" not allowlisted"
         );
         let armored: Pod = serde_json::from_value(json!({"metadata": {"uid": "a", "name": "a"},

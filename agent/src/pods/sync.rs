@@ -148,8 +148,8 @@ pub async fn sync(
                     .warning(pod, None, &refusal.reason, refusal.message.clone());
                 state.terminal = Some(Terminal {
                     phase: "Failed",
+                    message: refusal.status_message(),
                     reason: refusal.reason,
-                    message: refusal.message,
                 });
             }
         }
