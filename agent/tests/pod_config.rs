@@ -8,10 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::pods::{
-    busybox, condition, container, cri, init_container, output, phase, ready, running, setup, sh,
-    wait_event, wait_pod,
+    busybox, condition, container, cri, events, init_container, output, phase, ready, running,
+    setup, sh, wait_event, wait_pod,
 };
-use common::require_cluster;
+use common::{require_cluster, wait_for};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -386,16 +386,20 @@ async fn grpc_probes_reach_a_real_grpc_health_server_in_the_pod() {
     .await;
     let c = container(&p, "c").unwrap();
     assert!(running(c) && c.restart_count == 0, "{c:?}");
-    let message = wait_event(
-        &client,
-        &ns.name,
-        "grpc",
-        "Unhealthy",
+    // A probe that ran before the server listened may have left an earlier Unhealthy event
+    // ("connection refused"): wait for the one about NOT_SERVING.
+    let message = wait_for(
+        "an Unhealthy event saying NOT_SERVING",
         Duration::from_secs(20),
+        || async {
+            events(&client, &ns.name, "grpc")
+                .await
+                .into_iter()
+                .find(|e| e.starts_with("Unhealthy: ") && e.contains("NOT_SERVING"))
+        },
     )
     .await;
     assert!(message.contains("Readiness probe failed"), "{message}");
-    assert!(message.contains("NOT_SERVING"), "{message}");
 }
 
 #[tokio::test]
