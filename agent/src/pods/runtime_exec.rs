@@ -19,15 +19,10 @@ impl ContainerExec for RuntimeExec {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<ExecOutput, String> {
-        let response = self
-            .0
+        self.0
             .exec_sync(container_id, cmd, timeout)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(ExecOutput {
-            exit_code: response.exit_code,
-            stdout: response.stdout,
-            stderr: response.stderr,
-        })
+            .map(ExecOutput::from)
+            .map_err(|e| e.to_string())
     }
 }

@@ -78,6 +78,16 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+impl From<cri_client::api::ExecSyncResponse> for ExecOutput {
+    fn from(r: cri_client::api::ExecSyncResponse) -> ExecOutput {
+        ExecOutput {
+            exit_code: r.exit_code,
+            stdout: r.stdout,
+            stderr: r.stderr,
+        }
+    }
+}
+
 impl ContainerExec for cri_client::CriClient {
     async fn exec_sync(
         &self,
@@ -85,14 +95,10 @@ impl ContainerExec for cri_client::CriClient {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<ExecOutput, String> {
-        let response = cri_client::CriClient::exec_sync(self, container_id, cmd, timeout)
+        cri_client::CriClient::exec_sync(self, container_id, cmd, timeout)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(ExecOutput {
-            exit_code: response.exit_code,
-            stdout: response.stdout,
-            stderr: response.stderr,
-        })
+            .map(ExecOutput::from)
+            .map_err(|e| e.to_string())
     }
 }
 
