@@ -372,7 +372,11 @@ async fn grpc_probes_reach_a_real_grpc_health_server_in_the_pod() {
         json!({"containers": [{"name": "c", "image": format!("{registry}/grpc-health:1.0"),
             "args": ["-port=9090", "-healthy-for=8s"],
             "ports": [{"name": "grpc", "containerPort": 9090}],
-            "readinessProbe": {"grpc": {"port": 9090}, "periodSeconds": 1}}]}),
+            // The first probe waits for the server to listen: an earlier "connection refused"
+            // would be the Unhealthy event the later NOT_SERVING one is folded into (events of
+            // one reason form one series).
+            "readinessProbe": {"grpc": {"port": 9090}, "periodSeconds": 1,
+                "initialDelaySeconds": 2}}]}),
     )
     .await;
     ready(&ns, "grpc").await;
@@ -386,8 +390,6 @@ async fn grpc_probes_reach_a_real_grpc_health_server_in_the_pod() {
     .await;
     let c = container(&p, "c").unwrap();
     assert!(running(c) && c.restart_count == 0, "{c:?}");
-    // A probe that ran before the server listened may have left an earlier Unhealthy event
-    // ("connection refused"): wait for the one about NOT_SERVING.
     let message = wait_for(
         "an Unhealthy event saying NOT_SERVING",
         Duration::from_secs(20),
