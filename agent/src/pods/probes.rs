@@ -1,20 +1,20 @@
 //! The probe workers of one pod: started for each running container that declares probes,
-//! stopped when that container stops. Their results flow into the pod worker's state (readiness,
-//! started, restart requests) and every change wakes the pod worker.
+//! stopped when that container stops. Every change wakes the pod worker, which takes a
+//! [`ProbeResults`] snapshot before each sync: the probes never write into the worker's state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use k8s_openapi::api::core::v1::{Container, Pod, Probe};
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus, Probe};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::context::PodContext;
+use super::observe::ObservedPod;
 use super::probe::worker::instant_from_system_time;
 use super::probe::{ProbeHandle, ProbeKind, ProbeState, ProbeTarget, ProbeWorker, StartedGate};
 use super::runtime_exec::RuntimeExec;
-use super::sync::PodState;
 
 struct Entry {
     name: String,
@@ -58,31 +58,19 @@ impl Probes {
         self.entries.clear();
     }
 
-    /// Moves the workers' latest results into the pod state; emits Unhealthy events.
-    pub fn collect(&mut self, ctx: &PodContext, pod: &Pod, state: &mut PodState) {
+    /// The workers' latest results, for the sync about to run; emits Unhealthy events for
+    /// results not seen before.
+    pub fn collect(&mut self, ctx: &PodContext, pod: &Pod) -> ProbeResults {
+        let mut results = ProbeResults::default();
         for e in &mut self.entries {
             let current = e.rx.borrow().clone();
             let fresh = e.seen.as_ref() != Some(&current);
-            match e.kind {
-                ProbeKind::Readiness => {
-                    state
-                        .readiness
-                        .insert(e.name.clone(), current.result == Some(true));
-                }
-                ProbeKind::Startup => {
-                    state
-                        .started
-                        .insert(e.name.clone(), current.result == Some(true));
-                    if current.result == Some(false) {
-                        state.unhealthy.insert(e.container_id.clone());
-                    }
-                }
-                ProbeKind::Liveness => {
-                    if current.result == Some(false) {
-                        state.unhealthy.insert(e.container_id.clone());
-                    }
-                }
-            }
+            results.results.push(ProbeResult {
+                container: e.name.clone(),
+                container_id: e.container_id.clone(),
+                kind: e.kind,
+                success: current.result,
+            });
             if fresh && !current.last_message.is_empty() {
                 // kubelet's two texts: a probe that ran and failed, and one that could not run
                 // (its result is thrown away, so it neither passes nor counts as a failure).
@@ -98,14 +86,23 @@ impl Probes {
             }
             e.seen = Some(current);
         }
+        results
     }
 
     /// Starts workers for newly running containers and stops those of stopped ones.
-    pub fn reconcile(&mut self, ctx: &PodContext, pod: &Pod, state: &mut PodState) {
+    /// `status` is the one last written (the running containers and their start times);
+    /// `pod_ip` is where HTTP, TCP and gRPC probes connect.
+    pub fn reconcile(
+        &mut self,
+        ctx: &PodContext,
+        pod: &Pod,
+        status: Option<&PodStatus>,
+        pod_ip: Option<String>,
+    ) {
         let Some(spec) = pod.spec.as_ref() else {
             return;
         };
-        let Some(status) = state.last_written.as_ref() else {
+        let Some(status) = status else {
             return;
         };
         // Running containers: name -> (id, started at).
@@ -135,7 +132,6 @@ impl Probes {
                 .is_some_and(|(id, _)| *id == e.container_id)
         });
 
-        let pod_ip = state.ips.as_ref().and_then(|(_, ips)| ips.first().cloned());
         let host_network = spec.host_network.unwrap_or(false);
         let containers = spec.containers.iter().chain(
             spec.init_containers
@@ -171,9 +167,6 @@ impl Probes {
             };
             self.ensure(ctx, c, id, ProbeKind::Liveness, &target, started, gate());
             self.ensure(ctx, c, id, ProbeKind::Readiness, &target, started, gate());
-            if c.readiness_probe.is_none() {
-                state.readiness.remove(&c.name);
-            }
         }
     }
 
@@ -222,5 +215,63 @@ impl Probes {
             seen: None,
         });
         Some(rx)
+    }
+}
+
+/// One probe's latest verdict on one container instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProbeResult {
+    container: String,
+    container_id: String,
+    kind: ProbeKind,
+    /// None until the probe has answered (or while its result is unknown).
+    success: Option<bool>,
+}
+
+/// What the probes said, taken before a sync. Results belong to a container instance (its
+/// id): a restarted container is not ready on the word of its predecessor's probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeResults {
+    results: Vec<ProbeResult>,
+}
+
+impl ProbeResults {
+    /// True when a liveness or startup probe failed on the container `id`: it is restarted.
+    pub fn wants_restart(&self, id: &str) -> bool {
+        self.results.iter().any(|r| {
+            r.container_id == id
+                && matches!(r.kind, ProbeKind::Liveness | ProbeKind::Startup)
+                && r.success == Some(false)
+        })
+    }
+
+    /// The verdicts of `kind` by container name, for the containers of `runtime` that run now
+    /// (a container with the probe and no verdict yet counts as failing).
+    pub fn by_name(&self, kind: ProbeKind, runtime: &ObservedPod) -> HashMap<String, bool> {
+        self.results
+            .iter()
+            .filter(|r| r.kind == kind)
+            .filter(|r| {
+                runtime
+                    .containers
+                    .iter()
+                    .any(|c| c.id == r.container_id && c.running())
+            })
+            .map(|r| (r.container.clone(), r.success == Some(true)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+impl ProbeResults {
+    /// Results as a probe worker would report them (scenario tests).
+    pub fn with(mut self, container: &str, id: &str, kind: ProbeKind, success: bool) -> Self {
+        self.results.push(ProbeResult {
+            container: container.to_string(),
+            container_id: id.to_string(),
+            kind,
+            success: Some(success),
+        });
+        self
     }
 }

@@ -20,6 +20,7 @@ use super::context::{EnvReads, NodeFacts, PodContext};
 use super::events::{Events, RecordedEvent, RecordedEvents};
 use super::images::Images;
 use super::logs::LogRotation;
+use super::probes::ProbeResults;
 use super::status_writer::recording::{RecordingWriter, Written};
 use super::sync::{self, Outcome, PodState};
 use super::worker::Workers;
@@ -117,7 +118,12 @@ fn pod(spec: serde_json::Value) -> Pod {
 
 impl Node {
     async fn sync(&self, state: &mut PodState, pod: &Pod) -> Outcome {
-        sync::sync(&self.ctx, state, pod).await.unwrap()
+        self.sync_probed(state, pod, &ProbeResults::default()).await
+    }
+
+    /// A sync after the probes said `probes`.
+    async fn sync_probed(&self, state: &mut PodState, pod: &Pod, probes: &ProbeResults) -> Outcome {
+        sync::sync(&self.ctx, state, pod, probes).await.unwrap()
     }
 
     fn statuses(&self) -> Vec<PodStatus> {

@@ -1,7 +1,39 @@
-//! One worker per pod UID. A worker owns its pod's state and is the only one that syncs it, so
-//! two syncs of one pod never overlap; updates that arrive meanwhile are coalesced into the next
-//! sync (only the latest spec matters). Runtime events and probe results wake it. A worker
-//! that panics is restarted by [`super::supervise`], never left dead.
+//! One worker per pod UID: the pod's lifecycle on this node, run as kubelet's pod workers run
+//! it. This header is the specification; [`super::lifecycle::Lifecycle`] is its state and
+//! [`super::sync`] has one file per phase.
+//!
+//! The timeline of one pod UID:
+//!
+//! 1. **Admitting.** The first sync admits the pod (node capacity, OS, sysctls, AppArmor). A
+//!    refused pod is terminated at once with kubelet's reason; it never starts. A pod the API
+//!    already shows Succeeded or Failed (it ended while the agent was down) goes straight to
+//!    terminated and its recorded status is never rewritten.
+//! 2. **Syncing.** Each sync drives the runtime towards the spec: volumes, sandbox, init
+//!    containers one at a time (sidecars keep running), containers, restarts under crash-loop
+//!    backoff, probe-driven restarts. It ends when the pod is deleted, when
+//!    activeDeadlineSeconds passes, or when the containers ended it for good (restartPolicy).
+//! 3. **Terminating.** Every container is stopped within the grace period, counted once from
+//!    when termination began: a deletion with a shorter grace (or the object's removal) cuts a
+//!    running termination short and the next sync resumes it with the shorter deadline; a longer
+//!    one never extends it. preStop hooks run for deletions.
+//! 4. **Terminated.** Nothing runs. The sandbox is stopped, volumes unmounted, the node's
+//!    resources released, the final status written.
+//! 5. **Cleaned up.** A deleted pod is removed from the node (containers, sandboxes, directory,
+//!    logs, cgroups) and its object deleted (grace 0, UID precondition); when the object is gone
+//!    from the API, the worker removes what is left and exits.
+//!
+//! The rules that hold throughout:
+//! - A pod never moves backwards: once terminating it is never started again under this UID. A
+//!   pod with the same name and a new UID is a new pod with its own worker.
+//! - The worker is the only one that syncs its pod, so two syncs of one pod never overlap;
+//!   updates that arrive meanwhile are coalesced into the next sync (only the latest spec
+//!   matters), and status-only updates (the agent's own writes) do not wake it.
+//! - A pod gone from the API (force deletion, or deleted while the agent was down) skips
+//!   straight to removal: nothing is left on the node and the object is not deleted again.
+//! - Runtime changes (relist) and probe results wake the worker; the probes' word reaches a
+//!   sync as a snapshot ([`super::probes::ProbeResults`]), never by writing the worker's state.
+//! - A worker that panics is restarted by [`super::supervise`] from the latest desired state,
+//!   never left dead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -159,18 +191,18 @@ impl Workers {
                             state.timings.mark_reported();
                         }
                     }
-                    probes.collect(&ctx, &pod, &mut state);
+                    let probe_results = probes.collect(&ctx, &pod);
                     let began = std::time::Instant::now();
                     let synced = if pod.metadata.deletion_timestamp.is_some() {
                         // A termination waits as long as its grace period, which a pod may set
                         // to years: a shorter grace (or a force deletion) must not wait for it.
                         tokio::select! {
                             biased;
-                            r = sync::sync(&ctx, &mut state, &pod) => Some(r),
+                            r = sync::sync(&ctx, &mut state, &pod, &probe_results) => Some(r),
                             () = shorter_grace(&mut rx, &pod) => None,
                         }
                     } else {
-                        Some(sync::sync(&ctx, &mut state, &pod).await)
+                        Some(sync::sync(&ctx, &mut state, &pod, &probe_results).await)
                     };
                     crate::metrics::observe_pod_worker(operation, began.elapsed());
                     last_pod = Some(pod.clone());
@@ -180,7 +212,12 @@ impl Workers {
                     };
                     match result {
                         Ok(outcome) => {
-                            probes.reconcile(&ctx, &pod, &mut state);
+                            probes.reconcile(
+                                &ctx,
+                                &pod,
+                                state.last_written.as_ref(),
+                                state.pod_ip(),
+                            );
                             outcome.requeue_after
                         }
                         Err(e) => {

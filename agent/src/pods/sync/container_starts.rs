@@ -1,0 +1,178 @@
+//! Starting one container into the pod's sandbox, restarting an exited one under kubelet's
+//! crash-loop backoff, and restarting one its liveness or startup probe failed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use cri_client::api::PodSandboxConfig;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use tracing::info;
+
+use super::super::context::PodContext;
+use super::super::kill;
+use super::super::observe::{ContainerView, ObservedPod};
+use super::super::probes::ProbeResults;
+use super::super::start::{self, StartRequest};
+use super::super::status::Waiting;
+use super::{Outcome, PodState, uid};
+
+/// Resync delay after a failed image pull, so the next sync reports ImagePullBackOff.
+const PULL_FAILED_RESYNC: Duration = Duration::from_secs(1);
+/// Resync delay after any other start failure (config errors, create/start errors).
+const START_FAILED_RESYNC: Duration = Duration::from_secs(10);
+
+/// The sandbox the pod's containers go into.
+pub(super) struct Target<'a> {
+    pub sandbox_id: &'a str,
+    pub config: &'a PodSandboxConfig,
+    pub pod_ips: &'a [String],
+    /// The runtime state the sync started from.
+    pub runtime: &'a ObservedPod,
+    /// The pod's volumes, host path by name.
+    pub volumes: &'a HashMap<String, PathBuf>,
+}
+
+fn nanos_to_system(nanos: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+}
+
+/// Creates and starts `c` (its `restart_count`-th instance). True when it started; otherwise
+/// its waiting reason says why and the sync is retried.
+pub(super) async fn start_one(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    c: &Container,
+    target: &Target<'_>,
+    restart_count: u32,
+    outcome: &mut Outcome,
+) -> bool {
+    let req = StartRequest {
+        pod,
+        container: c,
+        sandbox_id: target.sandbox_id,
+        sandbox_config: target.config,
+        restart_count,
+        pod_ips: target.pod_ips,
+        volumes: target.volumes,
+    };
+    match start::start(ctx, &mut state.timings, &req).await {
+        Ok(id) => {
+            state.waiting.remove(&c.name);
+            super::super::hooks_glue::post_start(ctx, pod, c, &id, target.pod_ips).await;
+            true
+        }
+        Err(w) => {
+            // Try again: soon after a failed pull (to report ImagePullBackOff), when the pull
+            // backoff ends, or after a while for configuration errors (a ConfigMap may appear).
+            let retry = match w.reason.as_str() {
+                "ErrImagePull" => PULL_FAILED_RESYNC,
+                "ImagePullBackOff" => ctx
+                    .images
+                    .backoff_remaining(uid(pod), c.image.as_deref().unwrap_or_default())
+                    .unwrap_or(PULL_FAILED_RESYNC)
+                    .max(PULL_FAILED_RESYNC),
+                _ => START_FAILED_RESYNC,
+            };
+            outcome.merge(retry);
+            state.waiting.insert(c.name.clone(), w);
+            false
+        }
+    }
+}
+
+/// Restarts an exited container unless it is in crash-loop backoff. Returns true if started.
+pub(super) async fn restart_with_backoff(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    c: &Container,
+    latest: &ContainerView,
+    target: &Target<'_>,
+    outcome: &mut Outcome,
+) -> bool {
+    let now = ctx.clock.now();
+    if let Some(left) = state
+        .backoff
+        .remaining(&c.name, nanos_to_system(latest.finished_at), now)
+    {
+        let delay = state.backoff.delay(&c.name);
+        let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let msg = format!(
+            "back-off {}s restarting failed container={} pod={pod_name}_{ns}({})",
+            delay.as_secs(),
+            c.name,
+            uid(pod)
+        );
+        if state
+            .waiting
+            .get(&c.name)
+            .is_none_or(|w| w.reason != "CrashLoopBackOff")
+        {
+            ctx.events.warning(
+                pod,
+                Some(&c.name),
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {} in pod {pod_name}_{ns}({})",
+                    c.name,
+                    uid(pod)
+                ),
+            );
+        }
+        state.waiting.insert(
+            c.name.clone(),
+            Waiting {
+                reason: "CrashLoopBackOff".to_string(),
+                message: msg,
+            },
+        );
+        outcome.merge(left);
+        return false;
+    }
+    state.backoff.restarted(&c.name, now);
+    // Keep one exited instance (for lastState and logs --previous); remove older ones.
+    for old in target
+        .runtime
+        .containers_named(&c.name, target.sandbox_id)
+        .filter(|x| x.exited() && x.id != latest.id)
+    {
+        let _ = ctx.cri.remove_container(&old.id).await;
+    }
+    start_one(
+        ctx,
+        state,
+        pod,
+        c,
+        target,
+        latest.restart_count + 1,
+        outcome,
+    )
+    .await
+}
+
+/// Stops a running container whose liveness or startup probe failed; the next sync restarts
+/// it (under backoff, as any exited container).
+pub(super) async fn restart_if_unhealthy(
+    ctx: &PodContext,
+    pod: &Pod,
+    probes: &ProbeResults,
+    c: &ContainerView,
+) {
+    if !probes.wants_restart(&c.id) {
+        return;
+    }
+    info!(container = %c.name, "restarting unhealthy container");
+    ctx.events.normal(
+        pod,
+        Some(&c.name),
+        "Killing",
+        format!(
+            "Container {} failed liveness probe, will be restarted",
+            c.name
+        ),
+    );
+    kill::stop_container(ctx, &c.id, super::super::grace::grace_period(pod)).await;
+}

@@ -1,0 +1,127 @@
+//! One sync of one pod: compare what the pod asks for with what the runtime holds and take the
+//! next steps of the pod's current phase ([`Lifecycle`]), moving on to the next phase in the
+//! same sync when one ends. One file per phase:
+//!
+//! - [`admitting`]: admission, and pods that had ended before the worker saw them;
+//! - [`syncing`]: sandbox, init containers in order, containers, restarts, the active deadline
+//!   (with [`sandbox_setup`] and [`container_starts`] for its steps);
+//! - [`terminating`]: stopping the containers within the grace period;
+//! - [`terminated`]: releasing the sandbox, volumes and resources; deleting the pod object;
+//! - [`report`]: the status, written when it changed.
+//!
+//! Only the pod's worker calls [`sync`], so two syncs of one pod never overlap.
+
+mod admitting;
+mod container_starts;
+mod report;
+mod sandbox_setup;
+mod syncing;
+mod terminated;
+mod terminating;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+
+use super::context::PodContext;
+use super::lifecycle::{Ending, Lifecycle};
+use super::observe;
+use super::probes::ProbeResults;
+use super::restart_backoff::RestartBackoff;
+use super::status::Waiting;
+use super::timing::Timings;
+
+pub use terminated::remove_gone;
+
+/// What a worker remembers about its pod between syncs.
+#[derive(Default)]
+pub struct PodState {
+    /// Where the pod is on its timeline.
+    pub lifecycle: Lifecycle,
+    /// Waiting reasons the sync set (image pulls, backoff, config errors), by container name.
+    pub waiting: HashMap<String, Waiting>,
+    pub backoff: RestartBackoff,
+    pub timings: Timings,
+    pub last_written: Option<PodStatus>,
+    /// Pod IPs of the current sandbox, by sandbox id.
+    pub ips: Option<(String, Vec<String>)>,
+    /// Termination messages read from exited containers, by container id.
+    pub termination_messages: HashMap<String, String>,
+}
+
+impl PodState {
+    /// The first IP of the current sandbox, where probes connect.
+    pub fn pod_ip(&self) -> Option<String> {
+        self.ips.as_ref().and_then(|(_, ips)| ips.first().cloned())
+    }
+}
+
+/// What the worker should do after a sync.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Sync again after this long even if nothing happens (backoff expiry, deadlines).
+    pub requeue_after: Option<Duration>,
+}
+
+impl Outcome {
+    /// Sync again within `d` at the latest.
+    fn merge(&mut self, d: Duration) {
+        self.requeue_after = Some(self.requeue_after.map_or(d, |x| x.min(d)));
+    }
+}
+
+/// After one phase's step: the pod moved on (run the next phase now), or the sync is done.
+enum Step {
+    Next,
+    Done,
+}
+
+/// The phases a sync can pass through: admitting, syncing, terminating, terminated, cleaned up.
+const PHASES: usize = 5;
+
+fn uid(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
+}
+
+fn deleted(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+/// Syncs `pod` once, given what its probes said.
+pub async fn sync(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    probes: &ProbeResults,
+) -> Result<Outcome, cri_client::CriError> {
+    let mut outcome = Outcome::default();
+    let runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
+    if state.lifecycle == Lifecycle::Admitting && admitting::ended_before(pod) {
+        state.lifecycle = std::mem::take(&mut state.lifecycle).ended(Ending::Recorded);
+    }
+    if deleted(pod) {
+        let now = tokio::time::Instant::now();
+        state.lifecycle = std::mem::take(&mut state.lifecycle).terminate(now, Ending::Containers);
+    }
+    // Every step moves the pod forward, so this ends within one pass over the phases.
+    for _ in 0..PHASES {
+        let step = match state.lifecycle {
+            Lifecycle::Admitting => admitting::admit(ctx, state, pod),
+            Lifecycle::Syncing => {
+                syncing::sync(ctx, state, pod, probes, &runtime, &mut outcome).await?
+            }
+            Lifecycle::Terminating { .. } => terminating::stop(ctx, state, pod, &runtime).await,
+            Lifecycle::Terminated { .. } => {
+                terminated::clean_up(ctx, state, pod, probes, &mut outcome).await?
+            }
+            Lifecycle::CleanedUp { .. } => {
+                terminated::cleaned_up(ctx, state, pod, probes, &mut outcome).await?
+            }
+        };
+        if let Step::Done = step {
+            break;
+        }
+    }
+    Ok(outcome)
+}

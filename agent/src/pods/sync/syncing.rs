@@ -1,0 +1,233 @@
+//! The syncing phase: drive the runtime towards the spec. Volumes first, then the sandbox,
+//! then init containers one at a time (sidecars keep running), then the regular containers,
+//! with restarts under crash-loop backoff. The phase ends when activeDeadlineSeconds passes
+//! (the agent terminates the pod) or when the containers have ended it for good.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::PodStatus;
+use k8s_openapi::jiff::Timestamp;
+
+use super::super::container::container_hash;
+use super::super::context::PodContext;
+use super::super::kill;
+use super::super::lifecycle::Ending;
+use super::super::observe::{self, ObservedPod};
+use super::super::probes::ProbeResults;
+use super::super::sandbox;
+use super::super::status::Terminal;
+use super::container_starts::{self, Target};
+use super::{Outcome, PodState, Step, report, sandbox_setup, uid};
+
+fn restart_policy(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
+}
+
+pub(super) fn should_restart(policy: &str, exit_code: i32) -> bool {
+    match policy {
+        "Never" => false,
+        "OnFailure" => exit_code != 0,
+        _ => true,
+    }
+}
+
+fn is_terminal_phase(status: &PodStatus) -> bool {
+    status
+        .phase
+        .as_deref()
+        .is_some_and(|p| p == "Succeeded" || p == "Failed")
+}
+
+/// One step of the syncing phase.
+pub async fn sync(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    probes: &ProbeResults,
+    runtime: &ObservedPod,
+    outcome: &mut Outcome,
+) -> Result<Step, cri_client::CriError> {
+    if let Some(left) = active_deadline_left(pod, state.last_written.as_ref()) {
+        if left.is_zero() {
+            let message =
+                "Pod was active on the node longer than the specified deadline".to_string();
+            ctx.events
+                .normal(pod, None, "DeadlineExceeded", message.clone());
+            let verdict = Ending::Verdict(Terminal {
+                phase: "Failed",
+                reason: "DeadlineExceeded".to_string(),
+                message,
+            });
+            let now = tokio::time::Instant::now();
+            state.lifecycle = std::mem::take(&mut state.lifecycle).terminate(now, verdict);
+            return Ok(Step::Next);
+        }
+        outcome.merge(left);
+    }
+    let runtime = run_containers(ctx, state, pod, probes, runtime.clone(), outcome).await?;
+    let status = report::write_status(ctx, state, pod, probes, &runtime).await;
+    if is_terminal_phase(&status) {
+        // Its containers ended it for good: release the sandbox (network, IP), the volumes
+        // and the node's resources.
+        state.lifecycle = std::mem::take(&mut state.lifecycle).ended(Ending::Containers);
+        return Ok(Step::Next);
+    }
+    Ok(Step::Done)
+}
+
+/// Sandbox, then init containers in order, then the regular containers. Returns the runtime
+/// state after the actions.
+async fn run_containers(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    probes: &ProbeResults,
+    mut runtime: ObservedPod,
+    outcome: &mut Outcome,
+) -> Result<ObservedPod, cri_client::CriError> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = restart_policy(pod).to_string();
+    let env = sandbox_setup::sandbox_env(ctx);
+
+    // Volumes first: no sandbox or container starts until every volume is set up.
+    let Some(volumes) = sandbox_setup::ensure_volumes(ctx, state, pod, outcome).await else {
+        return Ok(runtime);
+    };
+    let sandbox_id = match runtime.ready_sandbox() {
+        Some(s) => s.id.clone(),
+        None => {
+            let attempt = runtime.sandboxes.first().map_or(0, |s| s.attempt + 1);
+            match sandbox_setup::create_sandbox(ctx, state, pod, attempt).await {
+                Ok(id) => {
+                    runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
+                    id
+                }
+                Err(()) => {
+                    outcome.merge(Duration::from_secs(2));
+                    return Ok(runtime);
+                }
+            }
+        }
+    };
+    let sandbox_config = sandbox::sandbox_config(
+        pod,
+        runtime.sandboxes.first().map_or(0, |s| s.attempt),
+        &env,
+    );
+    let pod_ips = sandbox_setup::pod_ips(ctx, state, &sandbox_id).await;
+    let target = Target {
+        sandbox_id: &sandbox_id,
+        config: &sandbox_config,
+        pod_ips: &pod_ips,
+        runtime: &runtime,
+        volumes: &volumes,
+    };
+
+    // Init containers, one at a time; sidecars (restartPolicy Always) keep running.
+    for c in spec.init_containers.iter().flatten() {
+        let sidecar = c.restart_policy.as_deref() == Some("Always");
+        let latest = runtime.latest(&c.name, &sandbox_id).cloned();
+        match latest {
+            Some(l) if l.running() => {
+                if sidecar {
+                    container_starts::restart_if_unhealthy(ctx, pod, probes, &l).await;
+                    continue;
+                }
+                return Ok(runtime);
+            }
+            Some(l) if l.exited() && l.exit_code == 0 && !sidecar => continue,
+            Some(l) if l.exited() => {
+                let restart = sidecar || should_restart(&policy, l.exit_code);
+                if !restart {
+                    return Ok(runtime);
+                }
+                let started = container_starts::restart_with_backoff(
+                    ctx, state, pod, c, &l, &target, outcome,
+                )
+                .await;
+                if !started {
+                    return Ok(runtime);
+                }
+                if !sidecar {
+                    return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
+                }
+            }
+            _ => {
+                let restart_count = runtime
+                    .latest_any(&c.name)
+                    .map_or(0, |l| l.restart_count + 1);
+                let started = container_starts::start_one(
+                    ctx,
+                    state,
+                    pod,
+                    c,
+                    &target,
+                    restart_count,
+                    outcome,
+                )
+                .await;
+                if !sidecar || !started {
+                    return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
+                }
+            }
+        }
+    }
+
+    // Regular containers.
+    for c in &spec.containers {
+        let latest = runtime.latest(&c.name, &sandbox_id).cloned();
+        match latest {
+            Some(l) if l.running() => {
+                if !l.hash.is_empty() && l.hash != container_hash(c) {
+                    ctx.events.normal(
+                        pod,
+                        Some(&c.name),
+                        "Killing",
+                        format!("Container {} definition changed, will be restarted", c.name),
+                    );
+                    kill::stop_container(ctx, &l.id, super::super::grace::grace_period(pod)).await;
+                    outcome.merge(Duration::ZERO);
+                } else {
+                    container_starts::restart_if_unhealthy(ctx, pod, probes, &l).await;
+                }
+            }
+            Some(l) if l.exited() => {
+                if should_restart(&policy, l.exit_code) {
+                    container_starts::restart_with_backoff(
+                        ctx, state, pod, c, &l, &target, outcome,
+                    )
+                    .await;
+                }
+            }
+            _ => {
+                let restart_count = runtime
+                    .latest_any(&c.name)
+                    .map_or(0, |l| l.restart_count + 1);
+                container_starts::start_one(ctx, state, pod, c, &target, restart_count, outcome)
+                    .await;
+            }
+        }
+    }
+    observe::observe(ctx.cri.as_ref(), uid(pod)).await
+}
+
+/// Time left before activeDeadlineSeconds, if set.
+/// The start time is the API's, else the one this worker wrote, else now (first sync).
+fn active_deadline_left(pod: &Pod, written: Option<&PodStatus>) -> Option<Duration> {
+    let secs = pod.spec.as_ref()?.active_deadline_seconds?;
+    let start = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .or_else(|| written.and_then(|s| s.start_time.as_ref()))
+        .map_or_else(Timestamp::now, |t| t.0);
+    let end = start
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
+        .ok()?;
+    let left = end.duration_since(Timestamp::now());
+    Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
+}

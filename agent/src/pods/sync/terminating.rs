@@ -1,0 +1,39 @@
+//! The terminating phase: every running container is stopped within the pod's grace period,
+//! counted from when termination began (so a termination cut short by a shorter grace and
+//! resumed keeps its deadline). A deleted pod's containers run their preStop hooks first; a pod
+//! the agent ends (refused, past its deadline) is stopped without them.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::super::context::PodContext;
+use super::super::grace;
+use super::super::hooks_glue::PreStopTargets;
+use super::super::kill;
+use super::super::lifecycle::Lifecycle;
+use super::super::observe::ObservedPod;
+use super::{PodState, Step, deleted};
+
+/// Stops the pod's containers; the pod is then terminated.
+pub async fn stop(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    runtime: &ObservedPod,
+) -> Step {
+    let Lifecycle::Terminating { since, .. } = state.lifecycle else {
+        return Step::Next;
+    };
+    let deadline = grace::deadline(since, grace::grace_period(pod));
+    let message = |name: &str| format!("Stopping container {name}");
+    if deleted(pod) {
+        let targets = PreStopTargets::new(pod);
+        kill::stop_containers(ctx, pod, runtime, deadline, message, |name, id, left| {
+            targets.run(ctx, name, id, left)
+        })
+        .await;
+    } else {
+        kill::stop_containers(ctx, pod, runtime, deadline, message, |_, _, _| async {}).await;
+    }
+    state.lifecycle = std::mem::take(&mut state.lifecycle).stopped();
+    Step::Next
+}
