@@ -17,8 +17,10 @@ use tracing::{info, warn};
 
 use super::csinode;
 use super::registry::{Driver, Registry, timed};
+use crate::backoff::KeyedBackoff;
 
 const POLL: Duration = Duration::from_secs(1);
+/// A socket that failed to register is tried again after 2 s, doubling up to this.
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Registers the drivers announced in one plugins_registry directory.
@@ -27,12 +29,6 @@ pub struct Watcher {
     pub node: String,
     pub client: kube::Client,
     pub registry: Registry,
-}
-
-/// A socket that failed to register: when to try again.
-struct Failed {
-    attempts: u32,
-    next: Instant,
 }
 
 /// Sockets (by path) directly in `dir`.
@@ -60,7 +56,9 @@ impl Watcher {
     pub async fn run(self, cancel: CancellationToken) {
         let _ = std::fs::create_dir_all(&self.dir);
         let mut registered: HashMap<PathBuf, String> = HashMap::new();
-        let mut failed: HashMap<PathBuf, Failed> = HashMap::new();
+        // Sockets that failed to register, until they register or go away.
+        let mut failed: KeyedBackoff<PathBuf, Instant> =
+            KeyedBackoff::new(POLL * 2, MAX_RETRY).never_forgotten();
         loop {
             let present = sockets(&self.dir);
             for gone in registered
@@ -73,26 +71,22 @@ impl Watcher {
                     self.unregister(&name).await;
                 }
             }
-            failed.retain(|s, _| present.contains(s));
+            failed.retain(|s| present.contains(s));
             for socket in present {
                 if registered.contains_key(&socket)
-                    || failed.get(&socket).is_some_and(|f| Instant::now() < f.next)
+                    || failed
+                        .remaining_since_update(&socket, Instant::now())
+                        .is_some()
                 {
                     continue;
                 }
                 match self.register(&socket).await {
                     Ok(name) => {
-                        failed.remove(&socket);
+                        failed.reset(&socket);
                         registered.insert(socket, name);
                     }
                     Err(e) => {
-                        let f = failed.entry(socket.clone()).or_insert(Failed {
-                            attempts: 0,
-                            next: Instant::now(),
-                        });
-                        f.attempts += 1;
-                        let delay = POLL.saturating_mul(1 << f.attempts.min(5)).min(MAX_RETRY);
-                        f.next = Instant::now() + delay;
+                        let delay = failed.next(socket.clone(), Instant::now());
                         warn!(socket = %socket.display(), error = %e, retry_in = ?delay, "plugin registration failed");
                     }
                 }

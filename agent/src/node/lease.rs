@@ -11,7 +11,7 @@ use kube::api::{Api, PostParams};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::backoff::Backoff;
+use crate::backoff::RetryBackoff;
 
 /// Namespace of node leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -102,7 +102,7 @@ pub async fn run(
 ) {
     let interval =
         Duration::from_secs(u64::from(owner.duration_seconds) / 4).max(Duration::from_secs(1));
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(7));
+    let mut backoff = RetryBackoff::new(Duration::from_millis(200), Duration::from_secs(7));
     let mut last: Option<Lease> = None;
     loop {
         let renewed = tokio::time::timeout(deadline, renew(&api, &owner, last.take())).await;

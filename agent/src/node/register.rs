@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
+use crate::backoff::RetryBackoff;
 
 /// Patch parameters naming the agent as the field manager of what it writes.
 pub fn patch_params() -> PatchParams {
@@ -27,7 +27,7 @@ pub async fn register_or_adopt(
     cancel: &CancellationToken,
 ) -> Option<Node> {
     let name = desired.metadata.name.clone().unwrap_or_default();
-    let mut backoff = Backoff::new(
+    let mut backoff = RetryBackoff::new(
         std::time::Duration::from_millis(500),
         std::time::Duration::from_secs(7),
     );

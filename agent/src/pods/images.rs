@@ -1,6 +1,6 @@
 //! Images for containers: imagePullPolicy (Always, IfNotPresent, Never), imagePullSecrets
 //! (dockerconfigjson / dockercfg), and kubelet's per-pod, per-image pull backoff (10 s doubling
-//! to 5 min) behind ErrImagePull / ImagePullBackOff.
+//! to 5 min, forgotten after 10 quiet minutes) behind ErrImagePull / ImagePullBackOff.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::backoff::KeyedBackoff;
 use crate::runtime::PodRuntime;
 
 /// Why a container's image is not available. `reason()` is kubelet's waiting reason.
@@ -52,19 +53,53 @@ pub struct Ensured {
     pub image: Option<cri_client::api::Image>,
 }
 
-struct BackoffEntry {
-    delay: Duration,
-    until: Instant,
-    last_error: String,
-}
-
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// A pull is keyed by (pod UID, image), as kubelet's image manager keys its backoff.
+type PullKey = (String, String);
+
+/// Failed pulls: kubelet's pull backoff, and the last error of each (kubelet's prevPullErrMsg).
+struct PullFailures {
+    backoff: KeyedBackoff<PullKey, Instant>,
+    last_error: HashMap<PullKey, String>,
+}
+
+impl Default for PullFailures {
+    fn default() -> Self {
+        PullFailures {
+            backoff: KeyedBackoff::new(BACKOFF_INITIAL, BACKOFF_MAX),
+            last_error: HashMap::new(),
+        }
+    }
+}
+
+impl PullFailures {
+    /// The last error of `key` while its backoff lasts at `now`.
+    fn in_backoff(&self, key: &PullKey, now: Instant) -> Option<&str> {
+        self.backoff.remaining_since_update(key, now)?;
+        self.last_error.get(key).map(String::as_str)
+    }
+
+    /// Records a failed pull at `now`; returns the backoff that follows.
+    fn failed(&mut self, key: PullKey, error: String, now: Instant) -> Duration {
+        self.backoff.gc(now);
+        let backoff = &self.backoff;
+        self.last_error.retain(|k, _| backoff.get(k).is_some());
+        self.last_error.insert(key.clone(), error);
+        self.backoff.next(key, now)
+    }
+
+    fn succeeded(&mut self, key: &PullKey) {
+        self.backoff.reset(key);
+        self.last_error.remove(key);
+    }
+}
 
 /// Pulls images for pods and remembers failed pulls per (pod UID, image).
 #[derive(Default)]
 pub struct Images {
-    backoff: Mutex<HashMap<(String, String), BackoffEntry>>,
+    failures: Mutex<PullFailures>,
 }
 
 /// The registry host of an image reference ("docker.io" when the first component is not a host).
@@ -191,12 +226,10 @@ impl Images {
             }
         }
         let key = (pod.metadata.uid.clone().unwrap_or_default(), image.clone());
-        if let Some(e) = self.lock().get(&key)
-            && Instant::now() < e.until
-        {
+        if let Some(last) = self.lock().in_backoff(&key, Instant::now()) {
             return Err(PullError::BackOff {
                 image,
-                last: e.last_error.clone(),
+                last: last.to_string(),
             });
         }
         announce(format!("Pulling image \"{image}\""));
@@ -211,7 +244,7 @@ impl Images {
         for auth in attempts {
             match cri.pull_image(&image, auth, None).await {
                 Ok(image_ref) => {
-                    self.lock().remove(&key);
+                    self.lock().succeeded(&key);
                     let pulled_in = Some(started.elapsed());
                     let described = cri
                         .image_status(&image_ref, false)
@@ -227,18 +260,7 @@ impl Images {
                 Err(e) => last = e.to_string(),
             }
         }
-        let mut map = self.lock();
-        let delay = map
-            .get(&key)
-            .map_or(BACKOFF_INITIAL, |e| (e.delay * 2).min(BACKOFF_MAX));
-        map.insert(
-            key,
-            BackoffEntry {
-                delay,
-                until: Instant::now() + delay,
-                last_error: last.clone(),
-            },
-        );
+        self.lock().failed(key, last.clone(), Instant::now());
         Err(PullError::Failed {
             image,
             message: last,
@@ -248,17 +270,19 @@ impl Images {
     /// Time left before the next pull of `image` for `pod_uid` may be tried.
     pub fn backoff_remaining(&self, pod_uid: &str, image: &str) -> Option<Duration> {
         self.lock()
-            .get(&(pod_uid.to_string(), image.to_string()))
-            .and_then(|e| e.until.checked_duration_since(Instant::now()))
+            .backoff
+            .remaining_since_update(&(pod_uid.to_string(), image.to_string()), Instant::now())
     }
 
     /// Forgets a pod's backoff entries (pod gone).
     pub fn forget_pod(&self, pod_uid: &str) {
-        self.lock().retain(|(uid, _), _| uid != pod_uid);
+        let mut failures = self.lock();
+        failures.backoff.retain(|(uid, _)| uid != pod_uid);
+        failures.last_error.retain(|(uid, _), _| uid != pod_uid);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), BackoffEntry>> {
-        self.backoff
+    fn lock(&self) -> std::sync::MutexGuard<'_, PullFailures> {
+        self.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -333,6 +357,47 @@ mod tests {
         assert!(
             credentials_for("127.0.0.1:5001", &[secret(".dockerconfigjson", "garbage")]).is_empty()
         );
+    }
+
+    #[test]
+    fn failed_pulls_back_off_10s_doubling_to_5_minutes_per_pod_and_image() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let key = |uid: &str| (uid.to_string(), "busybox".to_string());
+        let mut f = PullFailures::default();
+        assert_eq!(
+            f.in_backoff(&key("a"), at(0)),
+            None,
+            "the first pull is tried"
+        );
+        let mut now = 0;
+        let mut waits = Vec::new();
+        for i in 0..7 {
+            let wait = f.failed(key("a"), format!("error {i}"), at(now));
+            assert_eq!(
+                f.in_backoff(&key("a"), at(now)),
+                Some(format!("error {i}").as_str())
+            );
+            assert!(
+                f.in_backoff(&key("a"), at(now + wait.as_secs() - 1))
+                    .is_some()
+            );
+            assert_eq!(f.in_backoff(&key("a"), at(now + wait.as_secs())), None);
+            waits.push(wait.as_secs());
+            now += wait.as_secs();
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(f.in_backoff(&key("b"), at(now)), None, "another pod's pull");
+        // Ten quiet minutes after a failure forget the backoff; a success forgets it at once.
+        let last = now - 300;
+        assert_eq!(f.failed(key("a"), "e".into(), at(last + 600)), BACKOFF_MAX);
+        assert_eq!(
+            f.failed(key("a"), "e".into(), at(last + 1201)),
+            BACKOFF_INITIAL
+        );
+        f.succeeded(&key("a"));
+        assert_eq!(f.in_backoff(&key("a"), at(last + 1201)), None);
+        assert!(f.last_error.is_empty());
     }
 
     #[test]

@@ -1,68 +1,47 @@
 //! Crash-loop backoff, with kubelet's numbers: the first restart is immediate, then each restart
 //! waits 10 s, 20 s, 40 s ... up to 5 min after the container finished; the backoff is forgotten
-//! once 10 minutes pass without a restart.
+//! once 10 minutes pass without a restart. The [`KeyedBackoff`] of one pod's containers, keyed
+//! by container name, under the names the pod's sync uses.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
+
+use crate::backoff::KeyedBackoff;
 
 pub const INITIAL: Duration = Duration::from_secs(10);
 pub const MAX: Duration = Duration::from_secs(300);
 /// An entry older than this is forgotten (kubelet: 2 x the max backoff).
 pub const RESET_AFTER: Duration = Duration::from_secs(600);
 
-#[derive(Debug, Clone)]
-struct Entry {
-    delay: Duration,
-    updated: SystemTime,
-}
-
 /// Backoff state of the containers of one pod, keyed by container name.
-#[derive(Debug, Default)]
-pub struct RestartBackoff {
-    entries: HashMap<String, Entry>,
+#[derive(Debug)]
+pub struct RestartBackoff(KeyedBackoff<String, SystemTime>);
+
+impl Default for RestartBackoff {
+    fn default() -> Self {
+        RestartBackoff(KeyedBackoff::new(INITIAL, MAX))
+    }
 }
 
 impl RestartBackoff {
     /// Time left to wait before restarting `name`, which finished at `finished_at`; None when it
     /// may restart now.
     pub fn remaining(
-        &mut self,
+        &self,
         name: &str,
         finished_at: SystemTime,
         now: SystemTime,
     ) -> Option<Duration> {
-        let entry = self.entries.get(name)?;
-        if now.duration_since(entry.updated).unwrap_or_default() > RESET_AFTER {
-            self.entries.remove(name);
-            return None;
-        }
-        let since_finish = now.duration_since(finished_at).unwrap_or_default();
-        entry
-            .delay
-            .checked_sub(since_finish)
-            .filter(|d| !d.is_zero())
+        self.0.remaining_since(name, finished_at, now)
     }
 
     /// The current delay for `name` (for the CrashLoopBackOff message).
     pub fn delay(&self, name: &str) -> Duration {
-        self.entries.get(name).map_or(INITIAL, |e| e.delay)
+        self.0.get(name).unwrap_or(INITIAL)
     }
 
     /// Records a restart of `name` now: the next restart waits longer.
     pub fn restarted(&mut self, name: &str, now: SystemTime) {
-        let delay = match self.entries.get(name) {
-            Some(e) if now.duration_since(e.updated).unwrap_or_default() <= RESET_AFTER => {
-                (e.delay * 2).min(MAX)
-            }
-            _ => INITIAL,
-        };
-        self.entries.insert(
-            name.to_string(),
-            Entry {
-                delay,
-                updated: now,
-            },
-        );
+        self.0.next(name.to_string(), now);
     }
 }
 
@@ -72,6 +51,12 @@ mod tests {
 
     fn t(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    #[test]
+    fn kubelets_numbers() {
+        assert_eq!(RESET_AFTER, MAX * 2, "client-go forgets after 2 x max");
+        assert_eq!((INITIAL.as_secs(), MAX.as_secs()), (10, 300));
     }
 
     #[test]
@@ -106,5 +91,14 @@ mod tests {
         assert_eq!(b.remaining("c", t(700), t(700)), None);
         b.restarted("c", t(700));
         assert_eq!(b.delay("c"), INITIAL);
+    }
+
+    #[test]
+    fn containers_of_a_pod_back_off_independently() {
+        let mut b = RestartBackoff::default();
+        b.restarted("a", t(0));
+        b.restarted("a", t(1));
+        assert_eq!((b.delay("a"), b.delay("b")), (INITIAL * 2, INITIAL));
+        assert_eq!(b.remaining("b", t(1), t(1)), None);
     }
 }
