@@ -1,8 +1,8 @@
-//! A recording, in-memory [`PodRuntime`] for unit and scenario tests (youki's `syscall/test.rs`
-//! shape): it keeps sandboxes and containers with their states, records every call in order,
-//! fails the next N calls of a method on request, and lets a test make a container exit.
+//! An in-memory [`PodRuntime`] for unit and scenario tests (youki's `syscall/test.rs` shape):
+//! it keeps sandboxes and containers with their states and lets a test make a container exit.
 //! Every image is present; exec answers exit code 0. Timestamps come from a [`WallClock`], the
-//! same one the pod side reads, so paused tokio time drives both.
+//! same one the pod side reads, so paused tokio time drives both. Recording calls and injecting
+//! failures is [`super::recording::Recording`]'s job, over this fake or over containerd alike.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,36 +19,6 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{ContainerEvents, PodRuntime, WallClock};
-
-/// The CRI method a call was, for counting calls and injecting failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Method {
-    ListPodSandbox,
-    PodSandboxStatus,
-    RunPodSandbox,
-    StopPodSandbox,
-    RemovePodSandbox,
-    ListContainers,
-    ContainerStatus,
-    CreateContainer,
-    StartContainer,
-    StopContainer,
-    RemoveContainer,
-    ExecSync,
-    ReopenContainerLog,
-    GetContainerEvents,
-    ImageStatus,
-    PullImage,
-}
-
-/// One recorded call: the method, the id or name it was about, and a stop's timeout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub method: Method,
-    /// Sandbox or container id, container name for CreateContainer, image for image calls.
-    pub target: String,
-    pub timeout: Option<Duration>,
-}
 
 struct FakeSandbox {
     id: String,
@@ -72,8 +42,6 @@ struct FakeContainer {
 struct State {
     sandboxes: Vec<FakeSandbox>,
     containers: Vec<FakeContainer>,
-    calls: Vec<Call>,
-    failures: HashMap<Method, (u32, String)>,
     next_id: u64,
     last_nanos: i64,
 }
@@ -119,26 +87,6 @@ impl FakeRuntime {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The next `times` calls of `method` fail with `message` (an Unknown gRPC status).
-    pub fn fail_next(&self, method: Method, times: u32, message: &str) {
-        self.lock()
-            .failures
-            .insert(method, (times, message.to_string()));
-    }
-
-    /// Every call so far, in order.
-    pub fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
-    }
-
-    /// The calls so far of `method`, in order.
-    pub fn calls_of(&self, method: Method) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.method == method)
-            .collect()
-    }
-
     /// Makes the newest running container called `name` exit now with `exit_code`.
     /// Returns its id, or None when no such container runs.
     pub fn exit_container(&self, name: &str, exit_code: i32) -> Option<String> {
@@ -171,35 +119,6 @@ impl FakeRuntime {
     /// How many sandboxes the runtime holds.
     pub fn sandbox_count(&self) -> usize {
         self.lock().sandboxes.len()
-    }
-
-    /// Records the call, then fails it if a failure was injected for its method.
-    fn record(
-        &self,
-        method: Method,
-        target: &str,
-        timeout: Option<Duration>,
-    ) -> Result<(), CriError> {
-        let mut state = self.lock();
-        state.calls.push(Call {
-            method,
-            target: target.to_string(),
-            timeout,
-        });
-        let Some((left, message)) = state.failures.remove(&method) else {
-            return Ok(());
-        };
-        if left == 0 {
-            return Ok(());
-        }
-        if left > 1 {
-            state.failures.insert(method, (left - 1, message.clone()));
-        }
-        Err(CriError::Status {
-            op: op_name(method),
-            code: Code::Unknown,
-            message,
-        })
     }
 
     /// A fresh id and a creation time strictly after the previous one.
@@ -381,25 +300,9 @@ fn image(name: &str) -> Image {
     }
 }
 
-fn op_name(method: Method) -> &'static str {
-    match method {
-        Method::ListPodSandbox => "list_pod_sandbox",
-        Method::PodSandboxStatus => "pod_sandbox_status",
-        Method::RunPodSandbox => "run_pod_sandbox",
-        Method::StopPodSandbox => "stop_pod_sandbox",
-        Method::RemovePodSandbox => "remove_pod_sandbox",
-        Method::ListContainers => "list_containers",
-        Method::ContainerStatus => "container_status",
-        Method::CreateContainer => "create_container",
-        Method::StartContainer => "start_container",
-        Method::StopContainer => "stop_container",
-        Method::RemoveContainer => "remove_container",
-        Method::ExecSync => "exec_sync",
-        Method::ReopenContainerLog => "reopen_container_log",
-        Method::GetContainerEvents => "get_container_events",
-        Method::ImageStatus => "image_status",
-        Method::PullImage => "pull_image",
-    }
+/// Every fake call is accepted (failures are injected by the recording wrapper).
+fn ok() -> Result<(), CriError> {
+    Ok(())
 }
 
 fn ready<'a, T: Send + 'a>(result: Result<T, CriError>) -> BoxFuture<'a, Result<T, CriError>> {
@@ -411,10 +314,7 @@ impl PodRuntime for FakeRuntime {
         &self,
         filter: Option<PodSandboxFilter>,
     ) -> BoxFuture<'_, Result<Vec<PodSandbox>, CriError>> {
-        ready(
-            self.record(Method::ListPodSandbox, "", None)
-                .map(|()| self.list_sandboxes(filter)),
-        )
+        ready(ok().map(|()| self.list_sandboxes(filter)))
     }
 
     fn pod_sandbox_status<'a>(
@@ -422,42 +322,34 @@ impl PodRuntime for FakeRuntime {
         sandbox_id: &'a str,
         _verbose: bool,
     ) -> BoxFuture<'a, Result<PodSandboxStatusResponse, CriError>> {
-        ready(
-            self.record(Method::PodSandboxStatus, sandbox_id, None)
-                .and_then(|()| self.sandbox_status(sandbox_id)),
-        )
+        ready(ok().and_then(|()| self.sandbox_status(sandbox_id)))
     }
 
     fn run_pod_sandbox<'a>(
         &'a self,
         config: PodSandboxConfig,
-        runtime_handler: &'a str,
+        _runtime_handler: &'a str,
     ) -> BoxFuture<'a, Result<String, CriError>> {
-        ready(
-            self.record(Method::RunPodSandbox, runtime_handler, None)
-                .map(|()| self.run_sandbox(config)),
-        )
+        ready(ok().map(|()| self.run_sandbox(config)))
     }
 
     fn stop_pod_sandbox<'a>(&'a self, sandbox_id: &'a str) -> BoxFuture<'a, Result<(), CriError>> {
-        let result = self
-            .record(Method::StopPodSandbox, sandbox_id, None)
-            .map(|()| {
-                let mut state = self.lock();
-                for s in state.sandboxes.iter_mut().filter(|s| s.id == sandbox_id) {
-                    s.ready = false;
+        let result = ok().map(|()| {
+            let mut state = self.lock();
+            for s in state.sandboxes.iter_mut().filter(|s| s.id == sandbox_id) {
+                s.ready = false;
+            }
+            for c in state
+                .containers
+                .iter_mut()
+                .filter(|c| c.sandbox_id == sandbox_id)
+            {
+                if c.state == ContainerState::ContainerRunning {
+                    c.state = ContainerState::ContainerExited;
+                    c.exit_code = 137;
                 }
-                for c in state
-                    .containers
-                    .iter_mut()
-                    .filter(|c| c.sandbox_id == sandbox_id)
-                {
-                    if c.state == ContainerState::ContainerRunning {
-                        c.state = ContainerState::ContainerExited;
-                        c.exit_code = 137;
-                    }
-                }
-            });
+            }
+        });
         ready(result)
     }
 
@@ -465,13 +357,11 @@ impl PodRuntime for FakeRuntime {
         &'a self,
         sandbox_id: &'a str,
     ) -> BoxFuture<'a, Result<(), CriError>> {
-        let result = self
-            .record(Method::RemovePodSandbox, sandbox_id, None)
-            .map(|()| {
-                let mut state = self.lock();
-                state.sandboxes.retain(|s| s.id != sandbox_id);
-                state.containers.retain(|c| c.sandbox_id != sandbox_id);
-            });
+        let result = ok().map(|()| {
+            let mut state = self.lock();
+            state.sandboxes.retain(|s| s.id != sandbox_id);
+            state.containers.retain(|c| c.sandbox_id != sandbox_id);
+        });
         ready(result)
     }
 
@@ -479,10 +369,7 @@ impl PodRuntime for FakeRuntime {
         &self,
         filter: Option<ContainerFilter>,
     ) -> BoxFuture<'_, Result<Vec<Container>, CriError>> {
-        ready(
-            self.record(Method::ListContainers, "", None)
-                .map(|()| self.list(filter)),
-        )
+        ready(ok().map(|()| self.list(filter)))
     }
 
     fn container_status<'a>(
@@ -490,12 +377,9 @@ impl PodRuntime for FakeRuntime {
         container_id: &'a str,
         _verbose: bool,
     ) -> BoxFuture<'a, Result<ContainerStatusResponse, CriError>> {
-        ready(
-            self.record(Method::ContainerStatus, container_id, None)
-                .and_then(|()| {
-                    self.with_container("container_status", container_id, |c, _| status_of(c))
-                }),
-        )
+        ready(ok().and_then(|()| {
+            self.with_container("container_status", container_id, |c, _| status_of(c))
+        }))
     }
 
     fn create_container<'a>(
@@ -504,90 +388,69 @@ impl PodRuntime for FakeRuntime {
         config: ContainerConfig,
         _sandbox_config: PodSandboxConfig,
     ) -> BoxFuture<'a, Result<String, CriError>> {
-        let name = config
-            .metadata
-            .as_ref()
-            .map(|m| m.name.clone())
-            .unwrap_or_default();
-        ready(
-            self.record(Method::CreateContainer, &name, None)
-                .and_then(|()| self.create(sandbox_id, config)),
-        )
+        ready(ok().and_then(|()| self.create(sandbox_id, config)))
     }
 
     fn start_container<'a>(&'a self, container_id: &'a str) -> BoxFuture<'a, Result<(), CriError>> {
-        ready(
-            self.record(Method::StartContainer, container_id, None)
-                .and_then(|()| {
-                    self.with_container("start_container", container_id, |c, now| {
-                        c.state = ContainerState::ContainerRunning;
-                        c.started_at = now;
-                    })
-                }),
-        )
+        ready(ok().and_then(|()| {
+            self.with_container("start_container", container_id, |c, now| {
+                c.state = ContainerState::ContainerRunning;
+                c.started_at = now;
+            })
+        }))
     }
 
     fn stop_container<'a>(
         &'a self,
         container_id: &'a str,
-        timeout: Duration,
+        _timeout: Duration,
     ) -> BoxFuture<'a, Result<(), CriError>> {
-        ready(
-            self.record(Method::StopContainer, container_id, Some(timeout))
-                .and_then(|()| {
-                    self.with_container("stop_container", container_id, |c, now| {
-                        if c.state == ContainerState::ContainerRunning {
-                            c.state = ContainerState::ContainerExited;
-                            c.finished_at = now;
-                            c.exit_code = 143;
-                        }
-                    })
-                }),
-        )
+        ready(ok().and_then(|()| {
+            self.with_container("stop_container", container_id, |c, now| {
+                if c.state == ContainerState::ContainerRunning {
+                    c.state = ContainerState::ContainerExited;
+                    c.finished_at = now;
+                    c.exit_code = 143;
+                }
+            })
+        }))
     }
 
     fn remove_container<'a>(
         &'a self,
         container_id: &'a str,
     ) -> BoxFuture<'a, Result<(), CriError>> {
-        let result = self
-            .record(Method::RemoveContainer, container_id, None)
-            .map(|()| {
-                self.lock().containers.retain(|c| c.id != container_id);
-            });
+        let result = ok().map(|()| {
+            self.lock().containers.retain(|c| c.id != container_id);
+        });
         ready(result)
     }
 
     fn exec_sync<'a>(
         &'a self,
-        container_id: &'a str,
+        _container_id: &'a str,
         _cmd: Vec<String>,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecSyncResponse, CriError>> {
-        ready(
-            self.record(Method::ExecSync, container_id, None)
-                .map(|()| ExecSyncResponse::default()),
-        )
+        ready(ok().map(|()| ExecSyncResponse::default()))
     }
 
     fn reopen_container_log<'a>(
         &'a self,
-        container_id: &'a str,
+        _container_id: &'a str,
     ) -> BoxFuture<'a, Result<(), CriError>> {
-        ready(self.record(Method::ReopenContainerLog, container_id, None))
+        ready(ok())
     }
 
     /// As containerd 1.6: no event stream, so the pod side relists.
     fn get_container_events(&self) -> BoxFuture<'_, Result<ContainerEvents, CriError>> {
-        let result = self
-            .record(Method::GetContainerEvents, "", None)
-            .and_then(|()| {
-                Err(CriError::Status {
-                    op: "get_container_events",
-                    code: Code::Unimplemented,
-                    message: "the fake runtime has no events".to_string(),
-                })
-            });
+        let result = ok().and_then(|()| {
+            Err(CriError::Status {
+                op: "get_container_events",
+                code: Code::Unimplemented,
+                message: "the fake runtime has no events".to_string(),
+            })
+        });
         ready(result)
     }
 
@@ -596,13 +459,10 @@ impl PodRuntime for FakeRuntime {
         image_name: &'a str,
         _verbose: bool,
     ) -> BoxFuture<'a, Result<ImageStatusResponse, CriError>> {
-        ready(
-            self.record(Method::ImageStatus, image_name, None)
-                .map(|()| ImageStatusResponse {
-                    image: Some(image(image_name)),
-                    ..ImageStatusResponse::default()
-                }),
-        )
+        ready(ok().map(|()| ImageStatusResponse {
+            image: Some(image(image_name)),
+            ..ImageStatusResponse::default()
+        }))
     }
 
     fn pull_image<'a>(
@@ -611,9 +471,6 @@ impl PodRuntime for FakeRuntime {
         _auth: Option<AuthConfig>,
         _sandbox_config: Option<PodSandboxConfig>,
     ) -> BoxFuture<'a, Result<String, CriError>> {
-        ready(
-            self.record(Method::PullImage, image_name, None)
-                .map(|()| image(image_name).id),
-        )
+        ready(ok().map(|()| image(image_name).id))
     }
 }

@@ -1,7 +1,7 @@
 //! The container runtime boundary. The node side needs only the runtime's identity and health
 //! ([`RuntimeInfo`]); the pod side makes the CRI calls of [`PodRuntime`]. The traits keep that
-//! logic testable without a runtime ([`fake`] in unit tests), while integration tests use
-//! containerd.
+//! logic testable without a runtime ([`fake`] in unit tests, [`recording`] around it or around
+//! containerd in the scenarios), while integration tests use containerd.
 
 mod clock;
 mod cri;
@@ -9,6 +9,8 @@ mod cri;
 pub mod fake;
 pub mod health;
 mod pod_runtime;
+#[cfg(test)]
+pub mod recording;
 
 use std::future::Future;
 

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use cri_client::api::PodSandboxConfig;
+use cri_client::api::{ContainerState, PodSandboxConfig};
 use k8s_openapi::api::core::v1::{Container, Pod};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::super::context::PodContext;
 use super::super::kill;
@@ -151,6 +151,19 @@ pub(super) async fn restart_with_backoff(
         outcome,
     )
     .await
+}
+
+/// Removes an instance that was created but never started (its StartContainer failed), before
+/// the next attempt creates another: failed starts never pile up containers.
+pub(super) async fn remove_unstarted(ctx: &PodContext, latest: Option<&ContainerView>) {
+    let Some(stale) = latest.filter(|l| l.state == ContainerState::ContainerCreated) else {
+        return;
+    };
+    if let Err(e) = ctx.cri.remove_container(&stale.id).await
+        && !e.is_not_found()
+    {
+        warn!(container = %stale.name, error = %e, "cannot remove a container that never started");
+    }
 }
 
 /// Stops a running container whose liveness or startup probe failed; the next sync restarts

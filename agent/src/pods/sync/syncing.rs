@@ -156,7 +156,8 @@ async fn run_containers(
                     return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
                 }
             }
-            _ => {
+            unstarted => {
+                container_starts::remove_unstarted(ctx, unstarted.as_ref()).await;
                 let restart_count = runtime
                     .latest_any(&c.name)
                     .map_or(0, |l| l.restart_count + 1);
@@ -203,7 +204,8 @@ async fn run_containers(
                     .await;
                 }
             }
-            _ => {
+            unstarted => {
+                container_starts::remove_unstarted(ctx, unstarted.as_ref()).await;
                 let restart_count = runtime
                     .latest_any(&c.name)
                     .map_or(0, |l| l.restart_count + 1);
