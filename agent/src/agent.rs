@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::healthz;
 use crate::node::machine::{self, MachineInfo};
 use crate::node::{self, status::Heartbeat};
 use crate::pods::{
-    self, NodeFacts, PodContext, admission::Admission, events::Events, images::Images,
-    logs::LogRotation,
+    self, NodeFacts, PodContext, admission::Admission, images::Images, logs::LogRotation,
 };
 use crate::runtime::{CriRuntime, RuntimeInfo, health};
 

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod backoff;
 pub mod config;
 pub mod csi;
+pub mod events;
 pub mod healthz;
 pub mod logging;
 pub mod metrics;

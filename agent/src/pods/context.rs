@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::events::Events;
 use crate::runtime::{PodRuntime, WallClock};
 
 use super::admission::Admission;
-use super::events::Events;
 use super::images::Images;
 use super::logs::LogRotation;
 use super::status_writer::PodWriter;

@@ -5,14 +5,13 @@
 //! - [`sync`]: one sync (sandbox, init containers, containers, restarts, termination);
 //! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
 //! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hooks`]: the steps;
-//! - [`status`], [`status_writer`], [`events`], [`timing`]: what the pod reports;
+//! - [`status`], [`status_writer`], [`timing`]: what the pod reports (events: [`crate::events`]);
 //! - [`logs`]: container log rotation.
 
 pub mod admission;
 pub mod container;
 pub mod context;
 pub mod etc_hosts;
-pub mod events;
 pub mod grace;
 pub mod hooks;
 mod hooks_glue;

@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::Admission;
 use super::context::{EnvReads, NodeFacts, PodContext};
-use super::events::{Events, RecordedEvent, RecordedEvents};
 use super::images::Images;
 use super::logs::LogRotation;
 use super::status_writer::recording::{RecordingWriter, Written};
 use super::sync::{self, Outcome, PodState};
 use super::worker::Workers;
+use crate::events::{Events, RecordedEvent, RecordedEvents};
 use crate::runtime::WallClock;
 use crate::runtime::fake::{FakeRuntime, Method};
 
