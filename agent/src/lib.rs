@@ -16,6 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod node_facts;
 pub mod pods;
 pub mod quantity;
 pub mod runtime;

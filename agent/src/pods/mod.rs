@@ -46,7 +46,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use container::labels;
-pub use context::{NodeFacts, PodContext};
+pub use context::PodContext;
 
 /// Label minikubelet adds to its sandboxes so that agents sharing one runtime (tests) never
 /// touch each other's pods.

@@ -16,13 +16,14 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::Admission;
-use super::context::{EnvReads, NodeFacts, PodContext};
+use super::context::{EnvReads, PodContext};
 use super::images::Images;
 use super::logs::LogRotation;
 use super::status_writer::recording::{RecordingWriter, Written};
 use super::sync::{self, Outcome, PodState};
 use super::worker::Workers;
 use crate::events::{Events, RecordedEvent, RecordedEvents};
+use crate::node_facts::NodeFacts;
 use crate::runtime::WallClock;
 use crate::runtime::fake::{FakeRuntime, Method};
 
@@ -62,13 +63,7 @@ fn node() -> Node {
         root.path(),
         client.clone(),
         events.clone(),
-        super::container::NodeFacts {
-            node_name: facts.node_name.clone(),
-            host_ip: facts.host_ip.clone(),
-            pod_ips: Vec::new(),
-            node_allocatable_cpu_millis: facts.allocatable_cpu_millis,
-            node_allocatable_memory_bytes: facts.allocatable_memory_bytes,
-        },
+        facts.clone(),
         Duration::from_secs(60),
     );
     let ctx = PodContext {

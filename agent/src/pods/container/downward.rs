@@ -8,13 +8,16 @@ use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod, ResourceFi
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::amounts::{self, CPU, EPHEMERAL_STORAGE, HUGEPAGES_PREFIX, MEMORY, NANO};
-use super::env::NodeFacts;
+use crate::node_facts::NodeFacts;
 
-/// The value of a `fieldRef`, or kubelet's message for a path it does not support.
+/// The value of a `fieldRef`, or kubelet's message for a path it does not support. `pod_ips`
+/// are the pod's IPs, preferred family first (`status.podIP` is the first; empty before the
+/// sandbox has them).
 pub(crate) fn field_value(
     sel: &ObjectFieldSelector,
     pod: &Pod,
     node: &NodeFacts,
+    pod_ips: &[String],
 ) -> Result<String, String> {
     match sel.api_version.as_deref() {
         None | Some("" | "v1") => {}
@@ -36,8 +39,8 @@ pub(crate) fn field_value(
             .unwrap_or_else(|| node.node_name.clone()),
         "spec.serviceAccountName" => owned(spec.and_then(|s| s.service_account_name.as_ref())),
         "status.hostIP" | "status.hostIPs" => node.host_ip.clone(),
-        "status.podIP" => node.pod_ips.first().cloned().unwrap_or_default(),
-        "status.podIPs" => node.pod_ips.join(","),
+        "status.podIP" => pod_ips.first().cloned().unwrap_or_default(),
+        "status.podIPs" => pod_ips.join(","),
         _ => match subscripted(path) {
             Some(("metadata.labels", key)) => owned(meta.labels.as_ref().and_then(|m| m.get(key))),
             Some(("metadata.annotations", key)) => {
@@ -153,8 +156,8 @@ pub(crate) fn resource_value(
 /// allocatable; 0 when neither is known.
 fn default_limit(pod: &Pod, name: &str, node: &NodeFacts) -> Result<u128, String> {
     let allocatable = match name {
-        CPU => u128::from(node.node_allocatable_cpu_millis) * (NANO / 1000),
-        MEMORY => u128::from(node.node_allocatable_memory_bytes) * NANO,
+        CPU => u128::from(node.allocatable_cpu_millis) * (NANO / 1000),
+        MEMORY => u128::from(node.allocatable_memory_bytes) * NANO,
         _ => 0,
     };
     if allocatable == 0 {
@@ -185,10 +188,14 @@ mod tests {
         NodeFacts {
             node_name: "node-a".into(),
             host_ip: "192.0.2.10".into(),
-            pod_ips: vec!["10.1.0.5".into(), "fd00::5".into()],
-            node_allocatable_cpu_millis: 4000,
-            node_allocatable_memory_bytes: 8 << 30,
+            allocatable_cpu_millis: 4000,
+            allocatable_memory_bytes: 8 << 30,
+            ..NodeFacts::default()
         }
+    }
+
+    fn pod_ips() -> Vec<String> {
+        vec!["10.1.0.5".into(), "fd00::5".into()]
     }
 
     fn field(p: &Pod, path: &str) -> Result<String, String> {
@@ -196,7 +203,7 @@ mod tests {
             api_version: Some("v1".into()),
             field_path: path.into(),
         };
-        field_value(&sel, p, &node())
+        field_value(&sel, p, &node(), &pod_ips())
     }
 
     fn meta_pod() -> Pod {
@@ -263,20 +270,18 @@ mod tests {
             field_path: "metadata.name".into(),
         };
         assert_eq!(
-            field_value(&sel, &p, &node()).unwrap_err(),
+            field_value(&sel, &p, &node(), &pod_ips()).unwrap_err(),
             "unsupported pod version: v2"
         );
     }
 
     #[test]
     fn pod_ip_is_empty_before_networking() {
-        let mut n = node();
-        n.pod_ips.clear();
         let sel = ObjectFieldSelector {
             api_version: None,
             field_path: "status.podIP".into(),
         };
-        assert_eq!(field_value(&sel, &meta_pod(), &n).unwrap(), "");
+        assert_eq!(field_value(&sel, &meta_pod(), &node(), &[]).unwrap(), "");
     }
 
     fn resource(p: &Pod, sel: Value) -> Result<String, String> {

@@ -29,7 +29,7 @@ use thiserror::Error;
 
 use cri_client::api;
 
-pub use env::{EnvError, EnvSource, NodeFacts, ResolvedEnv, SkippedKeys, resolve_env};
+pub use env::{EnvError, EnvSource, ResolvedEnv, SkippedKeys, resolve_env};
 pub use expand::expand;
 pub use labels::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID, container_hash};
 pub use qos::{QosClass, qos_class};
