@@ -1,14 +1,14 @@
 //! downwardAPI volumes (and projections): pod fields (labels, annotations, name, namespace,
 //! uid, ...) and container resources written as files, with the same values the environment
-//! gets ([`crate::pods::container::downward`]).
+//! gets ([`crate::downward`]).
 
 use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, Pod};
 
 use super::atomic_writer::{FileProjection, Payload};
 use super::configmap_secret::DEFAULT_MODE;
 use super::plugin::MountError;
+use crate::downward::{field_value, resource_value};
 use crate::node_facts::NodeFacts;
-use crate::pods::container::downward::{field_value, resource_value};
 
 /// The payload of a downwardAPI volume's items. Volumes are written before the pod's sandbox
 /// has IPs (and the API server allows no `status.podIP` in them), so no pod IPs are passed.

@@ -18,9 +18,9 @@ use kube::Api;
 use kube::api::ListParams;
 use thiserror::Error;
 
-use super::downward;
 use super::expand::expand;
 use super::services::{is_master_namespace, service_env, visible_services};
+use crate::downward;
 use crate::node_facts::NodeFacts;
 
 /// Where ConfigMaps, Secrets and Services come from: the API server in production
@@ -461,7 +461,7 @@ async fn services_env(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::{first, pod, pod_with};
+    use crate::test_pods::{first, pod, pod_with};
     use serde_json::{Value, json};
     use std::sync::Mutex;
 

@@ -8,9 +8,7 @@
 //! - [`labels`]: the CRI labels and annotations kubelet uses, and the spec hash;
 //! - [`container_config`]: all of it put together.
 
-mod amounts;
 pub mod apparmor;
-pub(crate) mod downward;
 pub mod env;
 pub mod expand;
 pub mod labels;
@@ -19,15 +17,14 @@ pub mod resources;
 pub mod security;
 mod services;
 
-#[cfg(test)]
-mod fixtures;
-
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use thiserror::Error;
 
 use cri_client::api;
+
+use crate::pod_resources;
 
 pub use env::{EnvError, EnvSource, ResolvedEnv, SkippedKeys, resolve_env};
 pub use expand::expand;
@@ -201,14 +198,14 @@ pub fn log_path(container_name: &str, restart_count: u32) -> String {
 /// Every quantity the config reads must parse; the API server guarantees it, so a failure
 /// here means a corrupt object, reported rather than silently read as zero.
 fn check_quantities(c: &Container, pod: &Pod) -> Result<(), ContainerConfigError> {
-    let lists = [c.resources.as_ref(), amounts::pod_resources(pod)]
+    let lists = [c.resources.as_ref(), pod_resources::pod_resources(pod)]
         .into_iter()
         .flatten()
         .flat_map(|r| [r.requests.as_ref(), r.limits.as_ref()])
         .flatten();
     for list in lists {
         for (resource, q) in list {
-            if amounts::nanos(q).is_none() {
+            if pod_resources::nanos(q).is_none() {
                 return Err(ContainerConfigError::InvalidQuantity {
                     container: c.name.clone(),
                     resource: resource.clone(),
@@ -223,7 +220,7 @@ fn check_quantities(c: &Container, pod: &Pod) -> Result<(), ContainerConfigError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fixtures::{first, pod_with};
+    use crate::test_pods::{first, pod_with};
     use serde_json::{Value, json};
 
     const GI: u64 = 1 << 30;

@@ -1,5 +1,8 @@
-//! Downward API values for environment variables: `fieldRef` (pod fields) and
-//! `resourceFieldRef` (container requests and limits).
+//! Downward API values: `fieldRef` (pod fields) and `resourceFieldRef` (container requests and
+//! limits), resolved in one place for both their readers, environment variables
+//! ([`crate::pods::container::env`]) and downwardAPI/projected volumes
+//! ([`crate::volumes::downward`]), so that a file and a variable naming the same field always
+//! hold the same value.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,8 +10,8 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::amounts::{self, CPU, EPHEMERAL_STORAGE, HUGEPAGES_PREFIX, MEMORY, NANO};
 use crate::node_facts::NodeFacts;
+use crate::pod_resources::{self, CPU, EPHEMERAL_STORAGE, HUGEPAGES_PREFIX, MEMORY, NANO};
 
 /// The value of a `fieldRef`, or kubelet's message for a path it does not support. `pod_ips`
 /// are the pod's IPs, preferred family first (`status.podIP` is the first; empty before the
@@ -110,9 +113,12 @@ pub(crate) fn resource_value(
     let (target, default_limits) = match sel.container_name.as_deref().filter(|n| !n.is_empty()) {
         None => (container, true),
         Some(name) => {
-            if let Some(c) = amounts::containers(pod).iter().find(|c| c.name == name) {
+            if let Some(c) = pod_resources::containers(pod)
+                .iter()
+                .find(|c| c.name == name)
+            {
                 (c, true)
-            } else if let Some(c) = amounts::init_containers(pod)
+            } else if let Some(c) = pod_resources::init_containers(pod)
                 .iter()
                 .find(|c| c.name == name)
             {
@@ -130,9 +136,9 @@ pub(crate) fn resource_value(
     }
     let r = target.resources.as_ref();
     let amount = match kind {
-        "requests" => parsed(amounts::request(r, name))?,
+        "requests" => parsed(pod_resources::request(r, name))?,
         "limits" => {
-            let written = parsed(amounts::limit(r, name))?;
+            let written = parsed(pod_resources::limit(r, name))?;
             if written == 0 && default_limits {
                 default_limit(pod, name, node)?
             } else {
@@ -163,7 +169,10 @@ fn default_limit(pod: &Pod, name: &str, node: &NodeFacts) -> Result<u128, String
     if allocatable == 0 {
         return Ok(0);
     }
-    let pod_level = parsed(amounts::limit(amounts::pod_resources(pod), name))?;
+    let pod_level = parsed(pod_resources::limit(
+        pod_resources::pod_resources(pod),
+        name,
+    ))?;
     Ok(if pod_level > 0 {
         pod_level
     } else {
@@ -174,14 +183,14 @@ fn default_limit(pod: &Pod, name: &str, node: &NodeFacts) -> Result<u128, String
 fn parsed(q: Option<&Quantity>) -> Result<u128, String> {
     match q {
         None => Ok(0),
-        Some(q) => amounts::nanos(q).ok_or_else(|| format!("invalid quantity {:?}", q.0)),
+        Some(q) => pod_resources::nanos(q).ok_or_else(|| format!("invalid quantity {:?}", q.0)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::{first, pod, pod_with};
+    use crate::test_pods::{first, pod, pod_with};
     use serde_json::{Value, json};
 
     fn node() -> NodeFacts {
