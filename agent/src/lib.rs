@@ -12,6 +12,7 @@ pub mod config;
 pub mod csi;
 mod downward;
 pub mod events;
+mod expand;
 pub mod healthz;
 pub mod logging;
 pub mod metrics;

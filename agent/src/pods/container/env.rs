@@ -18,9 +18,9 @@ use kube::Api;
 use kube::api::ListParams;
 use thiserror::Error;
 
-use super::expand::expand;
 use super::services::{is_master_namespace, service_env, visible_services};
 use crate::downward;
+use crate::expand::expand;
 use crate::node_facts::NodeFacts;
 
 /// Where ConfigMaps, Secrets and Services come from: the API server in production

@@ -1,16 +1,17 @@
 //! Turning a pod's container into a CRI `ContainerConfig`, as kubelet does. Pure functions,
 //! one concern per module, plus one async resolver for the environment:
 //! - [`qos`]: the pod's QoS class;
-//! - [`expand`]: `$(VAR)` expansion;
 //! - [`env`]: the container's environment (ConfigMaps, Secrets, downward API, services);
 //! - [`resources`]: cgroup settings and OOM score;
 //! - [`security`]: the Linux security context and namespaces;
 //! - [`labels`]: the CRI labels and annotations kubelet uses, and the spec hash;
 //! - [`container_config`]: all of it put together.
+//!
+//! What volumes share with it lives below both: `$(VAR)` expansion ([`crate::expand`]), the
+//! downward API ([`crate::downward`]) and resource amounts ([`crate::pod_resources`]).
 
 pub mod apparmor;
 pub mod env;
-pub mod expand;
 pub mod labels;
 pub mod qos;
 pub mod resources;
@@ -24,10 +25,10 @@ use thiserror::Error;
 
 use cri_client::api;
 
+use crate::expand;
 use crate::pod_resources;
 
 pub use env::{EnvError, EnvSource, ResolvedEnv, SkippedKeys, resolve_env};
-pub use expand::expand;
 pub use labels::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID, container_hash};
 pub use qos::{QosClass, qos_class};
 pub use resources::linux_resources;
