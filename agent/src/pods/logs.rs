@@ -256,7 +256,10 @@ async fn running_containers(
 ) -> Result<Vec<(String, String)>, CriError> {
     let sandboxes: HashSet<String> = cri
         .list_pod_sandbox(Some(PodSandboxFilter {
-            label_selector: HashMap::from([(super::NODE_LABEL.to_string(), node_name.to_string())]),
+            label_selector: HashMap::from([(
+                crate::runtime::NODE_LABEL.to_string(),
+                node_name.to_string(),
+            )]),
             ..PodSandboxFilter::default()
         }))
         .await?

@@ -45,12 +45,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::runtime::NODE_LABEL;
 pub use container::labels;
 pub use context::PodContext;
-
-/// Label minikubelet adds to its sandboxes so that agents sharing one runtime (tests) never
-/// touch each other's pods.
-pub const NODE_LABEL: &str = "minikubelet.io/node";
 
 /// Runs the pod side until cancelled.
 pub async fn run(ctx: Arc<PodContext>, cancel: CancellationToken) {
