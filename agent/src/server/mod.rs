@@ -4,7 +4,8 @@
 //! nodes/proxy, nodes/log, nodes/stats or nodes/metrics), as kubelet does.
 //!
 //! - [`tls`]: serving certificate and client-CA verification;
-//! - [`auth`]: authentication, authorisation and their caches ([`cache`], [`tokens`]);
+//! - [`auth`]: authentication, authorisation and their caches ([`cache`], [`tokens`]); the
+//!   caller's [`identity`];
 //! - [`conn`]: the accept loop with timeouts; [`limits`]: the connection pools; [`stall`]:
 //!   the write deadline for clients without a certificate;
 //! - [`routes`]: the router and the small endpoints;
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod cache;
 pub mod conn;
 pub mod cri_log;
+pub mod identity;
 pub mod limits;
 pub mod logs;
 pub mod lookup;
