@@ -9,7 +9,7 @@
 //! - [`conn`]: the accept loop with timeouts; [`limits`]: the connection pools; [`stall`]:
 //!   the write deadline for clients without a certificate;
 //! - [`routes`]: the router and the small endpoints;
-//! - [`logs`] / [`cri_log`] / [`tail`]: container logs; [`stream`]: exec, attach,
+//! - [`logs`] / [`log_view`] / [`cri_log`] / [`tail`]: container logs; [`stream`]: exec, attach,
 //!   port-forward proxying, with [`splice`] closing idle streams;
 //! - [`lookup`]: a pod's sandbox and containers in the runtime.
 
@@ -19,6 +19,7 @@ pub mod conn;
 pub mod cri_log;
 pub mod identity;
 pub mod limits;
+pub mod log_view;
 pub mod logs;
 pub mod lookup;
 pub mod routes;
