@@ -4,7 +4,8 @@
 //! - [`worker`]: one worker per pod UID, the only place a pod is synced;
 //! - [`sync`]: one sync (sandbox, init containers, containers, restarts, termination);
 //! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
-//! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hooks`]: the steps;
+//! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hook_handler`]: the
+//!   steps; [`lifecycle_hooks`]: when postStart and preStop run;
 //! - [`status`], [`status_writer`], [`timing`]: what the pod reports (events: [`crate::events`]);
 //! - [`logs`]: container log rotation.
 
@@ -13,11 +14,11 @@ pub mod container;
 pub mod context;
 pub mod etc_hosts;
 pub mod grace;
-pub mod hooks;
-mod hooks_glue;
+pub mod hook_handler;
 pub mod image_ref;
 pub mod images;
 pub mod kill;
+mod lifecycle_hooks;
 pub mod logs;
 pub mod observe;
 pub mod probe;

@@ -509,7 +509,7 @@ async fn start_one(
             state.waiting.remove(&c.name);
             state.readiness.remove(&c.name);
             state.started.remove(&c.name);
-            super::hooks_glue::post_start(ctx, pod, c, &id, target.pod_ips).await;
+            super::lifecycle_hooks::post_start(ctx, pod, c, &id, target.pod_ips).await;
             true
         }
         Err(w) => {
@@ -734,7 +734,7 @@ async fn terminate(
     }
     let began = *state.killing.get_or_insert_with(tokio::time::Instant::now);
     let deadline = super::grace::deadline(began, super::grace::grace_period(pod));
-    let targets = super::hooks_glue::PreStopTargets::new(pod);
+    let targets = super::lifecycle_hooks::PreStopTargets::new(pod);
     kill::stop_containers(
         ctx,
         pod,
