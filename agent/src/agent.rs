@@ -20,7 +20,9 @@ use crate::healthz;
 use crate::node::machine::{self, MachineInfo};
 use crate::node::{self, status::Heartbeat};
 use crate::node_facts::NodeFacts;
-use crate::pods::{self, PodContext, admission::Admission, images::Images, logs::LogRotation};
+use crate::pods::{
+    self, PodContext, admission::Admission, images::Images, log_rotation::LogRotation,
+};
 use crate::runtime::{CriRuntime, RuntimeInfo, health};
 
 /// How long start-up waits for the runtime to answer before giving up.

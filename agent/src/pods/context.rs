@@ -10,7 +10,7 @@ use crate::runtime::{PodRuntime, WallClock};
 
 use super::admission::Admission;
 use super::images::Images;
-use super::logs::LogRotation;
+use super::log_rotation::LogRotation;
 use super::status_writer::PodWriter;
 
 /// Where container environments read ConfigMaps, Secrets and Services.

@@ -7,7 +7,8 @@
 //! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hook_handler`]: the
 //!   steps; [`lifecycle_hooks`]: when postStart and preStop run;
 //! - [`status`], [`status_writer`], [`timing`]: what the pod reports (events: [`crate::events`]);
-//! - [`logs`]: container log rotation.
+//! - [`log_rotation`]: container log rotation (the /containerLogs endpoint is
+//!   [`crate::server::logs`]).
 
 pub mod admission;
 pub mod container;
@@ -19,7 +20,7 @@ pub mod image_ref;
 pub mod images;
 pub mod kill;
 mod lifecycle_hooks;
-pub mod logs;
+pub mod log_rotation;
 pub mod observe;
 pub mod probe;
 mod probes;
@@ -65,7 +66,7 @@ pub async fn run(ctx: Arc<PodContext>, cancel: CancellationToken) {
         synced_rx,
         cancel.clone(),
     ));
-    let log_rotation = tokio::spawn(logs::run(
+    let log_rotation = tokio::spawn(log_rotation::run(
         ctx.cri.clone(),
         ctx.node.node_name.clone(),
         ctx.log_rotation,

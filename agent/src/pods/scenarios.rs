@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::admission::Admission;
 use super::context::{EnvReads, PodContext};
 use super::images::Images;
-use super::logs::LogRotation;
+use super::log_rotation::LogRotation;
 use super::status_writer::recording::{RecordingWriter, Written};
 use super::sync::{self, Outcome, PodState};
 use super::worker::Workers;
