@@ -5,7 +5,9 @@ A module A depends on its sibling B (same parent) when any file in A's subtree n
 inside B's subtree: `use crate::...`, `use super::...`, a relative `use child::...`, or a
 `crate::x::`/`super::x::`/`self::x::` path in code. Paths through re-exports (`pub use`, and a
 parent's private `use` reached with `super::Name`) are followed to the module that defines the
-item. Test code counts too: a cycle only in tests is still a cycle.
+item. Test code counts too: a cycle only in tests is still a cycle. Not seen: a name that a
+glob import (`use super::*`) brings in and code then uses bare, and paths built by macros from
+pieces; neither occurs in agent/src outside `mod tests` (whose `super::*` is its own file).
 
 At each level (the crate root, pods/, pods/container/, ...) the strongly connected components of
 the sibling graph with more than one module are cycles. Each is printed with one example line
