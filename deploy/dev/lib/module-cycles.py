@@ -114,7 +114,6 @@ def rust_files(root):
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 ITEM_KEYWORDS = {"fn", "struct", "enum", "trait", "type", "const", "static", "union", "macro_rules"}
-VIS_OR_MOD = {"pub", "crate", "super", "in", "self", "(", ")", "unsafe", "async", "extern"}
 
 
 class File:
@@ -196,9 +195,8 @@ def scan(file):
         elif t == "use" and prev not in ("::",):
             found = []
             j = parse_use_tree(toks, i + 1, [], found, line)
-            public = prev == "pub" or prev == ")"
             for path, alias, glob, ln in found:
-                uses.append((here, path, alias, glob, ln, public))
+                uses.append((here, path, alias, glob, ln))
             while j < len(toks) and toks[j][0] != ";":
                 j += 1
             i = j + 1
@@ -231,7 +229,7 @@ class Crate:
                 self.items[m] |= names
             self.scanned.append((f, uses, paths))
         for f, uses, _ in self.scanned:
-            for here, path, alias, glob, _, _ in uses:
+            for here, path, alias, glob, _ in uses:
                 absolute = self.absolute(here, path)
                 if absolute is None:
                     continue
@@ -280,7 +278,7 @@ class Crate:
     def references(self):
         """Yields (from module, to module, file, line) for every reference inside the crate."""
         for f, uses, paths in self.scanned:
-            for here, path, _, _, line, _ in uses:
+            for here, path, _, _, line in uses:
                 absolute = self.absolute(here, path)
                 if absolute is not None:
                     yield here, self.target(absolute), f.path, line
