@@ -15,12 +15,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::healthz;
 use crate::node::machine::{self, MachineInfo};
 use crate::node::{self, status::Heartbeat};
+use crate::node_facts::NodeFacts;
 use crate::pods::{
-    self, NodeFacts, PodContext, admission::Admission, events::Events, images::Images,
-    logs::LogRotation,
+    self, PodContext, admission::Admission, images::Images, log_rotation::LogRotation,
 };
 use crate::runtime::{CriRuntime, RuntimeInfo, health};
 
@@ -130,18 +131,20 @@ fn pod_context(
     }
     let admission = Admission::new(sysctls, apparmor);
     let (cpu, memory, memory_capacity) = node::allocatable(config, machine);
+    let facts = NodeFacts {
+        node_name: config.node_name.clone(),
+        host_ip: node_ip.to_string(),
+        allocatable_cpu_millis: cpu,
+        allocatable_memory_bytes: memory,
+        memory_capacity_bytes: memory_capacity,
+        max_pods: config.max_pods,
+    };
     let events = Events::start(client.clone(), &config.node_name);
     let volumes = crate::volumes::Volumes::new(
         &config.root_dir,
         client.clone(),
         events.clone(),
-        crate::pods::container::NodeFacts {
-            node_name: config.node_name.clone(),
-            host_ip: node_ip.to_string(),
-            pod_ips: Vec::new(),
-            node_allocatable_cpu_millis: cpu,
-            node_allocatable_memory_bytes: memory,
-        },
+        facts.clone(),
         config.sync_frequency,
     );
     Ok(PodContext {
@@ -152,14 +155,7 @@ fn pod_context(
         client,
         cri: Arc::new(cri),
         runtime_name,
-        node: NodeFacts {
-            node_name: config.node_name.clone(),
-            host_ip: node_ip.to_string(),
-            allocatable_cpu_millis: cpu,
-            allocatable_memory_bytes: memory,
-            memory_capacity_bytes: memory_capacity,
-            max_pods: config.max_pods,
-        },
+        node: facts,
         root_dir: config.root_dir.clone(),
         log_root: PathBuf::from(POD_LOG_ROOT),
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),

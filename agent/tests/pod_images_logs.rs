@@ -18,7 +18,7 @@ use common::pods::{
 use common::{Agent, admin, env, require_cluster, wait_ready};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams};
-use minikubelet::pods::logs::{LogRotation, rotate_once};
+use minikubelet::pods::log_rotation::{LogRotation, rotate_once};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);

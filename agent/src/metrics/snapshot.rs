@@ -4,7 +4,7 @@
 use cri_client::CriClient;
 use cri_client::api::{ContainerFilter, ContainerState, PodSandboxFilter, PodSandboxState};
 
-use crate::pods::NODE_LABEL;
+use crate::runtime::NODE_LABEL;
 
 fn state_label(state: i32) -> &'static str {
     match ContainerState::try_from(state) {

@@ -269,4 +269,19 @@ mod tests {
         assert_eq!(flipped[0].last_transition_time, Some(at(300)));
         assert!(changed(&again, &flipped));
     }
+
+    #[test]
+    fn the_pod_networks_readiness_reaches_the_ready_condition() {
+        let merged = crate::network::readiness::overlay(
+            &up(true),
+            &Err("Network plugin returns error: x".into()),
+        );
+        let reasons = not_ready_reasons(&merged);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("NetworkReady=false reason:NetworkPluginNotReady")),
+            "{reasons:?}"
+        );
+    }
 }

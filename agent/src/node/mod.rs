@@ -68,7 +68,7 @@ pub async fn run(
         node_ip,
         thresholds: Thresholds::default(),
         heartbeat,
-        events: crate::pods::events::Events::start(client.clone(), &config.node_name),
+        events: crate::events::Events::start(client.clone(), &config.node_name),
     };
     let initial_status = status::compute(&writer, &health.borrow(), &[]);
     let desired = object::node(&status::identity(&writer), initial_status);

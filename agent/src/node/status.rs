@@ -52,7 +52,7 @@ pub struct StatusWriter {
     pub thresholds: Thresholds,
     pub heartbeat: Heartbeat,
     /// Node events (NodeReady / NodeNotReady when the Ready condition flips).
-    pub events: crate::pods::events::Events,
+    pub events: crate::events::Events,
 }
 
 /// The status the agent would report now, given the last reported conditions.

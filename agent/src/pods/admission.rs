@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::container::apparmor;
-use super::context::NodeFacts;
 use super::sysctls::{self, Allowlist};
+use crate::node_facts::NodeFacts;
 use crate::quantity::parse_scaled;
 
 /// Requests that count against allocatable.

@@ -4,24 +4,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::events::Events;
+use crate::node_facts::NodeFacts;
 use crate::runtime::{PodRuntime, WallClock};
 
 use super::admission::Admission;
-use super::events::Events;
 use super::images::Images;
-use super::logs::LogRotation;
+use super::log_rotation::LogRotation;
 use super::status_writer::PodWriter;
-
-/// Node facts the pod side needs.
-#[derive(Debug, Clone)]
-pub struct NodeFacts {
-    pub node_name: String,
-    pub host_ip: String,
-    pub allocatable_cpu_millis: u64,
-    pub allocatable_memory_bytes: u64,
-    pub memory_capacity_bytes: u64,
-    pub max_pods: u32,
-}
 
 /// Where container environments read ConfigMaps, Secrets and Services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

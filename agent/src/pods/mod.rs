@@ -1,26 +1,38 @@
 //! Pods bound to this node: watch -> per-pod worker -> runtime backends -> status writer.
+//! This file only declares the modules and re-exports what the rest of the agent uses.
 //!
+//! - [`controller`]: starts and runs everything below until cancelled ([`run`]);
 //! - [`source`]: the pod watch (fieldSelector spec.nodeName);
-//! - [`worker`]: one worker per pod UID, the only place a pod is synced;
-//! - [`sync`]: one sync (sandbox, init containers, containers, restarts, termination);
+//! - [`worker`]: one worker per pod UID, the only place a pod is synced (its header is the
+//!   lifecycle's specification);
+//! - [`lifecycle`]: where a pod is on kubelet's timeline (admitting, syncing, terminating,
+//!   terminated, cleaned up);
+//! - [`sync`]: one sync, one file per phase;
+//! - [`probes`]: the probe workers of one pod and the [`probes::ProbeResults`] a sync reads;
 //! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
-//! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hooks`]: the steps;
-//! - [`status`], [`status_writer`], [`events`], [`timing`]: what the pod reports;
-//! - [`logs`]: container log rotation.
+//! - [`admission`] (with [`sysctls`]): whether a pod may run here at all;
+//! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hook_handler`]: the
+//!   steps; `lifecycle_hooks`: when postStart and preStop run; [`grace`]: grace periods and
+//!   deadlines; [`restart_backoff`]: crash-loop backoff;
+//! - [`status`], [`status_writer`], [`timing`], [`termination_message`]: what the pod reports
+//!   (its events go through [`crate::events`]);
+//! - [`log_rotation`]: container log rotation (the /containerLogs endpoint is
+//!   [`crate::server::logs`]);
+//! - [`context`]: what every worker shares.
 
 pub mod admission;
 pub mod container;
 pub mod context;
+pub mod controller;
 pub mod etc_hosts;
-pub mod events;
 pub mod grace;
-pub mod hooks;
-mod hooks_glue;
+pub mod hook_handler;
 pub mod image_ref;
 pub mod images;
 pub mod kill;
 pub mod lifecycle;
-pub mod logs;
+mod lifecycle_hooks;
+pub mod log_rotation;
 pub mod observe;
 pub mod probe;
 pub mod probes;
@@ -42,61 +54,7 @@ pub mod termination_message;
 pub mod timing;
 pub mod worker;
 
-use std::sync::Arc;
-
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-
+pub use crate::runtime::NODE_LABEL;
 pub use container::labels;
-pub use context::{NodeFacts, PodContext};
-
-/// Label minikubelet adds to its sandboxes so that agents sharing one runtime (tests) never
-/// touch each other's pods.
-pub const NODE_LABEL: &str = "minikubelet.io/node";
-
-/// Runs the pod side until cancelled.
-pub async fn run(ctx: Arc<PodContext>, cancel: CancellationToken) {
-    let workers = worker::Workers::new(ctx.clone(), cancel.clone());
-    let (synced_tx, synced_rx) = watch::channel(false);
-    let orphans = tokio::spawn(clean_orphaned_volumes(
-        ctx.clone(),
-        workers.clone(),
-        synced_rx.clone(),
-    ));
-    let relist = tokio::spawn(relist::run(
-        ctx.clone(),
-        workers.clone(),
-        synced_rx,
-        cancel.clone(),
-    ));
-    let log_rotation = tokio::spawn(logs::run(
-        ctx.cri.clone(),
-        ctx.node.node_name.clone(),
-        ctx.log_rotation,
-        cancel.clone(),
-    ));
-    source::run(
-        ctx.client.clone(),
-        ctx.node.node_name.clone(),
-        workers,
-        synced_tx,
-        cancel,
-    )
-    .await;
-    let _ = relist.await;
-    let _ = log_rotation.await;
-    orphans.abort();
-}
-
-/// Once the pod list is known, tears down the directories (and mounts) of pods this node no
-/// longer has: deleted while the agent was down.
-async fn clean_orphaned_volumes(
-    ctx: Arc<PodContext>,
-    workers: worker::Workers,
-    mut synced: watch::Receiver<bool>,
-) {
-    if synced.wait_for(|s| *s).await.is_err() {
-        return;
-    }
-    crate::volumes::reconstruct::clean_orphans(&ctx.volumes, |uid| workers.contains(uid)).await;
-}
+pub use context::PodContext;
+pub use controller::run;

@@ -37,7 +37,7 @@ async fn snapshot(ctx: &PodContext) -> Result<BTreeMap<String, Fingerprint>, cri
         .cri
         .list_pod_sandbox(Some(PodSandboxFilter {
             label_selector: HashMap::from([(
-                super::NODE_LABEL.to_string(),
+                crate::runtime::NODE_LABEL.to_string(),
                 ctx.node.node_name.clone(),
             )]),
             ..PodSandboxFilter::default()

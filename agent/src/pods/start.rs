@@ -86,18 +86,14 @@ pub async fn start(
     let events = &ctx.events;
 
     // Environment (ConfigMaps, Secrets, downward API).
-    let facts = container::NodeFacts {
-        node_name: ctx.node.node_name.clone(),
-        host_ip: ctx.node.host_ip.clone(),
-        pod_ips: req.pod_ips.to_vec(),
-        node_allocatable_cpu_millis: ctx.node.allocatable_cpu_millis,
-        node_allocatable_memory_bytes: ctx.node.allocatable_memory_bytes,
-    };
+    let (node, ips) = (&ctx.node, req.pod_ips);
     let resolved = match ctx.env_reads {
-        super::context::EnvReads::Api => container::resolve_env(&ctx.client, pod, c, &facts).await,
+        super::context::EnvReads::Api => {
+            container::resolve_env(&ctx.client, pod, c, node, ips).await
+        }
         #[cfg(test)]
         super::context::EnvReads::Empty => {
-            container::resolve_env(&super::context::NoObjects, pod, c, &facts).await
+            container::resolve_env(&super::context::NoObjects, pod, c, node, ips).await
         }
     };
     let env = match resolved {

@@ -19,6 +19,10 @@ pub use cri::CriRuntime;
 pub use health::RuntimeHealth;
 pub use pod_runtime::{ContainerEvents, PodRuntime};
 
+/// Label minikubelet adds to its sandboxes so that agents sharing one runtime (tests) never
+/// touch each other's pods: every listing of this node's sandboxes filters on it.
+pub const NODE_LABEL: &str = "minikubelet.io/node";
+
 /// One runtime condition as CRI Status reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeCondition {

@@ -4,7 +4,6 @@
 //! 30 s denied) so a busy dashboard does not load the apiserver; token answers as
 //! [`super::tokens`] describes (unauthenticated tokens for 30 s too).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,53 +14,12 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, PostParams};
 
 use super::cache::Cache;
+use super::identity::Identity;
 use super::tokens::{Answer, ReviewFailed, TokenCache};
 
 const ALLOWED_TTL: Duration = Duration::from_secs(300);
 const DENIED_TTL: Duration = Duration::from_secs(30);
 const CACHE_LIMIT: usize = 4096;
-
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Identity {
-    pub user: String,
-    pub groups: Vec<String>,
-    pub uid: String,
-    pub extra: BTreeMap<String, Vec<String>>,
-}
-
-impl Identity {
-    /// A caller identified by a verified client certificate: CN is the user, each O a group.
-    pub fn from_certificate(der: &[u8]) -> Option<Identity> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-        let subject = cert.subject();
-        let user = subject
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())?
-            .to_string();
-        let mut groups: Vec<String> = subject
-            .iter_organization()
-            .filter_map(|o| o.as_str().ok().map(str::to_string))
-            .collect();
-        groups.push("system:authenticated".to_string());
-        Some(Identity {
-            user,
-            groups,
-            uid: String::new(),
-            extra: BTreeMap::new(),
-        })
-    }
-
-    pub fn anonymous() -> Identity {
-        Identity {
-            user: "system:anonymous".to_string(),
-            groups: vec!["system:unauthenticated".to_string()],
-            uid: String::new(),
-            extra: BTreeMap::new(),
-        }
-    }
-}
 
 /// What a request asks to do to the Node object, as kubelet maps its paths.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -21,9 +21,8 @@ use tower::Service;
 use tracing::{debug, info, warn};
 
 use super::ServerError;
-use super::auth::Identity;
+use super::identity::{Identity, PeerIdentity};
 use super::limits::{Limits, Slot};
-use super::routes::PeerIdentity;
 use super::stall::WriteDeadline;
 
 /// Real clients finish a handshake in well under a second; the deadline only has to outlast

@@ -7,8 +7,8 @@ use cri_client::CriClient;
 use cri_client::api::{Container, ContainerFilter, PodSandbox, PodSandboxFilter, PodSandboxState};
 
 use super::ServerError;
-use crate::pods::NODE_LABEL;
 use crate::pods::container::labels::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE};
+use crate::runtime::NODE_LABEL;
 
 /// The pod's sandboxes on this node, newest first.
 pub async fn sandboxes(

@@ -4,11 +4,12 @@
 //! nodes/proxy, nodes/log, nodes/stats or nodes/metrics), as kubelet does.
 //!
 //! - [`tls`]: serving certificate and client-CA verification;
-//! - [`auth`]: authentication, authorisation and their caches ([`cache`], [`tokens`]);
+//! - [`auth`]: authentication, authorisation and their caches ([`cache`], [`tokens`]); the
+//!   caller's [`identity`];
 //! - [`conn`]: the accept loop with timeouts; [`limits`]: the connection pools; [`stall`]:
 //!   the write deadline for clients without a certificate;
 //! - [`routes`]: the router and the small endpoints;
-//! - [`logs`] / [`cri_log`] / [`tail`]: container logs; [`stream`]: exec, attach,
+//! - [`logs`] / [`log_view`] / [`cri_log`] / [`tail`]: container logs; [`stream`]: exec, attach,
 //!   port-forward proxying, with [`splice`] closing idle streams;
 //! - [`lookup`]: a pod's sandbox and containers in the runtime.
 
@@ -16,7 +17,9 @@ pub mod auth;
 pub mod cache;
 pub mod conn;
 pub mod cri_log;
+pub mod identity;
 pub mod limits;
+pub mod log_view;
 pub mod logs;
 pub mod lookup;
 pub mod routes;

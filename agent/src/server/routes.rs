@@ -12,14 +12,11 @@ use axum::routing::{any, get};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
-use super::auth::{self, Identity};
+use super::auth;
+use super::identity::{Identity, PeerIdentity};
 use super::tokens::ReviewFailed;
 use super::{ServerState, Shared, logs, stream};
 use crate::config::server::AuthorizationMode;
-
-/// The identity a verified client certificate carried, put on each request by the accept loop.
-#[derive(Debug, Clone, Default)]
-pub struct PeerIdentity(pub Option<Identity>);
 
 /// Builds the router.
 pub fn router(state: Shared) -> Router {

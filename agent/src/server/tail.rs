@@ -181,7 +181,7 @@ fn is_full_entry(prefix: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::logs::{LogOptions, render};
+    use crate::server::log_view::{LogOptions, render};
     use std::io::Write;
 
     /// What the whole-file reader returns: every complete line rendered, then tailed.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use super::auth::Identity;
 use super::cache::Cache;
+use super::identity::Identity;
 
 const KNOWN_TTL: Duration = Duration::from_secs(120);
 const UNKNOWN_TTL: Duration = Duration::from_secs(30);

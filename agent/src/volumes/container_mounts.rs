@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::layout::Layout;
 use super::plugin::Plugin;
 use super::subpath;
-use crate::pods::container::expand;
+use crate::expand;
 
 fn propagation(mode: Option<&str>) -> i32 {
     match mode {

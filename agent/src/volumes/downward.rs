@@ -1,16 +1,17 @@
 //! downwardAPI volumes (and projections): pod fields (labels, annotations, name, namespace,
 //! uid, ...) and container resources written as files, with the same values the environment
-//! gets ([`crate::pods::container::downward`]).
+//! gets ([`crate::downward`]).
 
 use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, Pod};
 
 use super::atomic_writer::{FileProjection, Payload};
 use super::configmap_secret::DEFAULT_MODE;
 use super::plugin::MountError;
-use crate::pods::container::NodeFacts;
-use crate::pods::container::downward::{field_value, resource_value};
+use crate::downward::{field_value, resource_value};
+use crate::node_facts::NodeFacts;
 
-/// The payload of a downwardAPI volume's items.
+/// The payload of a downwardAPI volume's items. Volumes are written before the pod's sandbox
+/// has IPs (and the API server allows no `status.podIP` in them), so no pod IPs are passed.
 pub fn payload(
     pod: &Pod,
     items: &[DownwardAPIVolumeFile],
@@ -20,7 +21,7 @@ pub fn payload(
     let mut out = Payload::new();
     for item in items {
         let value = if let Some(f) = &item.field_ref {
-            field_value(f, pod, node).map_err(MountError::Failed)?
+            field_value(f, pod, node, &[]).map_err(MountError::Failed)?
         } else if let Some(r) = &item.resource_field_ref {
             let name = r.container_name.as_deref().unwrap_or_default();
             let spec = pod.spec.as_ref();
@@ -71,9 +72,9 @@ mod tests {
         let node = NodeFacts {
             node_name: "n".into(),
             host_ip: "127.0.0.1".into(),
-            pod_ips: vec![],
-            node_allocatable_cpu_millis: 1000,
-            node_allocatable_memory_bytes: 1 << 30,
+            allocatable_cpu_millis: 1000,
+            allocatable_memory_bytes: 1 << 30,
+            ..NodeFacts::default()
         };
         let p = payload(&pod, &items, None, &node).unwrap();
         assert_eq!(p["labels"].data, b"a=\"1\"\nb=\"2\"");

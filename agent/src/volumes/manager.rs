@@ -22,8 +22,8 @@ use super::layout::{self, Layout};
 use super::plugin::{ExternalPlugin, MountError, Plugin, csi_source};
 use super::token::Tokens;
 use super::{downward, emptydir, hostpath, mounts, ownership, projected};
-use crate::pods::container::NodeFacts;
-use crate::pods::events::Events;
+use crate::events::Events;
+use crate::node_facts::NodeFacts;
 
 /// How often API-backed volume contents are refreshed (kubelet's --sync-frequency, 1 min).
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);

@@ -14,7 +14,7 @@ use super::downward;
 use super::ownership::pod_fs_group;
 use super::plugin::MountError;
 use super::token::Tokens;
-use crate::pods::container::NodeFacts;
+use crate::node_facts::NodeFacts;
 
 /// A token file's mode: the volume's defaultMode, but 0600 when the pod has an fsGroup (as
 /// kubelet: the fsGroup ownership then makes it 0640, readable by the group and nobody else).

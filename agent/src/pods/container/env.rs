@@ -18,9 +18,10 @@ use kube::Api;
 use kube::api::ListParams;
 use thiserror::Error;
 
-use super::downward;
-use super::expand::expand;
 use super::services::{is_master_namespace, service_env, visible_services};
+use crate::downward;
+use crate::expand::expand;
+use crate::node_facts::NodeFacts;
 
 /// Where ConfigMaps, Secrets and Services come from: the API server in production
 /// (`kube::Client`), a map in tests. `Ok(None)` means "not found".
@@ -69,20 +70,6 @@ impl EnvSource for kube::Client {
         let api: Api<Service> = Api::namespaced(self.clone(), ns);
         async move { Ok(api.list(&ListParams::default()).await?.items) }
     }
-}
-
-/// What the environment needs to know about the node and the pod's network.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeFacts {
-    pub node_name: String,
-    /// The node's address (`status.hostIP`, also used for `status.hostIPs`).
-    pub host_ip: String,
-    /// The pod's IPs, preferred family first (`status.podIP` is the first).
-    pub pod_ips: Vec<String>,
-    /// Allocatable cpu, the default for an unset `limits.cpu` (0: unknown).
-    pub node_allocatable_cpu_millis: u64,
-    /// Allocatable memory, the default for an unset `limits.memory` (0: unknown).
-    pub node_allocatable_memory_bytes: u64,
 }
 
 /// Why a container's environment cannot be built. The Display texts are kubelet's.
@@ -264,12 +251,14 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&bytes.0).into_owned())
 }
 
-/// Builds the environment of `container` in `pod`.
+/// Builds the environment of `container` in `pod` on `node`; `pod_ips` are the pod's IPs,
+/// preferred family first (empty before its sandbox has them).
 pub async fn resolve_env(
     src: &impl EnvSource,
     pod: &Pod,
     container: &Container,
     node: &NodeFacts,
+    pod_ips: &[String],
 ) -> Result<ResolvedEnv, EnvError> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let services = services_env(src, pod, ns).await?;
@@ -347,7 +336,7 @@ pub async fn resolve_env(
             };
             expand(literal, &lookup)
         } else if let Some(from) = &var.value_from {
-            match value_from(&mut fetched, &var.name, from, pod, container, node).await? {
+            match value_from(&mut fetched, &var.name, from, pod, container, node, pod_ips).await? {
                 Some(v) => v,
                 None => continue,
             }
@@ -383,9 +372,10 @@ async fn value_from<S: EnvSource>(
     pod: &Pod,
     container: &Container,
     node: &NodeFacts,
+    pod_ips: &[String],
 ) -> Result<Option<String>, EnvError> {
     if let Some(sel) = &from.field_ref {
-        return downward::field_value(sel, pod, node)
+        return downward::field_value(sel, pod, node, pod_ips)
             .map(Some)
             .map_err(EnvError::FieldRef);
     }
@@ -471,7 +461,7 @@ async fn services_env(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::{first, pod, pod_with};
+    use crate::test_pods::{first, pod, pod_with};
     use serde_json::{Value, json};
     use std::sync::Mutex;
 
@@ -588,15 +578,19 @@ mod tests {
         NodeFacts {
             node_name: "node-a".into(),
             host_ip: "192.0.2.10".into(),
-            pod_ips: vec!["10.1.0.5".into()],
-            node_allocatable_cpu_millis: 2000,
-            node_allocatable_memory_bytes: 4 << 30,
+            allocatable_cpu_millis: 2000,
+            allocatable_memory_bytes: 4 << 30,
+            ..NodeFacts::default()
         }
+    }
+
+    fn pod_ips() -> Vec<String> {
+        vec!["10.1.0.5".into()]
     }
 
     async fn resolve(src: &FakeSource, c: Value) -> Result<ResolvedEnv, EnvError> {
         let p = pod(json!({"containers": [c]}));
-        resolve_env(src, &p, first(&p), &node()).await
+        resolve_env(src, &p, first(&p), &node(), &pod_ips()).await
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -890,7 +884,9 @@ mod tests {
             json!({"name": "web", "namespace": "ns"}),
             json!({"enableServiceLinks": false, "containers": [{"name": "c"}]}),
         );
-        let env = resolve_env(&src, &p, first(&p), &node()).await.unwrap();
+        let env = resolve_env(&src, &p, first(&p), &node(), &pod_ips())
+            .await
+            .unwrap();
         let names: Vec<_> = env.vars.iter().map(|(k, _)| k.as_str()).collect();
         assert!(
             names.contains(&"KUBERNETES_SERVICE_HOST"),

@@ -190,7 +190,7 @@ pub fn parse_container_annotations(a: &HashMap<String, String>) -> ContainerAnno
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::{container, pod_with};
+    use crate::test_pods::{container, pod_with};
     use serde_json::json;
 
     fn sample() -> (Pod, Container) {

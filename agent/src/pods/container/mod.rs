@@ -1,26 +1,22 @@
 //! Turning a pod's container into a CRI `ContainerConfig`, as kubelet does. Pure functions,
 //! one concern per module, plus one async resolver for the environment:
 //! - [`qos`]: the pod's QoS class;
-//! - [`expand`]: `$(VAR)` expansion;
 //! - [`env`]: the container's environment (ConfigMaps, Secrets, downward API, services);
 //! - [`resources`]: cgroup settings and OOM score;
 //! - [`security`]: the Linux security context and namespaces;
 //! - [`labels`]: the CRI labels and annotations kubelet uses, and the spec hash;
 //! - [`container_config`]: all of it put together.
+//!
+//! What volumes share with it lives below both: `$(VAR)` expansion ([`crate::expand`]), the
+//! downward API ([`crate::downward`]) and resource amounts ([`crate::pod_resources`]).
 
-mod amounts;
 pub mod apparmor;
-pub(crate) mod downward;
 pub mod env;
-pub mod expand;
 pub mod labels;
 pub mod qos;
 pub mod resources;
 pub mod security;
 mod services;
-
-#[cfg(test)]
-mod fixtures;
 
 use std::path::{Path, PathBuf};
 
@@ -29,8 +25,10 @@ use thiserror::Error;
 
 use cri_client::api;
 
-pub use env::{EnvError, EnvSource, NodeFacts, ResolvedEnv, SkippedKeys, resolve_env};
-pub use expand::expand;
+use crate::expand;
+use crate::pod_resources;
+
+pub use env::{EnvError, EnvSource, ResolvedEnv, SkippedKeys, resolve_env};
 pub use labels::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID, container_hash};
 pub use qos::{QosClass, qos_class};
 pub use resources::linux_resources;
@@ -201,14 +199,14 @@ pub fn log_path(container_name: &str, restart_count: u32) -> String {
 /// Every quantity the config reads must parse; the API server guarantees it, so a failure
 /// here means a corrupt object, reported rather than silently read as zero.
 fn check_quantities(c: &Container, pod: &Pod) -> Result<(), ContainerConfigError> {
-    let lists = [c.resources.as_ref(), amounts::pod_resources(pod)]
+    let lists = [c.resources.as_ref(), pod_resources::pod_resources(pod)]
         .into_iter()
         .flatten()
         .flat_map(|r| [r.requests.as_ref(), r.limits.as_ref()])
         .flatten();
     for list in lists {
         for (resource, q) in list {
-            if amounts::nanos(q).is_none() {
+            if pod_resources::nanos(q).is_none() {
                 return Err(ContainerConfigError::InvalidQuantity {
                     container: c.name.clone(),
                     resource: resource.clone(),
@@ -223,7 +221,7 @@ fn check_quantities(c: &Container, pod: &Pod) -> Result<(), ContainerConfigError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fixtures::{first, pod_with};
+    use crate::test_pods::{first, pod_with};
     use serde_json::{Value, json};
 
     const GI: u64 = 1 << 30;

@@ -9,7 +9,7 @@
 
 use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
 
-use super::amounts::{self, CPU, MEMORY};
+use crate::pod_resources::{self, CPU, MEMORY};
 
 /// A pod's QoS class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,13 +58,13 @@ pub fn qos_class(pod: &Pod) -> QosClass {
 
 /// The pod's QoS class computed from its spec alone.
 pub fn compute_qos_class(pod: &Pod) -> QosClass {
-    if let Some(r) = amounts::pod_resources(pod) {
+    if let Some(r) = pod_resources::pod_resources(pod) {
         return resources_class(Some(r));
     }
     let mut pod_class = None;
-    let all = amounts::init_containers(pod)
+    let all = pod_resources::init_containers(pod)
         .iter()
-        .chain(amounts::containers(pod));
+        .chain(pod_resources::containers(pod));
     for c in all {
         let class = resources_class(c.resources.as_ref());
         match pod_class {
@@ -81,9 +81,9 @@ pub fn compute_qos_class(pod: &Pod) -> QosClass {
 fn resources_class(r: Option<&ResourceRequirements>) -> QosClass {
     let mut class = None;
     for name in [CPU, MEMORY] {
-        let nanos = |q: Option<_>| q.and_then(amounts::nanos).unwrap_or(0);
-        let req = nanos(amounts::request(r, name));
-        let lim = nanos(amounts::limit(r, name));
+        let nanos = |q: Option<_>| q.and_then(pod_resources::nanos).unwrap_or(0);
+        let req = nanos(pod_resources::request(r, name));
+        let lim = nanos(pod_resources::limit(r, name));
         if req != lim {
             return QosClass::Burstable;
         }
@@ -104,7 +104,7 @@ fn resources_class(r: Option<&ResourceRequirements>) -> QosClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::pod;
+    use crate::test_pods::pod;
     use serde_json::{Value, json};
 
     fn res(requests: Value, limits: Value) -> Value {

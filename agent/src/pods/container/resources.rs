@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 
 use cri_client::api;
 
-use super::amounts::{self, CPU, HUGEPAGES_PREFIX, MEMORY};
 use super::qos::{QosClass, qos_class};
+use crate::pod_resources::{self, CPU, HUGEPAGES_PREFIX, MEMORY};
 
 /// The CFS period kubelet uses (100ms, in microseconds).
 pub const CPU_PERIOD_US: i64 = 100_000;
@@ -36,21 +36,21 @@ pub fn linux_resources(
     node_memory_capacity_bytes: u64,
 ) -> api::LinuxContainerResources {
     let r = container.resources.as_ref();
-    let pod_level = amounts::pod_level_resources_set(pod);
+    let pod_level = pod_resources::pod_level_resources_set(pod);
     // A container limit of zero or none falls back to the pod-level limit when the pod has one.
     let limit_of = |name: &str| {
-        let own = amounts::limit(r, name);
+        let own = pod_resources::limit(r, name);
         let value = if name == CPU {
-            amounts::millis(own)
+            pod_resources::millis(own)
         } else {
-            amounts::units(own)
+            pod_resources::units(own)
         };
         if value == 0 && pod_level {
-            let pod_limit = amounts::limit(amounts::pod_resources(pod), name);
+            let pod_limit = pod_resources::limit(pod_resources::pod_resources(pod), name);
             if name == CPU {
-                amounts::millis(pod_limit)
+                pod_resources::millis(pod_limit)
             } else {
-                amounts::units(pod_limit)
+                pod_resources::units(pod_limit)
             }
         } else {
             value
@@ -60,7 +60,7 @@ pub fn linux_resources(
     let memory_limit = limit_of(MEMORY);
     let written_cpu_request = r.and_then(|r| r.requests.as_ref()).and_then(|m| m.get(CPU));
     let cpu_for_shares = match written_cpu_request {
-        Some(q) => amounts::millis(Some(q)),
+        Some(q) => pod_resources::millis(Some(q)),
         None => cpu_limit,
     };
 
@@ -114,21 +114,21 @@ pub fn oom_score_adj(pod: &Pod, container: &Container, node_memory_capacity_byte
         return BEST_EFFORT_OOM_SCORE_ADJ - 1;
     }
     let mem_request = |c: &Container| {
-        i128::from(amounts::units(amounts::request(
+        i128::from(pod_resources::units(pod_resources::request(
             c.resources.as_ref(),
             MEMORY,
         )))
     };
     let score = |request: i128| 1000 - 1000 * request / capacity;
 
-    let extra = if amounts::pod_level_requests_set(pod) {
+    let extra = if pod_resources::pod_level_requests_set(pod) {
         remaining_pod_memory_per_container(pod)
     } else {
         0
     };
     let mut adj = score(mem_request(container) + extra);
-    if amounts::is_sidecar(pod, container) {
-        let smallest = amounts::containers(pod)
+    if pod_resources::is_sidecar(pod, container) {
+        let smallest = pod_resources::containers(pod)
             .iter()
             .map(mem_request)
             .min()
@@ -142,21 +142,21 @@ pub fn oom_score_adj(pod: &Pod, container: &Container, node_memory_capacity_byte
 
 /// The pod-level memory request not claimed by any container, divided by the container count.
 fn remaining_pod_memory_per_container(pod: &Pod) -> i128 {
-    let pod_request = i128::from(amounts::units(amounts::request(
-        amounts::pod_resources(pod),
+    let pod_request = i128::from(pod_resources::units(pod_resources::request(
+        pod_resources::pod_resources(pod),
         MEMORY,
     )));
     if pod_request == 0 {
         return 0;
     }
-    let count = amounts::containers(pod).len() + amounts::init_containers(pod).len();
+    let count = pod_resources::containers(pod).len() + pod_resources::init_containers(pod).len();
     let Ok(count) = i128::try_from(count) else {
         return 0;
     };
     if count == 0 {
         return 0;
     }
-    (pod_request - i128::from(amounts::aggregate_memory_request(pod))) / count
+    (pod_request - i128::from(pod_resources::aggregate_memory_request(pod))) / count
 }
 
 /// Node-critical pods (static, mirror or system-critical priority, with the
@@ -195,7 +195,7 @@ pub fn hugepage_limits(container: &Container) -> Vec<api::HugepageLimit> {
         };
         out.push(api::HugepageLimit {
             page_size,
-            limit: amounts::units(Some(amount)),
+            limit: pod_resources::units(Some(amount)),
         });
     }
     out
@@ -221,7 +221,7 @@ fn page_size_name(mut bytes: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::{first, pod, pod_of, pod_with};
+    use crate::test_pods::{first, pod, pod_of, pod_with};
     use serde_json::json;
 
     const GI: u64 = 1 << 30;

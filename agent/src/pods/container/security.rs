@@ -381,7 +381,7 @@ fn seccomp(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::{first, pod};
+    use crate::test_pods::{first, pod};
     use serde_json::{Value, json};
 
     fn sc_of(spec: Value) -> Result<api::LinuxContainerSecurityContext, String> {

@@ -6,7 +6,7 @@
 //!   publishes the decision on a watch channel; it never restarts or kills anything.
 //!
 //! The transports live one per file ([`exec`], [`http`], [`tcp`], [`grpc`]); lifecycle hooks
-//! (`pods::hooks`) reuse the exec and HTTP ones.
+//! ([`super::hook_handler`]) reuse the exec and HTTP ones.
 
 pub(crate) mod exec;
 mod grpc;

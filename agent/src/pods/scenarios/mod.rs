@@ -26,14 +26,15 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use serde_json::json;
 
 use super::admission::Admission;
-use super::context::{EnvReads, NodeFacts, PodContext};
-use super::events::{Events, RecordedEvents};
+use super::context::{EnvReads, PodContext};
 use super::images::Images;
-use super::logs::LogRotation;
+use super::log_rotation::LogRotation;
 use super::observe::{self, ObservedPod};
 use super::probes::ProbeResults;
 use super::status_writer::recording::{RecordingWriter, Written};
 use super::sync::{self, Outcome, PodState};
+use crate::events::{Events, RecordedEvents};
+use crate::node_facts::NodeFacts;
 use crate::runtime::fake::FakeRuntime;
 use crate::runtime::recording::Recording;
 use crate::runtime::{PodRuntime, WallClock};
@@ -139,13 +140,7 @@ impl Node {
             root.path(),
             client.clone(),
             events.clone(),
-            super::container::NodeFacts {
-                node_name: facts.node_name.clone(),
-                host_ip: facts.host_ip.clone(),
-                pod_ips: Vec::new(),
-                node_allocatable_cpu_millis: facts.allocatable_cpu_millis,
-                node_allocatable_memory_bytes: facts.allocatable_memory_bytes,
-            },
+            facts.clone(),
             Duration::from_secs(60),
         );
         let ctx = PodContext {

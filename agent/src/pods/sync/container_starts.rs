@@ -60,7 +60,7 @@ pub(super) async fn start_one(
     match start::start(ctx, &mut state.timings, &req).await {
         Ok(id) => {
             state.waiting.remove(&c.name);
-            super::super::hooks_glue::post_start(ctx, pod, c, &id, target.pod_ips).await;
+            super::super::lifecycle_hooks::post_start(ctx, pod, c, &id, target.pod_ips).await;
             true
         }
         Err(w) => {

@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::super::context::PodContext;
 use super::super::grace;
-use super::super::hooks_glue::PreStopTargets;
 use super::super::kill;
 use super::super::lifecycle::Lifecycle;
+use super::super::lifecycle_hooks::PreStopTargets;
 use super::super::observe::ObservedPod;
 use super::{PodState, Step, deleted};
 

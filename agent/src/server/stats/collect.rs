@@ -18,8 +18,8 @@ use super::model::{
 };
 use super::procfs::{self, NodeReading};
 use super::rate::RateTracker;
-use crate::pods::NODE_LABEL;
 use crate::pods::container::labels::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID};
+use crate::runtime::NODE_LABEL;
 use crate::server::ServerError;
 
 const NODE_KEY: &str = "node";

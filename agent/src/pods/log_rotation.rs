@@ -1,5 +1,6 @@
-//! Container log rotation, as kubelet's container log manager. The runtime writes each
-//! container's output to its CRI log path (`/var/log/pods/NS_NAME_UID/CONTAINER/RESTART.log`).
+//! Container log rotation, as kubelet's container log manager (serving logs is
+//! `server/logs.rs`). The runtime writes each container's output to its CRI log path
+//! (`/var/log/pods/NS_NAME_UID/CONTAINER/RESTART.log`).
 //! Every [`PERIOD`], each running container of this node whose log file has grown to
 //! `max_size_bytes` or more is rotated: the oldest rotated files are deleted so that at most
 //! `max_files - 2` remain, the file is renamed to `RESTART.log.YYYYMMDD-HHMMSS` and the runtime
@@ -256,7 +257,10 @@ async fn running_containers(
 ) -> Result<Vec<(String, String)>, CriError> {
     let sandboxes: HashSet<String> = cri
         .list_pod_sandbox(Some(PodSandboxFilter {
-            label_selector: HashMap::from([(super::NODE_LABEL.to_string(), node_name.to_string())]),
+            label_selector: HashMap::from([(
+                crate::runtime::NODE_LABEL.to_string(),
+                node_name.to_string(),
+            )]),
             ..PodSandboxFilter::default()
         }))
         .await?

@@ -4,7 +4,9 @@
 //! - `$$` is an escaped `$`, so `$$(NAME)` is the literal text `$(NAME)`;
 //! - any other `$` (a trailing one, `$x`, an unclosed `$(`) is kept as written.
 //!
-//! Expansion is a single pass: a substituted value is never expanded again.
+//! Expansion is a single pass: a substituted value is never expanded again. Used by the
+//! container config (env, command, args) and by volume mounts (`subPathExpr`), so it lives
+//! below both.
 
 /// Expands `$(VAR)` references in `input`, looking names up with `vars`.
 pub fn expand(input: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {

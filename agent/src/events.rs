@@ -1,6 +1,7 @@
-//! Events about pods (events.k8s.io), sent from a background task so that a pod worker never
-//! waits on the API server to report what it did. The queue is bounded: when the API server is
-//! unreachable, the oldest news is dropped rather than memory growing.
+//! Events about pods and the node (events.k8s.io), sent from a background task so that a pod
+//! worker never waits on the API server to report what it did. The queue is bounded: when the
+//! API server is unreachable, the oldest news is dropped rather than memory growing. Shared by
+//! node/, pods/ and volumes/, so it lives below all three.
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Resource;

@@ -1,12 +1,14 @@
-//! Runs a container's postStart and preStop handlers at the right moments and turns failures
-//! into kubelet's events (FailedPostStartHook, FailedPreStopHook).
+//! When the pod worker runs a container's postStart and preStop hooks (postStart right after
+//! the container starts, preStop before it is killed), within what time, and the events their
+//! failures become (FailedPostStartHook, FailedPreStopHook). Running one handler is
+//! [`super::hook_handler`].
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::context::PodContext;
-use super::hooks::run_handler;
+use super::hook_handler::run_handler;
 use super::kill;
 use super::probe::ProbeTarget;
 use super::runtime_exec::RuntimeExec;

@@ -1,4 +1,5 @@
-//! Test helpers: pods and containers written as the JSON a user would apply.
+//! Test helpers: pods and containers written as the JSON a user would apply. At the crate root
+//! so that every module's tests can use them without reaching into another module.
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{Value, json};

@@ -1,5 +1,6 @@
 //! Reading resource amounts out of a pod and its containers the way the API server leaves them:
-//! a request that is not written defaults to the limit of the same resource.
+//! a request that is not written defaults to the limit of the same resource. Shared by the
+//! container config (QoS, cgroup resources) and the downward API, so it lives below both.
 
 use std::collections::BTreeMap;
 
@@ -9,17 +10,17 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use crate::quantity;
 
 /// Billionths of a unit: exact for every suffix a quantity may carry ("n" is the smallest).
-pub(super) const NANO: u128 = 1_000_000_000;
+pub(crate) const NANO: u128 = 1_000_000_000;
 
-pub(super) const CPU: &str = "cpu";
-pub(super) const MEMORY: &str = "memory";
-pub(super) const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
-pub(super) const HUGEPAGES_PREFIX: &str = "hugepages-";
+pub(crate) const CPU: &str = "cpu";
+pub(crate) const MEMORY: &str = "memory";
+pub(crate) const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
+pub(crate) const HUGEPAGES_PREFIX: &str = "hugepages-";
 
 type ResourceList = Option<BTreeMap<String, Quantity>>;
 
 /// The quantity in billionths of a unit, `None` when it cannot be parsed.
-pub(super) fn nanos(q: &Quantity) -> Option<u128> {
+pub(crate) fn nanos(q: &Quantity) -> Option<u128> {
     quantity::parse_scaled(&q.0, NANO).ok()
 }
 
@@ -28,30 +29,30 @@ fn entry<'a>(list: &'a ResourceList, name: &str) -> Option<&'a Quantity> {
 }
 
 /// The limit written for `name`.
-pub(super) fn limit<'a>(r: Option<&'a ResourceRequirements>, name: &str) -> Option<&'a Quantity> {
+pub(crate) fn limit<'a>(r: Option<&'a ResourceRequirements>, name: &str) -> Option<&'a Quantity> {
     entry(&r?.limits, name)
 }
 
 /// The request written for `name`, or the limit when only that is written (API defaulting).
-pub(super) fn request<'a>(r: Option<&'a ResourceRequirements>, name: &str) -> Option<&'a Quantity> {
+pub(crate) fn request<'a>(r: Option<&'a ResourceRequirements>, name: &str) -> Option<&'a Quantity> {
     let r = r?;
     entry(&r.requests, name).or_else(|| entry(&r.limits, name))
 }
 
 /// Millicores of a cpu quantity, 0 when absent or unparseable.
-pub(super) fn millis(q: Option<&Quantity>) -> u64 {
+pub(crate) fn millis(q: Option<&Quantity>) -> u64 {
     q.and_then(|q| quantity::parse_millis(&q.0).ok())
         .unwrap_or(0)
 }
 
 /// Whole units (bytes) of a quantity, 0 when absent or unparseable.
-pub(super) fn units(q: Option<&Quantity>) -> u64 {
+pub(crate) fn units(q: Option<&Quantity>) -> u64 {
     q.and_then(|q| quantity::parse_units(&q.0).ok())
         .unwrap_or(0)
 }
 
 /// The pod-level resources (`spec.resources`), if any.
-pub(super) fn pod_resources(pod: &Pod) -> Option<&ResourceRequirements> {
+pub(crate) fn pod_resources(pod: &Pod) -> Option<&ResourceRequirements> {
     pod.spec.as_ref()?.resources.as_ref()
 }
 
@@ -61,22 +62,22 @@ fn has_pod_level(list: &ResourceList) -> bool {
 }
 
 /// Whether the pod sets cpu or memory requests at pod level.
-pub(super) fn pod_level_requests_set(pod: &Pod) -> bool {
+pub(crate) fn pod_level_requests_set(pod: &Pod) -> bool {
     pod_resources(pod).is_some_and(|r| has_pod_level(&r.requests))
 }
 
 /// Whether the pod sets cpu or memory requests or limits at pod level.
-pub(super) fn pod_level_resources_set(pod: &Pod) -> bool {
+pub(crate) fn pod_level_resources_set(pod: &Pod) -> bool {
     pod_resources(pod).is_some_and(|r| has_pod_level(&r.requests) || has_pod_level(&r.limits))
 }
 
 /// Regular containers of the pod.
-pub(super) fn containers(pod: &Pod) -> &[Container] {
+pub(crate) fn containers(pod: &Pod) -> &[Container] {
     pod.spec.as_ref().map_or(&[], |s| s.containers.as_slice())
 }
 
 /// Init containers of the pod, sidecars included.
-pub(super) fn init_containers(pod: &Pod) -> &[Container] {
+pub(crate) fn init_containers(pod: &Pod) -> &[Container] {
     pod.spec
         .as_ref()
         .and_then(|s| s.init_containers.as_deref())
@@ -84,12 +85,12 @@ pub(super) fn init_containers(pod: &Pod) -> &[Container] {
 }
 
 /// A restartable init container (`restartPolicy: Always`), i.e. a sidecar.
-pub(super) fn is_restartable(c: &Container) -> bool {
+pub(crate) fn is_restartable(c: &Container) -> bool {
     c.restart_policy.as_deref() == Some("Always")
 }
 
 /// Whether `container` is one of the pod's sidecars.
-pub(super) fn is_sidecar(pod: &Pod, container: &Container) -> bool {
+pub(crate) fn is_sidecar(pod: &Pod, container: &Container) -> bool {
     is_restartable(container)
         && init_containers(pod)
             .iter()
@@ -99,7 +100,7 @@ pub(super) fn is_sidecar(pod: &Pod, container: &Container) -> bool {
 /// The pod's effective memory request summed over its containers, as the scheduler counts it:
 /// regular containers and sidecars add up; each plain init container needs its own request plus
 /// the sidecars started before it; the pod needs the larger of the two.
-pub(super) fn aggregate_memory_request(pod: &Pod) -> u64 {
+pub(crate) fn aggregate_memory_request(pod: &Pod) -> u64 {
     let req = |c: &Container| units(request(c.resources.as_ref(), MEMORY));
     let mut total: u64 = containers(pod).iter().map(req).fold(0, u64::saturating_add);
     let mut sidecars: u64 = 0;
@@ -120,7 +121,7 @@ pub(super) fn aggregate_memory_request(pod: &Pod) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::pod;
+    use crate::test_pods::pod;
     use serde_json::json;
 
     #[test]

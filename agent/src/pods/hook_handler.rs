@@ -1,4 +1,5 @@
-//! Lifecycle hooks (postStart, preStop) with kubelet's semantics (`lifecycle/handlers.go`):
+//! Running one lifecycle hook handler (postStart or preStop) with kubelet's semantics
+//! (`lifecycle/handlers.go`); when hooks run is `pods/lifecycle_hooks.rs`:
 //!
 //! - exec: the command runs in the container; a non-zero exit or an error fails the hook,
 //!   with the command's output in the message;

@@ -1,5 +1,8 @@
-//! Downward API values for environment variables: `fieldRef` (pod fields) and
-//! `resourceFieldRef` (container requests and limits).
+//! Downward API values: `fieldRef` (pod fields) and `resourceFieldRef` (container requests and
+//! limits), resolved in one place for both their readers, environment variables
+//! ([`crate::pods::container::env`]) and downwardAPI/projected volumes
+//! ([`crate::volumes::downward`]), so that a file and a variable naming the same field always
+//! hold the same value.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,14 +10,17 @@ use std::fmt::Write as _;
 use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::amounts::{self, CPU, EPHEMERAL_STORAGE, HUGEPAGES_PREFIX, MEMORY, NANO};
-use super::env::NodeFacts;
+use crate::node_facts::NodeFacts;
+use crate::pod_resources::{self, CPU, EPHEMERAL_STORAGE, HUGEPAGES_PREFIX, MEMORY, NANO};
 
-/// The value of a `fieldRef`, or kubelet's message for a path it does not support.
+/// The value of a `fieldRef`, or kubelet's message for a path it does not support. `pod_ips`
+/// are the pod's IPs, preferred family first (`status.podIP` is the first; empty before the
+/// sandbox has them).
 pub(crate) fn field_value(
     sel: &ObjectFieldSelector,
     pod: &Pod,
     node: &NodeFacts,
+    pod_ips: &[String],
 ) -> Result<String, String> {
     match sel.api_version.as_deref() {
         None | Some("" | "v1") => {}
@@ -36,8 +42,8 @@ pub(crate) fn field_value(
             .unwrap_or_else(|| node.node_name.clone()),
         "spec.serviceAccountName" => owned(spec.and_then(|s| s.service_account_name.as_ref())),
         "status.hostIP" | "status.hostIPs" => node.host_ip.clone(),
-        "status.podIP" => node.pod_ips.first().cloned().unwrap_or_default(),
-        "status.podIPs" => node.pod_ips.join(","),
+        "status.podIP" => pod_ips.first().cloned().unwrap_or_default(),
+        "status.podIPs" => pod_ips.join(","),
         _ => match subscripted(path) {
             Some(("metadata.labels", key)) => owned(meta.labels.as_ref().and_then(|m| m.get(key))),
             Some(("metadata.annotations", key)) => {
@@ -107,9 +113,12 @@ pub(crate) fn resource_value(
     let (target, default_limits) = match sel.container_name.as_deref().filter(|n| !n.is_empty()) {
         None => (container, true),
         Some(name) => {
-            if let Some(c) = amounts::containers(pod).iter().find(|c| c.name == name) {
+            if let Some(c) = pod_resources::containers(pod)
+                .iter()
+                .find(|c| c.name == name)
+            {
                 (c, true)
-            } else if let Some(c) = amounts::init_containers(pod)
+            } else if let Some(c) = pod_resources::init_containers(pod)
                 .iter()
                 .find(|c| c.name == name)
             {
@@ -127,9 +136,9 @@ pub(crate) fn resource_value(
     }
     let r = target.resources.as_ref();
     let amount = match kind {
-        "requests" => parsed(amounts::request(r, name))?,
+        "requests" => parsed(pod_resources::request(r, name))?,
         "limits" => {
-            let written = parsed(amounts::limit(r, name))?;
+            let written = parsed(pod_resources::limit(r, name))?;
             if written == 0 && default_limits {
                 default_limit(pod, name, node)?
             } else {
@@ -153,14 +162,17 @@ pub(crate) fn resource_value(
 /// allocatable; 0 when neither is known.
 fn default_limit(pod: &Pod, name: &str, node: &NodeFacts) -> Result<u128, String> {
     let allocatable = match name {
-        CPU => u128::from(node.node_allocatable_cpu_millis) * (NANO / 1000),
-        MEMORY => u128::from(node.node_allocatable_memory_bytes) * NANO,
+        CPU => u128::from(node.allocatable_cpu_millis) * (NANO / 1000),
+        MEMORY => u128::from(node.allocatable_memory_bytes) * NANO,
         _ => 0,
     };
     if allocatable == 0 {
         return Ok(0);
     }
-    let pod_level = parsed(amounts::limit(amounts::pod_resources(pod), name))?;
+    let pod_level = parsed(pod_resources::limit(
+        pod_resources::pod_resources(pod),
+        name,
+    ))?;
     Ok(if pod_level > 0 {
         pod_level
     } else {
@@ -171,24 +183,28 @@ fn default_limit(pod: &Pod, name: &str, node: &NodeFacts) -> Result<u128, String
 fn parsed(q: Option<&Quantity>) -> Result<u128, String> {
     match q {
         None => Ok(0),
-        Some(q) => amounts::nanos(q).ok_or_else(|| format!("invalid quantity {:?}", q.0)),
+        Some(q) => pod_resources::nanos(q).ok_or_else(|| format!("invalid quantity {:?}", q.0)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pods::container::fixtures::{first, pod, pod_with};
+    use crate::test_pods::{first, pod, pod_with};
     use serde_json::{Value, json};
 
     fn node() -> NodeFacts {
         NodeFacts {
             node_name: "node-a".into(),
             host_ip: "192.0.2.10".into(),
-            pod_ips: vec!["10.1.0.5".into(), "fd00::5".into()],
-            node_allocatable_cpu_millis: 4000,
-            node_allocatable_memory_bytes: 8 << 30,
+            allocatable_cpu_millis: 4000,
+            allocatable_memory_bytes: 8 << 30,
+            ..NodeFacts::default()
         }
+    }
+
+    fn pod_ips() -> Vec<String> {
+        vec!["10.1.0.5".into(), "fd00::5".into()]
     }
 
     fn field(p: &Pod, path: &str) -> Result<String, String> {
@@ -196,7 +212,7 @@ mod tests {
             api_version: Some("v1".into()),
             field_path: path.into(),
         };
-        field_value(&sel, p, &node())
+        field_value(&sel, p, &node(), &pod_ips())
     }
 
     fn meta_pod() -> Pod {
@@ -263,20 +279,18 @@ mod tests {
             field_path: "metadata.name".into(),
         };
         assert_eq!(
-            field_value(&sel, &p, &node()).unwrap_err(),
+            field_value(&sel, &p, &node(), &pod_ips()).unwrap_err(),
             "unsupported pod version: v2"
         );
     }
 
     #[test]
     fn pod_ip_is_empty_before_networking() {
-        let mut n = node();
-        n.pod_ips.clear();
         let sel = ObjectFieldSelector {
             api_version: None,
             field_path: "status.podIP".into(),
         };
-        assert_eq!(field_value(&sel, &meta_pod(), &n).unwrap(), "");
+        assert_eq!(field_value(&sel, &meta_pod(), &node(), &[]).unwrap(), "");
     }
 
     fn resource(p: &Pod, sel: Value) -> Result<String, String> {
