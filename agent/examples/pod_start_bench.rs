@@ -25,6 +25,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::error::Error;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -222,11 +223,8 @@ fn print_report(rows: &[Row], crictl: bool) {
         "median gap (ms)"
     );
     for r in rows {
-        let gap = if r.mkl.p50 >= r.raw.p50 {
-            format!("+{}", ms(r.mkl.p50 - r.raw.p50))
-        } else {
-            format!("-{}", ms(r.raw.p50 - r.mkl.p50))
-        };
+        let sign = if r.mkl.p50 >= r.raw.p50 { '+' } else { '-' };
+        let gap = format!("{sign}{}", ms(r.mkl.p50.abs_diff(r.raw.p50)));
         println!(
             "{:<5}{:<32}{:<17}{:<27}{:<19}{:<18}{}",
             r.n,
@@ -387,6 +385,25 @@ where
     }
 }
 
+/// Waits (up to 60 s) for the pod watch's first sync.
+async fn watch_synced(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Res<()> {
+    let synced = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(seen) = rx.recv().await {
+            if matches!(seen, Seen::Synced) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if synced != Ok(true) {
+        return Err(format!("the watch on namespace {NAMESPACE} did not start within 60 s").into());
+    }
+    Ok(())
+}
+
+// A Result: the shape of poll_until's liveness check.
+#[allow(clippy::unnecessary_wraps)]
 fn always_alive() -> Res<()> {
     Ok(())
 }
@@ -476,8 +493,10 @@ fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| format!("    {l}\n"))
-        .collect()
+        .fold(String::new(), |mut out, l| {
+            let _ = writeln!(out, "    {l}");
+            out
+        })
 }
 
 /// Aborts a spawned task when dropped (the round's watch ends with the round).
@@ -813,12 +832,10 @@ impl Bench {
                 .await
                 .map_err(|e| format!("containerd cannot pull {image}: {e}"))?;
         }
-        let runtime = self
-            .cri
-            .version()
-            .await
-            .map(|v| format!("{} {}", v.runtime_name, v.runtime_version))
-            .unwrap_or_else(|_| "unknown runtime".to_string());
+        let runtime = self.cri.version().await.map_or_else(
+            |_| "unknown runtime".to_string(),
+            |v| format!("{} {}", v.runtime_name, v.runtime_version),
+        );
         let cpus = std::thread::available_parallelism().map_or(0, usize::from);
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         self.header = format!(
@@ -948,20 +965,7 @@ impl Bench {
             tx,
             watch_errors.clone(),
         )));
-        let synced = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(seen) = rx.recv().await {
-                if matches!(seen, Seen::Synced) {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        if synced != Ok(true) {
-            return Err(
-                format!("the watch on namespace {NAMESPACE} did not start within 60 s").into(),
-            );
-        }
+        watch_synced(&mut rx).await?;
 
         let specs: Vec<(String, Pod)> = (0..n)
             .map(|i| {

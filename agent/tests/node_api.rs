@@ -41,6 +41,7 @@ fn stdout(o: &Output) -> String {
 }
 
 /// How a request to the agent's API authenticates.
+#[derive(Clone, Copy)]
 enum Cred<'a> {
     None,
     /// The apiserver's kubelet client certificate (group kubeadm:cluster-admins).
@@ -141,15 +142,16 @@ async fn kubectl_logs_follows_and_shows_the_previous_instance() {
     assert!(stdout(&previous).starts_with("instance-"), "{previous:?}");
     assert!(stdout(&current).starts_with("instance-"), "{current:?}");
     assert_ne!(stdout(&previous), stdout(&current));
-    let none = kubectl(&["-n", &ns.name, "logs", "--previous", "ticker"]);
-    assert!(!none.status.success());
+    let never_restarted = kubectl(&["-n", &ns.name, "logs", "--previous", "ticker"]);
+    assert!(!never_restarted.status.success());
     assert!(
-        String::from_utf8_lossy(&none.stderr).contains("previous terminated container"),
-        "{none:?}"
+        String::from_utf8_lossy(&never_restarted.stderr).contains("previous terminated container"),
+        "{never_restarted:?}"
     );
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story against the cluster, read top to bottom
 async fn kubectl_exec_attach_and_port_forward() {
     if !require_cluster() {
         return;
@@ -365,7 +367,10 @@ async fn metrics_parse_and_follow_reality() {
     assert!(sample(&samples, "process_resident_memory_bytes", &[]).is_some_and(|n| n > 0.0));
 
     // One pod deleted: the gauge follows.
-    ns.pods().delete("p2", &Default::default()).await.unwrap();
+    ns.pods()
+        .delete("p2", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
     wait_for("kubelet_running_pods 2", T, || async {
         let (_, text) = api(agent.port, "/metrics", Cred::ApiserverCert);
         (sample(&parse_metrics(&text), "kubelet_running_pods", &[]) == Some(2.0)).then_some(())
@@ -374,6 +379,7 @@ async fn metrics_parse_and_follow_reality() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story against the cluster, read top to bottom
 async fn unauthenticated_and_unauthorised_callers_are_refused() {
     if !require_cluster() {
         return;

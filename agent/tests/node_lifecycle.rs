@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Agent, admin, cluster, condition, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -189,7 +189,7 @@ async fn containerd_stopped_turns_node_not_ready_within_15s_and_ready_again_afte
         let api: Api<k8s_openapi::api::events::v1::Event> =
             Api::namespaced(client.clone(), "default");
         let reasons: Vec<String> = api
-            .list(&Default::default())
+            .list(&ListParams::default())
             .await
             .ok()?
             .items
@@ -229,7 +229,7 @@ async fn apiserver_restart_reconnects_without_a_duplicate_node() {
 
     let nodes: Api<Node> = Api::all(client.clone());
     let same: Vec<_> = nodes
-        .list(&Default::default())
+        .list(&ListParams::default())
         .await
         .unwrap()
         .items

@@ -138,7 +138,8 @@ async fn spinning_pod_shows_cpu_in_summary_and_resource_metrics() {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64;
+        .as_millis();
+    let now_ms = i64::try_from(now_ms).unwrap();
     let ts = ts.expect("container cpu sample without a timestamp");
     assert!(
         (now_ms - ts).abs() < 60_000,

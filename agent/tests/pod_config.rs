@@ -62,7 +62,7 @@ async fn environment_comes_from_values_fields_resources_configmaps_and_secrets()
         assert!(
             env.lines().any(|l| l == line),
             "{line:?} missing in:\n{env}"
-        )
+        );
     };
     has("PLAIN=v1");
     has("EXPANDED=v1-and-blue-$(PLAIN)");

@@ -251,6 +251,7 @@ async fn read(p: &Pod, path: &str) -> String {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story against the cluster, read top to bottom
 async fn pvc_data_survives_pod_replacement_and_agent_restart() {
     if !require_cluster() {
         return;
@@ -485,6 +486,7 @@ fn shared_volumes_dir() -> PathBuf {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story against the cluster, read top to bottom
 async fn provisioned_claim_keeps_data_across_pods_and_is_deleted_with_the_claim() {
     if !require_cluster() {
         return;

@@ -180,6 +180,7 @@ fn is_rotated_name(name: &str) -> bool {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story against the cluster, read top to bottom
 async fn container_logs_rotate_keep_max_files_and_the_runtime_reopens_them() {
     if !require_cluster() {
         return;

@@ -13,7 +13,7 @@ use common::pods::{
 };
 use common::require_cluster;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, ListParams, PatchParams, PostParams};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
@@ -117,8 +117,8 @@ async fn crash_loop_backoff_waits_10s_then_20s_between_restarts() {
     }
     assert!(saw_backoff, "CrashLoopBackOff was reported");
     let at = |n: i32| seen.iter().find(|(c, _)| *c == n).map(|(_, t)| *t).unwrap();
-    let gap2 = at(2) - at(1);
-    let gap3 = at(3) - at(2);
+    let gap2 = at(2).saturating_sub(at(1));
+    let gap3 = at(3).saturating_sub(at(2));
     eprintln!("restart times: {seen:?}");
     assert!(
         gap2 >= Duration::from_secs(9) && gap2 < Duration::from_secs(16),
@@ -553,7 +553,10 @@ async fn a_deployment_scales_to_10_and_back_to_0() {
               "containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}}}
     }))
     .unwrap();
-    deployments.create(&Default::default(), &d).await.unwrap();
+    deployments
+        .create(&PostParams::default(), &d)
+        .await
+        .unwrap();
     let started = Instant::now();
     common::wait_for("10 ready replicas", Duration::from_secs(180), || async {
         let d = deployments.get("web").await.ok()?;
@@ -564,14 +567,14 @@ async fn a_deployment_scales_to_10_and_back_to_0() {
     deployments
         .patch(
             "web",
-            &Default::default(),
+            &PatchParams::default(),
             &kube::api::Patch::Merge(json!({"spec": {"replicas": 0}})),
         )
         .await
         .unwrap();
     let pods = ns.pods();
     common::wait_for("all pods gone", Duration::from_secs(180), || async {
-        pods.list(&Default::default())
+        pods.list(&ListParams::default())
             .await
             .ok()?
             .items

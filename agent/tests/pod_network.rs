@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::pods::{TestNamespace, busybox, condition, events, exec_in, sh, wait_pod};
 use common::{Agent, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
@@ -36,7 +36,7 @@ fn reserved_ips() -> HashSet<String> {
 
 fn cache_files(agent: &Agent) -> usize {
     let dir = agent.dir.path().join("root/cni/cache/results");
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(dir).map_or(0, Iterator::count)
 }
 
 async fn pod_cidr(client: &kube::Client, node: &str) -> String {
@@ -153,7 +153,7 @@ async fn pods_on_two_nodes_reach_each_other_by_pod_ip_and_a_host_port_from_the_n
     }))
     .unwrap();
     ns.pods()
-        .create(&Default::default(), &shaped)
+        .create(&PostParams::default(), &shaped)
         .await
         .unwrap();
     running_pod(&ns, "shaped").await;
@@ -355,6 +355,7 @@ async fn ready_message(client: &kube::Client, node: &str, status: &str) -> Strin
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story against the cluster, read top to bottom
 async fn a_broken_chain_turns_the_node_not_ready_or_fails_the_sandbox_with_the_plugins_message() {
     if !require_cluster() {
         return;
@@ -498,6 +499,7 @@ fn veths_on_bridge() -> usize {
 
 #[tokio::test]
 async fn many_create_delete_cycles_leak_nothing() {
+    const BATCH: usize = 10;
     if !require_cluster() {
         return;
     }
@@ -505,7 +507,6 @@ async fn many_create_delete_cycles_leak_nothing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    const BATCH: usize = 10;
     let (client, agent, ns) = common::pods::setup("mkl-net-cycles", "mkl-net-cycles").await;
     let cidr = pod_cidr(&client, &agent.name).await;
     let ours = |ips: &HashSet<String>| ips.iter().filter(|ip| in_cidr(ip, &cidr)).count();

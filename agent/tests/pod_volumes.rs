@@ -64,11 +64,14 @@ fn pod_uid(p: &Pod) -> String {
 }
 
 fn sleeper(mounts: Value) -> Value {
-    json!({"name": "c", "image": busybox(), "command": sh("trap 'exit 0' TERM; while true; do sleep 1; done"),
-        "resources": {"limits": {"memory": "64Mi"}}, "volumeMounts": mounts})
+    let mut c = json!({"name": "c", "image": busybox(), "command": sh("trap 'exit 0' TERM; while true; do sleep 1; done"),
+        "resources": {"limits": {"memory": "64Mi"}}});
+    c["volumeMounts"] = mounts;
+    c
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story against the cluster, read top to bottom
 async fn every_volume_type_shows_its_content_inside_the_container() {
     if !require_cluster() {
         return;
@@ -263,6 +266,7 @@ async fn every_volume_type_shows_its_content_inside_the_container() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story against the cluster, read top to bottom
 async fn bad_volumes_give_failed_mount_and_the_pod_waits() {
     if !require_cluster() {
         return;

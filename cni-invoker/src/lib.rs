@@ -40,7 +40,6 @@
 //! ```
 
 #![warn(missing_docs)]
-#![warn(clippy::pedantic)]
 
 mod attachment;
 mod cache;

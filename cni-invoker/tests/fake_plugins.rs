@@ -80,7 +80,7 @@ impl Node {
         }
     }
 
-    fn install(&self, fake: Fake<'_>) {
+    fn install(&self, fake: &Fake<'_>) {
         let versions = fake
             .versions
             .iter()
@@ -171,7 +171,9 @@ fn list(plugins: Value) -> NetworkConfigList {
 }
 
 fn list_at(version: &str, plugins: Value) -> NetworkConfigList {
-    parse(&json!({"cniVersion": version, "name": "testnet", "plugins": plugins}))
+    let mut conflist = json!({"cniVersion": version, "name": "testnet"});
+    conflist["plugins"] = plugins;
+    parse(&conflist)
 }
 
 fn parse(conflist: &Value) -> NetworkConfigList {
@@ -193,8 +195,8 @@ fn fake_netns(node: &Node) -> PathBuf {
 #[tokio::test]
 async fn add_chains_prev_result_and_caches_the_final_result() {
     let node = Node::new();
-    node.install(Fake::new("first", &["0.4.0", "1.0.0"]));
-    node.install(Fake::new("second", &["1.0.0"]).add(
+    node.install(&Fake::new("first", &["0.4.0", "1.0.0"]));
+    node.install(&Fake::new("second", &["1.0.0"]).add(
         r#"echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/n"}],"ips":[{"address":"10.0.0.2/24","interface":0}],"routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1"}],"dns":{"nameservers":["10.0.0.10"]}}'"#,
     ));
     let net = list(
@@ -252,7 +254,7 @@ async fn add_chains_prev_result_and_caches_the_final_result() {
 #[tokio::test]
 async fn plugin_error_json_becomes_a_plugin_error() {
     let node = Node::new();
-    node.install(Fake::new("failing", &["1.0.0"]).add(
+    node.install(&Fake::new("failing", &["1.0.0"]).add(
         r#"echo '{"cniVersion":"1.0.0","code":7,"msg":"invalid config","details":"subnet too small"}'; exit 1"#,
     ));
     let err = node
@@ -287,8 +289,8 @@ async fn plugin_error_json_becomes_a_plugin_error() {
 #[tokio::test]
 async fn garbage_output_becomes_invalid_output() {
     let node = Node::new();
-    node.install(Fake::new("crashing", &["1.0.0"]).add("echo 'panic: runtime error'; exit 2"));
-    node.install(Fake::new("chatty", &["1.0.0"]).add("echo 'all good!'"));
+    node.install(&Fake::new("crashing", &["1.0.0"]).add("echo 'panic: runtime error'; exit 2"));
+    node.install(&Fake::new("chatty", &["1.0.0"]).add("echo 'all good!'"));
     let netns = fake_netns(&node);
     match node
         .invoker()
@@ -322,8 +324,8 @@ async fn garbage_output_becomes_invalid_output() {
 #[tokio::test]
 async fn a_plugin_without_the_list_version_is_refused_before_any_add() {
     let node = Node::new();
-    node.install(Fake::new("modern", &["0.3.1", "0.4.0", "1.0.0"]));
-    node.install(Fake::new("old", &["0.3.0", "0.3.1"]));
+    node.install(&Fake::new("modern", &["0.3.1", "0.4.0", "1.0.0"]));
+    node.install(&Fake::new("old", &["0.3.0", "0.3.1"]));
     let err = node
         .invoker()
         .add(
@@ -358,7 +360,7 @@ async fn a_plugin_without_the_list_version_is_refused_before_any_add() {
 #[tokio::test]
 async fn a_0_4_0_list_runs_and_its_result_is_converted() {
     let node = Node::new();
-    node.install(Fake::new("legacy", &["0.3.0", "0.3.1", "0.4.0"]));
+    node.install(&Fake::new("legacy", &["0.3.0", "0.3.1", "0.4.0"]));
     let net = list_at("0.4.0", json!([{"type":"legacy"}]));
     let inv = node.invoker();
     let out = inv.add(&net, &request(&fake_netns(&node))).await.unwrap();
@@ -383,8 +385,8 @@ async fn a_0_4_0_list_runs_and_its_result_is_converted() {
 #[tokio::test]
 async fn cni_versions_pick_the_highest_version_all_plugins_share() {
     let node = Node::new();
-    node.install(Fake::new("a", &["1.0.0", "1.1.0"]));
-    node.install(Fake::new("b", &["0.4.0", "1.0.0"]));
+    node.install(&Fake::new("a", &["1.0.0", "1.1.0"]));
+    node.install(&Fake::new("b", &["0.4.0", "1.0.0"]));
     let net = parse(&json!({
         "cniVersion":"1.0.0","cniVersions":["1.0.0","1.1.0"],"name":"testnet",
         "plugins":[{"type":"a"},{"type":"b"}]}));
@@ -400,7 +402,7 @@ async fn cni_versions_pick_the_highest_version_all_plugins_share() {
 #[tokio::test]
 async fn a_hanging_plugin_is_killed_at_its_timeout() {
     let node = Node::new();
-    node.install(Fake::new("hang", &["1.0.0"]).add(format!(
+    node.install(&Fake::new("hang", &["1.0.0"]).add(format!(
         "sleep 30 & echo $! > '{}/sleep.pid'; wait",
         node.record.display()
     )));
@@ -444,7 +446,7 @@ async fn gone(pid: &str) -> bool {
 #[tokio::test]
 async fn a_missing_binary_names_the_type_and_dirs() {
     let node = Node::new();
-    node.install(Fake::new("present", &["1.0.0"]));
+    node.install(&Fake::new("present", &["1.0.0"]));
     let err = node
         .invoker()
         .add(
@@ -467,9 +469,9 @@ async fn a_missing_binary_names_the_type_and_dirs() {
 #[tokio::test]
 async fn del_after_a_failed_add_reaches_every_plugin_in_reverse() {
     let node = Node::new();
-    node.install(Fake::new("ok", &["1.0.0"]));
+    node.install(&Fake::new("ok", &["1.0.0"]));
     node.install(
-        Fake::new("bad", &["1.0.0"]).add(r#"echo '{"code":11,"msg":"try again"}'; exit 1"#),
+        &Fake::new("bad", &["1.0.0"]).add(r#"echo '{"code":11,"msg":"try again"}'; exit 1"#),
     );
     let net = list(json!([{"type":"ok"},{"type":"bad"}]));
     let req = request(&fake_netns(&node));
@@ -491,7 +493,7 @@ async fn del_after_a_failed_add_reaches_every_plugin_in_reverse() {
 #[tokio::test]
 async fn del_passes_an_empty_netns_once_the_netns_is_gone() {
     let node = Node::new();
-    node.install(Fake::new("p", &["1.0.0"]));
+    node.install(&Fake::new("p", &["1.0.0"]));
     let net = list(json!([{"type":"p"}]));
     let netns = fake_netns(&node);
     let req = request(&netns);
@@ -517,8 +519,8 @@ async fn del_passes_an_empty_netns_once_the_netns_is_gone() {
 #[tokio::test]
 async fn after_a_restart_del_and_check_use_the_cached_add_config() {
     let node = Node::new();
-    node.install(Fake::new("bridge", &["1.0.0"]));
-    node.install(Fake::new("portmap", &["1.0.0"]));
+    node.install(&Fake::new("bridge", &["1.0.0"]));
+    node.install(&Fake::new("portmap", &["1.0.0"]));
     let conf = |marker: &str| {
         json!({"cniVersion":"1.0.0","name":"testnet","plugins":[
             {"type":"bridge","marker":marker},
@@ -567,9 +569,9 @@ async fn after_a_restart_del_and_check_use_the_cached_add_config() {
 #[tokio::test]
 async fn runtime_config_reaches_only_plugins_declaring_the_capability() {
     let node = Node::new();
-    node.install(Fake::new("portmap", &["1.0.0"]));
-    node.install(Fake::new("tuning", &["1.0.0"]));
-    node.install(Fake::new("plain", &["1.0.0"]));
+    node.install(&Fake::new("portmap", &["1.0.0"]));
+    node.install(&Fake::new("tuning", &["1.0.0"]));
+    node.install(&Fake::new("plain", &["1.0.0"]));
     let net = list(json!([
         {"type":"portmap","capabilities":{"portMappings":true,"bandwidth":false}},
         {"type":"tuning","capabilities":{"mac":true,"io.example/custom":true}},
@@ -676,7 +678,7 @@ async fn a_malformed_conflist_is_an_error_naming_the_file() {
 #[tokio::test]
 async fn check_needs_an_add_and_honours_disable_check() {
     let node = Node::new();
-    node.install(Fake::new("p", &["1.0.0"]));
+    node.install(&Fake::new("p", &["1.0.0"]));
     let inv = node.invoker();
     let req = request(&fake_netns(&node));
     let net = list(json!([{"type":"p"}]));
@@ -702,8 +704,8 @@ async fn check_needs_an_add_and_honours_disable_check() {
 #[tokio::test]
 async fn status_asks_1_1_plugins_and_assumes_older_ones_ready() {
     let node = Node::new();
-    node.install(Fake::new("old", &["1.0.0"]));
-    node.install(Fake::new("new", &["1.0.0", "1.1.0"]));
+    node.install(&Fake::new("old", &["1.0.0"]));
+    node.install(&Fake::new("new", &["1.0.0", "1.1.0"]));
     let net = parse(
         &json!({"cniVersion":"1.0.0","cniVersions":["1.0.0","1.1.0"],"name":"testnet",
         "plugins":[{"type":"old"},{"type":"new"}]}),
@@ -717,8 +719,8 @@ async fn status_asks_1_1_plugins_and_assumes_older_ones_ready() {
 
     let mut down = Fake::new("new", &["1.1.0"]);
     down.status = r#"echo '{"cniVersion":"1.1.0","code":50,"msg":"daemon unreachable"}'; exit 1"#;
-    node.install(down);
-    node.install(Fake::new("old", &["1.1.0"]));
+    node.install(&down);
+    node.install(&Fake::new("old", &["1.1.0"]));
     let err = node
         .invoker()
         .status(&list_at("1.1.0", json!([{"type":"old"},{"type":"new"}])))
@@ -730,8 +732,8 @@ async fn status_asks_1_1_plugins_and_assumes_older_ones_ready() {
 #[tokio::test]
 async fn gc_sends_valid_attachments_and_prunes_stale_cache_entries() {
     let node = Node::new();
-    node.install(Fake::new("ipam11", &["1.0.0", "1.1.0"]));
-    node.install(Fake::new("old", &["1.0.0"]));
+    node.install(&Fake::new("ipam11", &["1.0.0", "1.1.0"]));
+    node.install(&Fake::new("old", &["1.0.0"]));
     let net = parse(&json!({
         "cniVersion":"1.0.0","cniVersions":["1.0.0","1.1.0"],"name":"testnet",
         "plugins":[{"type":"old"},{"type":"ipam11"}]}));
@@ -788,7 +790,7 @@ async fn gc_sends_valid_attachments_and_prunes_stale_cache_entries() {
 #[tokio::test]
 async fn stale_attachments_can_be_deleted_from_the_cache_alone() {
     let node = Node::new();
-    node.install(Fake::new("p", &["1.0.0"]));
+    node.install(&Fake::new("p", &["1.0.0"]));
     let inv = node.invoker();
     let netns = fake_netns(&node);
     let net = list(json!([{"type":"p","marker":"added"}]));
@@ -805,8 +807,8 @@ async fn stale_attachments_can_be_deleted_from_the_cache_alone() {
 #[tokio::test]
 async fn the_observer_sees_every_execution() {
     let node = Node::new();
-    node.install(Fake::new("a", &["1.0.0"]));
-    node.install(Fake::new("b", &["1.0.0"]).add(r#"echo '{"code":5,"msg":"io"}'; exit 1"#));
+    node.install(&Fake::new("a", &["1.0.0"]));
+    node.install(&Fake::new("b", &["1.0.0"]).add(r#"echo '{"code":5,"msg":"io"}'; exit 1"#));
     let seen: Arc<Mutex<Vec<(CniCommand, String, bool)>>> = Arc::default();
     let sink = Arc::clone(&seen);
     let inv = node.invoker().with_observer(Arc::new(

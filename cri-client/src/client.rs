@@ -163,8 +163,8 @@ impl CriClient {
             idempotency,
             send_deadline,
         } = call;
-        let span = tracing::debug_span!("cri_call", op, deadline_ms = deadline.as_millis() as u64);
-        async {
+        let span = tracing::debug_span!("cri_call", op, deadline_ms = deadline.as_millis());
+        let attempts = async {
             let started = Instant::now();
             let give_up_at = started + deadline.min(LONGEST_DEADLINE);
             let policy = self.shared.options.retry;
@@ -193,7 +193,7 @@ impl CriClient {
                 if give_up_at.saturating_duration_since(Instant::now()) <= backoff {
                     break Err(error);
                 }
-                tracing::debug!(attempt, backoff_ms = backoff.as_millis() as u64, %error, "retrying CRI call");
+                tracing::debug!(attempt, backoff_ms = backoff.as_millis(), %error, "retrying CRI call");
                 tokio::time::sleep(backoff).await;
                 attempt += 1;
             };
@@ -208,8 +208,10 @@ impl CriClient {
             }
             result
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        // Boxed: the loop holds a request and a tonic call (17-28 KB), too much for a caller's
+        // stack and future.
+        Box::pin(attempts).await
     }
 }
 

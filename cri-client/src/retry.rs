@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn backoff_doubles_from_initial_and_is_capped() {
         let p = policy();
-        let waits: Vec<u64> = (1..=6).map(|n| p.backoff(n).as_millis() as u64).collect();
+        let waits: Vec<u128> = (1..=6).map(|n| p.backoff(n).as_millis()).collect();
         assert_eq!(waits, vec![100, 200, 400, 500, 500, 500]);
     }
 

@@ -224,6 +224,28 @@ async fn unknown_container_is_not_found() {
     assert_eq!(err.op(), "container_status");
 }
 
+/// `echo hi` returns its output; `false` exits 1, and is still a successful call.
+async fn exec_sync_reports_output_and_exit_code(client: &CriClient, ctr: &str) {
+    let cmd = vec!["echo".to_owned(), "hi".to_owned()];
+    let exec = client
+        .exec_sync(ctr, cmd, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (exec.exit_code, exec.stdout.as_slice()),
+        (0, b"hi\n".as_slice()),
+        "{exec:?}"
+    );
+    let failing = client
+        .exec_sync(ctr, vec!["false".to_owned()], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        failing.exit_code, 1,
+        "a failing command is a successful call"
+    );
+}
+
 #[tokio::test]
 async fn busybox_pod_runs_execs_stops_and_is_removed() {
     let Some(client) = runtime().await else {
@@ -282,24 +304,7 @@ async fn busybox_pod_runs_execs_stops_and_is_removed() {
             [pod.as_str()]
         );
 
-        let cmd = vec!["echo".to_owned(), "hi".to_owned()];
-        let exec = client
-            .exec_sync(&ctr, cmd, Duration::from_secs(10))
-            .await
-            .unwrap();
-        assert_eq!(
-            (exec.exit_code, exec.stdout.as_slice()),
-            (0, b"hi\n".as_slice()),
-            "{exec:?}"
-        );
-        let failing = client
-            .exec_sync(&ctr, vec!["false".to_owned()], Duration::from_secs(10))
-            .await
-            .unwrap();
-        assert_eq!(
-            failing.exit_code, 1,
-            "a failing command is a successful call"
-        );
+        exec_sync_reports_output_and_exit_code(&client, &ctr).await;
 
         client
             .stop_container(&ctr, Duration::from_secs(2))

@@ -21,6 +21,7 @@ const NODE: &str = "csi.v1.Node";
 
 /// What a node plugin can do beyond publish/unpublish (NodeGetCapabilities).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // one flag per capability the spec defines
 pub struct NodeCapabilities {
     pub stage_unstage: bool,
     pub get_volume_stats: bool,

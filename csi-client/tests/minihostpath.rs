@@ -83,7 +83,9 @@ fn is_mounted(path: &Path) -> bool {
 
 fn capability() -> VolumeCapability {
     VolumeCapability {
-        access_type: Some(volume_capability::AccessType::Mount(Default::default())),
+        access_type: Some(volume_capability::AccessType::Mount(
+            volume_capability::MountVolume::default(),
+        )),
         access_mode: Some(volume_capability::AccessMode {
             mode: volume_capability::Mode::SingleNodeWriter as i32,
         }),

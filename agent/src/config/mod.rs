@@ -150,6 +150,13 @@ impl Config {
             .or(file.root_dir.clone())
             .unwrap_or_else(|| PathBuf::from(defaults::ROOT_DIR));
         let network = network_settings(&flags, &file, &root_dir)?;
+        let Periods {
+            node_status_update_frequency,
+            node_status_report_frequency,
+            sync_frequency,
+            runtime_request_timeout,
+            node_lease_duration_seconds,
+        } = periods(&flags, &file)?;
         let kubeconfig = flags
             .kubeconfig
             .or(file.kubeconfig)
@@ -158,180 +165,55 @@ impl Config {
             Some(n) => node_name(&n)?,
             None => node_name(&system_hostname()?)?,
         };
-        let node_ip = flags
-            .node_ip
-            .or(file.node_ip)
-            .map(|s| {
-                s.parse::<IpAddr>()
-                    .map_err(|_| invalid("--node-ip")(format!("{s:?} is not an IP address")))
-            })
-            .transpose()?;
-        let endpoint = flags
-            .container_runtime_endpoint
-            .or(file.container_runtime_endpoint)
-            .unwrap_or_else(|| defaults::CONTAINER_RUNTIME_ENDPOINT.to_string());
-        if !(endpoint.starts_with("unix://") || endpoint.starts_with('/')) {
-            return Err(invalid("--container-runtime-endpoint")(format!(
-                "{endpoint:?}: only unix sockets are supported (unix:///path)"
-            )));
-        }
-        let node_labels = match flags.node_labels {
-            Some(text) => parse::parse_label_list(&text).map_err(invalid("--node-labels"))?,
-            None => {
-                let labels = file.node_labels.unwrap_or_default();
-                parse::validate_labels(&labels).map_err(invalid("nodeLabels"))?;
-                labels
-            }
-        };
-        let register_with_taints = match flags.register_with_taints {
-            Some(text) => {
-                parse::parse_taint_list(&text).map_err(invalid("--register-with-taints"))?
-            }
-            None => file
-                .register_with_taints
-                .unwrap_or_default()
-                .iter()
-                .map(|t| parse::make_taint(&t.key, t.value.as_deref(), &t.effect))
-                .collect::<Result<_, _>>()
-                .map_err(invalid("registerWithTaints"))?,
-        };
-        let reserved = |flag: Option<String>, from_file: Option<BTreeMap<String, String>>, name| {
-            let map = match flag {
-                Some(text) => parse::parse_kv_list(&text).map_err(invalid(name))?,
-                None => from_file.unwrap_or_default(),
-            };
-            parse::parse_reserved(&map).map_err(invalid(name))
-        };
-        let kube_reserved = reserved(flags.kube_reserved, file.kube_reserved, "--kube-reserved")?;
-        let system_reserved = reserved(
-            flags.system_reserved,
-            file.system_reserved,
-            "--system-reserved",
-        )?;
-        let duration = |v: Option<String>, d: &str, name| {
-            parse::parse_duration(v.as_deref().unwrap_or(d)).map_err(invalid(name))
-        };
-        let node_status_update_frequency = duration(
+        let max_pods = at_least(
+            "--max-pods",
             flags
-                .node_status_update_frequency
-                .or(file.node_status_update_frequency),
-            defaults::NODE_STATUS_UPDATE_FREQUENCY,
-            "--node-status-update-frequency",
+                .max_pods
+                .or(file.max_pods)
+                .unwrap_or(defaults::MAX_PODS),
+            1,
         )?;
-        let node_status_report_frequency = duration(
-            flags
-                .node_status_report_frequency
-                .or(file.node_status_report_frequency),
-            defaults::NODE_STATUS_REPORT_FREQUENCY,
-            "--node-status-report-frequency",
-        )?;
-        let sync_frequency = duration(
-            flags.sync_frequency.or(file.sync_frequency),
-            defaults::SYNC_FREQUENCY,
-            "--sync-frequency",
-        )?;
-        let runtime_request_timeout = duration(
-            flags
-                .runtime_request_timeout
-                .or(file.runtime_request_timeout),
-            defaults::RUNTIME_REQUEST_TIMEOUT,
-            "--runtime-request-timeout",
-        )?;
-        if node_status_update_frequency.is_zero() || runtime_request_timeout.is_zero() {
-            return Err(invalid("durations")("must be greater than zero".into()));
-        }
-        let allowed_unsafe_sysctls: Vec<String> = match flags.allowed_unsafe_sysctls.clone() {
-            Some(text) => parse::comma_list(&text).map(str::to_string).collect(),
-            None => file.allowed_unsafe_sysctls.clone().unwrap_or_default(),
-        };
-        for pattern in &allowed_unsafe_sysctls {
-            parse::validate_sysctl_pattern(pattern).map_err(invalid("--allowed-unsafe-sysctls"))?;
-        }
-        let node_lease_duration_seconds = flags
-            .node_lease_duration_seconds
-            .or(file.node_lease_duration_seconds)
-            .unwrap_or(defaults::NODE_LEASE_DURATION_SECONDS);
-        if node_lease_duration_seconds < 4 {
-            return Err(invalid("--node-lease-duration-seconds")(
-                "must be at least 4".into(),
-            ));
-        }
-        let max_pods = flags
-            .max_pods
-            .or(file.max_pods)
-            .unwrap_or(defaults::MAX_PODS);
-        if max_pods == 0 {
-            return Err(invalid("--max-pods")("must be at least 1".into()));
-        }
-        let cluster_dns: Vec<String> = match flags.cluster_dns {
-            Some(text) => parse::comma_list(&text).map(str::to_string).collect(),
-            None => file.cluster_dns.unwrap_or_default(),
-        };
-        if let Some(bad) = cluster_dns.iter().find(|s| s.parse::<IpAddr>().is_err()) {
-            return Err(invalid("--cluster-dns")(format!(
-                "{bad:?} is not an IP address"
-            )));
-        }
         let port = flags.port.or(file.port).unwrap_or(defaults::PORT);
         if port == 0 {
             return Err(invalid("--port")("must be 1-65535".into()));
         }
-        let healthz_bind = flags
-            .healthz_bind_address
-            .or(file.healthz_bind_address)
-            .unwrap_or_else(|| "127.0.0.1".to_string());
-        let healthz_bind_address = healthz_bind.parse::<IpAddr>().map_err(|_| {
-            invalid("--healthz-bind-address")(format!("{healthz_bind:?} is not an IP address"))
-        })?;
-        let size = flags
-            .container_log_max_size
-            .or(file.container_log_max_size)
-            .unwrap_or_else(|| "10Mi".to_string());
-        let container_log_max_size = crate::quantity::parse_units(&size)
-            .map_err(|e| invalid("--container-log-max-size")(e.to_string()))?;
-        if container_log_max_size == 0 {
-            return Err(invalid("--container-log-max-size")(
-                "must be greater than zero".into(),
-            ));
-        }
-        let container_log_max_files = flags
-            .container_log_max_files
-            .or(file.container_log_max_files)
-            .unwrap_or(5);
-        if container_log_max_files < 2 {
-            return Err(invalid("--container-log-max-files")(
-                "must be at least 2".into(),
-            ));
-        }
-        let log_format = match flags
-            .log_format
-            .or(file.log_format)
-            .as_deref()
-            .unwrap_or("text")
-        {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(invalid("--log-format")(format!(
-                    "{other:?} (expected text or json)"
-                )));
-            }
-        };
+        let healthz_bind_address = ip(
+            "--healthz-bind-address",
+            flags
+                .healthz_bind_address
+                .or(file.healthz_bind_address)
+                .as_deref()
+                .unwrap_or("127.0.0.1"),
+        )?;
+        let container_log_max_files = at_least(
+            "--container-log-max-files",
+            flags
+                .container_log_max_files
+                .or(file.container_log_max_files)
+                .unwrap_or(5),
+            2,
+        )?;
         Ok(Config {
             network,
             kubeconfig,
             node_name,
-            node_ip,
-            container_runtime_endpoint: endpoint,
+            node_ip: (flags.node_ip.or(file.node_ip))
+                .map(|s| ip("--node-ip", &s))
+                .transpose()?,
+            container_runtime_endpoint: runtime_endpoint(
+                flags
+                    .container_runtime_endpoint
+                    .or(file.container_runtime_endpoint),
+            )?,
             root_dir,
             max_pods,
-            cluster_dns,
+            cluster_dns: cluster_dns(flags.cluster_dns, file.cluster_dns)?,
             cluster_domain: flags
                 .cluster_domain
                 .or(file.cluster_domain)
                 .unwrap_or_else(|| "cluster.local".to_string()),
-            node_labels,
-            register_with_taints,
+            node_labels: node_labels(flags.node_labels, file.node_labels)?,
+            register_with_taints: taints(flags.register_with_taints, file.register_with_taints)?,
             port,
             healthz_port: flags
                 .healthz_port
@@ -339,19 +221,211 @@ impl Config {
                 .unwrap_or(defaults::HEALTHZ_PORT),
             healthz_bind_address,
             server,
-            kube_reserved,
-            system_reserved,
+            kube_reserved: reserved(flags.kube_reserved, file.kube_reserved, "--kube-reserved")?,
+            system_reserved: reserved(
+                flags.system_reserved,
+                file.system_reserved,
+                "--system-reserved",
+            )?,
             node_status_update_frequency,
             node_status_report_frequency,
             sync_frequency,
             node_lease_duration_seconds,
             runtime_request_timeout,
-            container_log_max_size,
+            container_log_max_size: log_max_size(
+                flags.container_log_max_size.or(file.container_log_max_size),
+            )?,
             container_log_max_files,
-            log_format,
+            log_format: log_format(flags.log_format.or(file.log_format).as_deref())?,
             verbosity: flags.verbosity.or(file.verbosity).unwrap_or(0),
-            allowed_unsafe_sysctls,
+            allowed_unsafe_sysctls: unsafe_sysctls(
+                flags.allowed_unsafe_sysctls,
+                file.allowed_unsafe_sysctls,
+            )?,
         })
+    }
+}
+
+fn ip(setting: &'static str, text: &str) -> Result<IpAddr, ConfigError> {
+    text.parse::<IpAddr>()
+        .map_err(|_| invalid(setting)(format!("{text:?} is not an IP address")))
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
+    setting: &'static str,
+    value: T,
+    min: T,
+) -> Result<T, ConfigError> {
+    if value < min {
+        return Err(invalid(setting)(format!("must be at least {min}")));
+    }
+    Ok(value)
+}
+
+/// `--container-runtime-endpoint`: a unix socket (the only transport supported).
+fn runtime_endpoint(endpoint: Option<String>) -> Result<String, ConfigError> {
+    let endpoint = endpoint.unwrap_or_else(|| defaults::CONTAINER_RUNTIME_ENDPOINT.to_string());
+    if !(endpoint.starts_with("unix://") || endpoint.starts_with('/')) {
+        return Err(invalid("--container-runtime-endpoint")(format!(
+            "{endpoint:?}: only unix sockets are supported (unix:///path)"
+        )));
+    }
+    Ok(endpoint)
+}
+
+/// `--node-labels` (`k=v,...`) or else the file's `nodeLabels`, validated.
+fn node_labels(
+    flag: Option<String>,
+    file: Option<BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    if let Some(text) = flag {
+        return parse::parse_label_list(&text).map_err(invalid("--node-labels"));
+    }
+    let labels = file.unwrap_or_default();
+    parse::validate_labels(&labels).map_err(invalid("nodeLabels"))?;
+    Ok(labels)
+}
+
+/// `--register-with-taints` (`k=v:Effect,...`) or else the file's `registerWithTaints`.
+fn taints(flag: Option<String>, file: Option<Vec<TaintSpec>>) -> Result<Vec<Taint>, ConfigError> {
+    if let Some(text) = flag {
+        return parse::parse_taint_list(&text).map_err(invalid("--register-with-taints"));
+    }
+    file.unwrap_or_default()
+        .iter()
+        .map(|t| parse::make_taint(&t.key, t.value.as_deref(), &t.effect))
+        .collect::<Result<_, _>>()
+        .map_err(invalid("registerWithTaints"))
+}
+
+/// `--kube-reserved` / `--system-reserved` (`cpu=100m,...`) or else the file's map.
+fn reserved(
+    flag: Option<String>,
+    file: Option<BTreeMap<String, String>>,
+    setting: &'static str,
+) -> Result<Reserved, ConfigError> {
+    let map = match flag {
+        Some(text) => parse::parse_kv_list(&text).map_err(invalid(setting))?,
+        None => file.unwrap_or_default(),
+    };
+    parse::parse_reserved(&map).map_err(invalid(setting))
+}
+
+/// A Go-style duration (`10s`, `5m`), `default` when unset.
+fn duration(
+    value: Option<&str>,
+    default: &str,
+    setting: &'static str,
+) -> Result<Duration, ConfigError> {
+    parse::parse_duration(value.unwrap_or(default)).map_err(invalid(setting))
+}
+
+/// The node's periods and timeouts.
+struct Periods {
+    node_status_update_frequency: Duration,
+    node_status_report_frequency: Duration,
+    sync_frequency: Duration,
+    runtime_request_timeout: Duration,
+    node_lease_duration_seconds: u32,
+}
+
+/// Each period's flag or else its file setting or else kubelet's default.
+fn periods(flags: &Flags, file: &FileConfig) -> Result<Periods, ConfigError> {
+    let node_status_update_frequency = duration(
+        (flags.node_status_update_frequency.as_deref())
+            .or(file.node_status_update_frequency.as_deref()),
+        defaults::NODE_STATUS_UPDATE_FREQUENCY,
+        "--node-status-update-frequency",
+    )?;
+    let node_status_report_frequency = duration(
+        (flags.node_status_report_frequency.as_deref())
+            .or(file.node_status_report_frequency.as_deref()),
+        defaults::NODE_STATUS_REPORT_FREQUENCY,
+        "--node-status-report-frequency",
+    )?;
+    let sync_frequency = duration(
+        (flags.sync_frequency.as_deref()).or(file.sync_frequency.as_deref()),
+        defaults::SYNC_FREQUENCY,
+        "--sync-frequency",
+    )?;
+    let runtime_request_timeout = duration(
+        (flags.runtime_request_timeout.as_deref()).or(file.runtime_request_timeout.as_deref()),
+        defaults::RUNTIME_REQUEST_TIMEOUT,
+        "--runtime-request-timeout",
+    )?;
+    if node_status_update_frequency.is_zero() || runtime_request_timeout.is_zero() {
+        return Err(invalid("durations")("must be greater than zero".into()));
+    }
+    let node_lease_duration_seconds = at_least(
+        "--node-lease-duration-seconds",
+        flags
+            .node_lease_duration_seconds
+            .or(file.node_lease_duration_seconds)
+            .unwrap_or(defaults::NODE_LEASE_DURATION_SECONDS),
+        4,
+    )?;
+    Ok(Periods {
+        node_status_update_frequency,
+        node_status_report_frequency,
+        sync_frequency,
+        runtime_request_timeout,
+        node_lease_duration_seconds,
+    })
+}
+
+/// `--allowed-unsafe-sysctls` (comma-separated) or else the file's list, each a valid pattern.
+fn unsafe_sysctls(
+    flag: Option<String>,
+    file: Option<Vec<String>>,
+) -> Result<Vec<String>, ConfigError> {
+    let patterns: Vec<String> = match flag {
+        Some(text) => parse::comma_list(&text).map(str::to_string).collect(),
+        None => file.unwrap_or_default(),
+    };
+    for pattern in &patterns {
+        parse::validate_sysctl_pattern(pattern).map_err(invalid("--allowed-unsafe-sysctls"))?;
+    }
+    Ok(patterns)
+}
+
+/// `--cluster-dns` (comma-separated) or else the file's list, each an IP address.
+fn cluster_dns(
+    flag: Option<String>,
+    file: Option<Vec<String>>,
+) -> Result<Vec<String>, ConfigError> {
+    let servers: Vec<String> = match flag {
+        Some(text) => parse::comma_list(&text).map(str::to_string).collect(),
+        None => file.unwrap_or_default(),
+    };
+    if let Some(bad) = servers.iter().find(|s| s.parse::<IpAddr>().is_err()) {
+        return Err(invalid("--cluster-dns")(format!(
+            "{bad:?} is not an IP address"
+        )));
+    }
+    Ok(servers)
+}
+
+/// `--container-log-max-size` (a quantity, default 10Mi), in bytes; more than zero.
+fn log_max_size(size: Option<String>) -> Result<u64, ConfigError> {
+    let size = size.unwrap_or_else(|| "10Mi".to_string());
+    let bytes = crate::quantity::parse_units(&size)
+        .map_err(|e| invalid("--container-log-max-size")(e.to_string()))?;
+    if bytes == 0 {
+        return Err(invalid("--container-log-max-size")(
+            "must be greater than zero".into(),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// `--log-format`: text (the default) or json.
+fn log_format(format: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match format.unwrap_or("text") {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(invalid("--log-format")(format!(
+            "{other:?} (expected text or json)"
+        ))),
     }
 }
 

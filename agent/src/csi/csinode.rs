@@ -55,9 +55,9 @@ pub async fn set_driver(
                     return Ok(());
                 }
                 existing.spec.drivers = drivers;
-                match api.replace(node, &PostParams::default(), &existing).await {
-                    Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                    other => return other.map(|_| ()),
+                let written = api.replace(node, &PostParams::default(), &existing).await;
+                if !conflict(&written) {
+                    return written.map(|_| ());
                 }
             }
             None if entry.is_none() => return Ok(()),
@@ -79,14 +79,19 @@ pub async fn set_driver(
                         drivers: with_driver(None, name, entry.clone()),
                     },
                 };
-                match api.create(&PostParams::default(), &obj).await {
-                    Err(kube::Error::Api(s)) if s.code == 409 => continue,
-                    other => return other.map(|_| ()),
+                let written = api.create(&PostParams::default(), &obj).await;
+                if !conflict(&written) {
+                    return written.map(|_| ());
                 }
             }
         }
     }
     Ok(())
+}
+
+/// A 409: someone else wrote the object in between; read it again and retry.
+fn conflict<T>(written: &Result<T, kube::Error>) -> bool {
+    matches!(written, Err(kube::Error::Api(s)) if s.code == 409)
 }
 
 /// Puts the driver's topology segments on the Node as labels.

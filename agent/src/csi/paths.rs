@@ -19,7 +19,7 @@ pub fn registry_dir(root: &Path) -> PathBuf {
 /// Lowercase hex SHA-256 of `s`.
 pub fn sha256_hex(s: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 /// ROOT/plugins/kubernetes.io/csi/DRIVER/SHA256(volumeHandle): holds `globalmount` and

@@ -15,6 +15,12 @@ fn state_label(state: i32) -> &'static str {
     }
 }
 
+/// A count as a gauge's f64 (exact: counts here stay far below 2^52).
+#[allow(clippy::cast_precision_loss)]
+fn gauge(n: usize) -> f64 {
+    n as f64
+}
+
 /// Refreshes the gauges from the runtime, counting only this node's pods.
 pub async fn refresh(cri: &CriClient, node: &str) {
     let Some(m) = super::global() else { return };
@@ -30,7 +36,7 @@ pub async fn refresh(cri: &CriClient, node: &str) {
             .iter()
             .filter(|s| s.state == PodSandboxState::SandboxReady as i32)
             .count();
-        m.families.running_pods.set(ready as f64);
+        m.families.running_pods.set(gauge(ready));
     }
     let Ok(sandboxes) = sandboxes else { return };
     let ids: std::collections::HashSet<String> = sandboxes.into_iter().map(|s| s.id).collect();
@@ -51,7 +57,7 @@ pub async fn refresh(cri: &CriClient, node: &str) {
             m.families
                 .running_containers
                 .with_label_values(&[label])
-                .set(n as f64);
+                .set(gauge(n));
         }
     }
 }

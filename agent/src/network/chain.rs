@@ -152,21 +152,17 @@ impl Chain {
 
     /// DEL of a pod whose agent is gone, from that agent's cache.
     async fn del_orphan(&self, dir: &Path, attach: &AttachmentRequest) -> Result<(), NetworkError> {
-        match self.cached(dir, attach).await {
-            Some(entry) => {
-                self.invoker.del_cached(&entry).await?;
-                ResultCache::new(dir)
-                    .remove(&entry.network_name, &entry.attachment())
-                    .await?;
-                info!(container = %attach.container_id, cache = %dir.display(), "CNI DEL for a gone agent");
-                Ok(())
-            }
-            None => {
-                let network = self.network()?;
-                self.invoker.del(&network, attach).await?;
-                Ok(())
-            }
-        }
+        let Some(entry) = self.cached(dir, attach).await else {
+            let network = self.network()?;
+            self.invoker.del(&network, attach).await?;
+            return Ok(());
+        };
+        self.invoker.del_cached(&entry).await?;
+        ResultCache::new(dir)
+            .remove(&entry.network_name, &entry.attachment())
+            .await?;
+        info!(container = %attach.container_id, cache = %dir.display(), "CNI DEL for a gone agent");
+        Ok(())
     }
 
     async fn cached(

@@ -52,7 +52,7 @@ pub async fn monitor(
                 Ok(()) => info!("pod network is ready"),
                 Err(message) => warn!(%message, "pod network is not ready"),
             }
-            *current = now.clone();
+            current.clone_from(&now);
             true
         });
         tokio::select! {

@@ -62,7 +62,7 @@ impl Routes {
     }
 }
 
-pub fn prune_dir(dir: &Path, live_uids: &HashSet<String>, min_age: Duration) -> usize {
+fn prune_dir(dir: &Path, live_uids: &HashSet<String>, min_age: Duration) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

@@ -35,7 +35,7 @@ pub fn epoch_nanos(timestamp: &str) -> Option<i128> {
     timestamp
         .parse::<k8s_openapi::jiff::Timestamp>()
         .ok()
-        .map(|t| t.as_nanosecond())
+        .map(k8s_openapi::jiff::Timestamp::as_nanosecond)
 }
 
 #[cfg(test)]

@@ -43,8 +43,8 @@ pub struct LogQuery {
     limit_bytes: Option<String>,
 }
 
-fn boolean(name: &str, v: &Option<String>) -> Result<bool, ServerError> {
-    match v.as_deref() {
+fn boolean(name: &str, v: Option<&str>) -> Result<bool, ServerError> {
+    match v {
         None | Some("" | "false" | "0") => Ok(false),
         Some("true" | "1") => Ok(true),
         Some(other) => Err(ServerError::BadRequest(format!(
@@ -53,8 +53,8 @@ fn boolean(name: &str, v: &Option<String>) -> Result<bool, ServerError> {
     }
 }
 
-fn number(name: &str, v: &Option<String>, min: i64) -> Result<Option<i64>, ServerError> {
-    let Some(raw) = v.as_deref() else {
+fn number(name: &str, v: Option<&str>, min: i64) -> Result<Option<i64>, ServerError> {
+    let Some(raw) = v else {
         return Ok(None);
     };
     let n: i64 = raw
@@ -77,7 +77,7 @@ impl LogQuery {
             ));
         }
         let since_nanos = match (&self.since_seconds, &self.since_time) {
-            (Some(_), _) => number("sinceSeconds", &self.since_seconds, 1)?
+            (Some(_), _) => number("sinceSeconds", self.since_seconds.as_deref(), 1)?
                 .map(|s| now_nanos - i128::from(s) * 1_000_000_000),
             (_, Some(t)) => Some(cri_log::epoch_nanos(t).ok_or_else(|| {
                 ServerError::BadRequest(format!("invalid sinceTime {t:?}: expected RFC 3339"))
@@ -85,16 +85,16 @@ impl LogQuery {
             _ => None,
         };
         Ok(LogOptions {
-            follow: boolean("follow", &self.follow)?,
-            tail_lines: number("tailLines", &self.tail_lines, 0)?.map(|n| {
+            follow: boolean("follow", self.follow.as_deref())?,
+            tail_lines: number("tailLines", self.tail_lines.as_deref(), 0)?.map(|n| {
                 usize::try_from(n)
                     .unwrap_or(MAX_TAIL_LINES)
                     .min(MAX_TAIL_LINES)
             }),
             since_nanos,
-            timestamps: boolean("timestamps", &self.timestamps)?,
-            previous: boolean("previous", &self.previous)?,
-            limit_bytes: number("limitBytes", &self.limit_bytes, 1)?
+            timestamps: boolean("timestamps", self.timestamps.as_deref())?,
+            previous: boolean("previous", self.previous.as_deref())?,
+            limit_bytes: number("limitBytes", self.limit_bytes.as_deref(), 1)?
                 .map(|n| u64::try_from(n).unwrap_or(MAX_READ_BYTES)),
         })
     }

@@ -59,6 +59,8 @@ pub enum ServerError {
 }
 
 impl ServerError {
+    // By value: the shape `map_err` takes.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn runtime(e: cri_client::CriError) -> ServerError {
         if e.is_not_found() {
             ServerError::NotFound(e.to_string())
@@ -135,7 +137,7 @@ pub async fn start(
     };
     let listener = conn::bind(addr).await?;
     let mut state = ServerState::new(cri, client, &config.node_name, settings);
-    state.root_dir = config.root_dir.clone();
+    state.root_dir.clone_from(&config.root_dir);
     state.csi = csi;
     let state = Arc::new(state);
     let router = routes::router(state);

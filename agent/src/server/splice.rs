@@ -154,7 +154,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_idle_stream_is_closed_after_the_timeout_and_not_before() {
         let (mut client, mut backend, task) = spliced();
-        tokio::time::sleep(IDLE - Duration::from_secs(1)).await;
+        tokio::time::sleep(IDLE.saturating_sub(Duration::from_secs(1))).await;
         settle().await;
         assert!(!task.is_finished());
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -171,7 +171,7 @@ mod tests {
     async fn traffic_in_either_direction_keeps_the_stream_open() {
         let (mut client, mut backend, task) = spliced();
         for i in 0..6 {
-            tokio::time::sleep(IDLE - Duration::from_secs(2)).await;
+            tokio::time::sleep(IDLE.saturating_sub(Duration::from_secs(2))).await;
             if i % 2 == 0 {
                 pass(&mut client, &mut backend).await;
             } else {
@@ -181,7 +181,7 @@ mod tests {
         settle().await;
         assert!(!task.is_finished(), "closed while bytes were moving");
         // Idle from the last byte on.
-        tokio::time::sleep(IDLE - Duration::from_secs(1)).await;
+        tokio::time::sleep(IDLE.saturating_sub(Duration::from_secs(1))).await;
         settle().await;
         assert!(!task.is_finished());
         tokio::time::sleep(Duration::from_secs(2)).await;

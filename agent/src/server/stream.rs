@@ -39,8 +39,8 @@ pub struct StreamQuery {
     tty: Option<String>,
 }
 
-fn flag(v: &Option<String>) -> bool {
-    matches!(v.as_deref(), Some("1" | "true" | "True"))
+fn flag(v: Option<&str>) -> bool {
+    matches!(v, Some("1" | "true" | "True"))
 }
 
 /// The repeated `command` parameter, in order.
@@ -96,10 +96,10 @@ pub async fn exec(
             .exec(ExecRequest {
                 container_id: id,
                 cmd,
-                tty: flag(&q.tty),
-                stdin: flag(&q.input),
-                stdout: flag(&q.output),
-                stderr: flag(&q.error) && !flag(&q.tty),
+                tty: flag(q.tty.as_deref()),
+                stdin: flag(q.input.as_deref()),
+                stdout: flag(q.output.as_deref()),
+                stderr: flag(q.error.as_deref()) && !flag(q.tty.as_deref()),
             })
             .await
             .map_err(ServerError::runtime)?;
@@ -123,10 +123,10 @@ pub async fn attach(
             .cri
             .attach(AttachRequest {
                 container_id: id,
-                tty: flag(&q.tty),
-                stdin: flag(&q.input),
-                stdout: flag(&q.output),
-                stderr: flag(&q.error) && !flag(&q.tty),
+                tty: flag(q.tty.as_deref()),
+                stdin: flag(q.input.as_deref()),
+                stdout: flag(q.output.as_deref()),
+                stderr: flag(q.error.as_deref()) && !flag(q.tty.as_deref()),
             })
             .await
             .map(|r| r.url)
@@ -262,7 +262,7 @@ async fn proxy_within(
         .into_body()
         .collect()
         .await
-        .map(|b| b.to_bytes())
+        .map(http_body_util::Collected::to_bytes)
         .unwrap_or_default();
     if !body.is_empty() {
         out = out.header(header::CONTENT_LENGTH, HeaderValue::from(body.len()));

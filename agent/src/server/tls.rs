@@ -114,6 +114,8 @@ pub fn server_config(
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::config::server::AuthorizationMode;
 
@@ -138,7 +140,6 @@ mod tests {
         let first = std::fs::read(&cert).unwrap();
         server_config(&settings(), dir.path(), "n1", "127.0.0.1").unwrap();
         assert_eq!(first, std::fs::read(&cert).unwrap());
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }

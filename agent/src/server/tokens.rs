@@ -65,11 +65,12 @@ impl TokenCache {
         })
     }
 
-    fn cached(&self, key: &Digest) -> Option<Option<Identity>> {
+    /// The cached answer for `key`, if any (only answers the apiserver gave are cached).
+    fn cached(&self, key: &Digest) -> Option<Answer> {
         if let Some(id) = self.known.get(key) {
-            return Some(Some(id));
+            return Some(Ok(Some(id)));
         }
-        self.unknown.get(key).map(|()| None)
+        self.unknown.get(key).map(|()| Ok(None))
     }
 
     /// The answer for `token`: cached, or shared with a review already running, or from
@@ -87,7 +88,7 @@ impl TokenCache {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if let Some(hit) = self.cached(&key) {
-                return Ok(hit);
+                return hit;
             }
             match in_flight.get(&key) {
                 Some(rx) => (rx.clone(), None),
@@ -199,7 +200,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let ok = || reviewer(&calls, Ok(Some(alice())), Duration::ZERO);
         assert_eq!(cache.authenticate("t", ok()).await.unwrap(), Some(alice()));
-        tokio::time::advance(KNOWN_TTL - Duration::from_secs(1)).await;
+        tokio::time::advance(KNOWN_TTL.saturating_sub(Duration::from_secs(1))).await;
         assert_eq!(cache.authenticate("t", ok()).await.unwrap(), Some(alice()));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_secs(1)).await;

@@ -215,7 +215,7 @@ pub async fn wait_event(
 pub async fn cri() -> cri_client::CriClient {
     cri_client::CriClient::connect(
         &super::env("CONTAINER_RUNTIME_ENDPOINT"),
-        Default::default(),
+        cri_client::ClientOptions::default(),
     )
     .await
     .unwrap()

@@ -60,6 +60,12 @@ HOST_PACKAGES=(
 	"gzip gzip"
 )
 
+# Lint tools of `deploy/dev/test` (both modes); installed by `up` too and alone by the
+# `lint-tools` verb, so the quick lane needs no cluster.
+LINT_PACKAGES=(
+	"shellcheck shellcheck"
+)
+
 have_dependency() {
 	local what=$1 pkg=$2
 	if [[ $pkg == busybox-static ]]; then
@@ -72,9 +78,11 @@ have_dependency() {
 	fi
 }
 
-ensure_packages() {
+# install_missing ENTRY...: installs the package of every "command-or-path package" entry
+# whose command or path is missing, with one `apt-get update` first.
+install_missing() {
 	local entry missing=()
-	for entry in "${HOST_PACKAGES[@]}"; do
+	for entry in "$@"; do
 		# shellcheck disable=SC2086 # split "what package"
 		have_dependency ${entry} || missing+=("${entry#* }")
 	done
@@ -91,6 +99,9 @@ ensure_packages() {
 		die "apt-get install failed (log: $LOGS/apt.log)"
 	}
 }
+
+ensure_packages() { install_missing "${HOST_PACKAGES[@]}" "${LINT_PACKAGES[@]}"; }
+ensure_lint_packages() { install_missing "${LINT_PACKAGES[@]}"; }
 
 require_go() {
 	command -v go >/dev/null 2>&1 || die "go is not on PATH (needed to build ${*}); install Go >= the go line of deploy/go/*/go.mod"

@@ -54,7 +54,8 @@ impl RateTracker {
             return prev.rate;
         }
         let delta = u128::from(usage - prev.usage);
-        let rate = u64::try_from(delta * 1_000_000_000 / window as u128).unwrap_or(u64::MAX);
+        let rate = u64::try_from(delta * 1_000_000_000 / u128::from(window.unsigned_abs()))
+            .unwrap_or(u64::MAX);
         self.entries.insert(
             key.to_string(),
             Entry {

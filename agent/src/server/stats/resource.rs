@@ -55,11 +55,17 @@ fn millis(time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
     nanos_of(time) / 1_000_000
 }
 
+/// `n` as the f64 of a sample; past 2^53 it rounds, as every Prometheus value does.
+#[allow(clippy::cast_precision_loss)]
+fn sample(n: u64) -> f64 {
+    n as f64
+}
+
 fn cpu_sample(f: &mut Family, labels: &[(&str, &str)], cpu: Option<&CpuStats>) {
     if let Some(cpu) = cpu
         && let Some(usage) = cpu.usage_core_nano_seconds
     {
-        f.push(labels, usage as f64 / 1e9, Some(millis(&cpu.time)));
+        f.push(labels, sample(usage) / 1e9, Some(millis(&cpu.time)));
     }
 }
 
@@ -67,7 +73,7 @@ fn memory_sample(f: &mut Family, labels: &[(&str, &str)], memory: Option<&Memory
     if let Some(m) = memory
         && let Some(ws) = m.values.working_set_bytes
     {
-        f.push(labels, ws as f64, Some(millis(&m.time)));
+        f.push(labels, sample(ws), Some(millis(&m.time)));
     }
 }
 
@@ -136,7 +142,7 @@ pub fn render(summary: Option<&Summary>) -> Result<String, prometheus::Error> {
                 memory_sample(&mut container_memory, &labels, c.memory.as_ref());
                 let start = nanos_of(&c.start_time);
                 if start > 0 {
-                    container_start.push(&labels, start as f64 / 1e9, None);
+                    container_start.push(&labels, sample(start.unsigned_abs()) / 1e9, None);
                 }
             }
             let labels = [("namespace", ns), ("pod", name)];
