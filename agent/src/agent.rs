@@ -23,12 +23,16 @@ use crate::node_facts::NodeFacts;
 use crate::pods::{
     self, PodContext, admission::Admission, images::Images, log_rotation::LogRotation,
 };
-use crate::runtime::{CriRuntime, RuntimeInfo, health};
+use crate::runtime::{CriRuntime, RuntimeHealth, RuntimeInfo, health};
 
 /// How long start-up waits for the runtime to answer before giving up.
 const RUNTIME_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the runtime's health is checked (kubelet: 5 s).
 const RUNTIME_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How long one health check waits for the runtime: less than the interval, so checks never
+/// overlap.
+const RUNTIME_CHECK_TIMEOUT: Duration =
+    RUNTIME_CHECK_INTERVAL.saturating_sub(Duration::from_secs(1));
 /// How long tasks get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -185,10 +189,8 @@ fn private_dir(root: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs the agent until a shutdown signal. Pods are left running on shutdown.
-pub async fn run(mut config: Config) -> Result<(), StartError> {
-    let client = kube_client(&config.kubeconfig).await?;
-    let (runtime, runtime_name) = runtime(&config).await?;
+/// Creates the private root dir and replaces `config.root_dir` with its resolved path.
+fn prepare_root_dir(config: &mut Config) -> Result<(), StartError> {
     let root_error = |path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| StartError::RootDir { path, source }
@@ -198,43 +200,50 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     // would hide its own mounts from the teardown, which then removes through them.
     config.root_dir =
         std::fs::canonicalize(&config.root_dir).map_err(root_error(&config.root_dir))?;
-    let healthz_listener = if config.healthz_port == 0 {
-        None
-    } else {
-        let addr = SocketAddr::new(config.healthz_bind_address, config.healthz_port);
-        Some(
-            healthz::bind(addr)
-                .await
-                .map_err(|source| StartError::Healthz { addr, source })?,
-        )
-    };
-    let signal = tokio::spawn(shutdown_signal());
+    Ok(())
+}
 
-    let config = Arc::new(config);
-    let cancel = CancellationToken::new();
-    let heartbeat = Heartbeat::default();
-    let first = health::check_once(&runtime, RUNTIME_CHECK_INTERVAL).await;
-    let (health_tx, health_rx) = watch::channel(first);
-    let mut tasks = tokio::task::JoinSet::new();
+/// Binds the /healthz listener, or none when its port is 0.
+async fn bind_healthz(config: &Config) -> Result<Option<tokio::net::TcpListener>, StartError> {
+    if config.healthz_port == 0 {
+        return Ok(None);
+    }
+    let addr = SocketAddr::new(config.healthz_bind_address, config.healthz_port);
+    let listener = healthz::bind(addr)
+        .await
+        .map_err(|source| StartError::Healthz { addr, source })?;
+    Ok(Some(listener))
+}
+
+/// Starts the runtime health monitor and the agent's network plugin, and returns the runtime's
+/// health with the network's readiness laid over it: what the node reports.
+async fn spawn_runtime_health(
+    runtime: CriRuntime,
+    config: &Config,
+    client: &kube::Client,
+    tasks: &mut tokio::task::JoinSet<()>,
+    cancel: &CancellationToken,
+) -> Result<watch::Receiver<RuntimeHealth>, StartError> {
     let cri = runtime.client().clone();
+    let first = health::check_once(&runtime, RUNTIME_CHECK_INTERVAL).await;
+    let (runtime_tx, runtime_health) = watch::channel(first);
     tasks.spawn(health::monitor(
         runtime,
         RUNTIME_CHECK_INTERVAL,
-        RUNTIME_CHECK_INTERVAL - Duration::from_secs(1),
-        health_tx,
+        RUNTIME_CHECK_TIMEOUT,
+        runtime_tx,
     ));
     // The node sees NetworkReady from the agent's own chain (containerd only sees the delegate).
     let network_ready = crate::network::start(
         &config.network,
         client.clone(),
         config.node_name.clone(),
-        cri.clone(),
-        &mut tasks,
-        &cancel,
+        cri,
+        tasks,
+        cancel,
     )
     .await?;
-    let runtime_health = health_rx;
-    let (merged_tx, health_rx) = watch::channel(crate::network::readiness::overlay(
+    let (merged_tx, merged) = watch::channel(crate::network::readiness::overlay(
         &runtime_health.borrow(),
         &network_ready.borrow(),
     ));
@@ -243,6 +252,23 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         network_ready,
         merged_tx,
     ));
+    Ok(merged)
+}
+
+/// Runs the agent until a shutdown signal. Pods are left running on shutdown.
+pub async fn run(mut config: Config) -> Result<(), StartError> {
+    let client = kube_client(&config.kubeconfig).await?;
+    let (runtime, runtime_name) = runtime(&config).await?;
+    prepare_root_dir(&mut config)?;
+    let healthz_listener = bind_healthz(&config).await?;
+    let signal = tokio::spawn(shutdown_signal());
+
+    let config = Arc::new(config);
+    let cancel = CancellationToken::new();
+    let heartbeat = Heartbeat::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let cri = runtime.client().clone();
+    let health_rx = spawn_runtime_health(runtime, &config, &client, &mut tasks, &cancel).await?;
     let machine = MachineInfo::read();
     let node_ip = config.node_ip.unwrap_or_else(machine::detect_node_ip);
     // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.

@@ -19,13 +19,12 @@ pub fn expand(input: &str, vars: &dyn Fn(&str) -> Option<String>) -> String {
             out.push('$');
             rest = tail;
         } else if let Some((name, tail)) = after.strip_prefix('(').and_then(|r| r.split_once(')')) {
-            match vars(name) {
-                Some(value) => out.push_str(&value),
-                None => {
-                    out.push_str("$(");
-                    out.push_str(name);
-                    out.push(')');
-                }
+            if let Some(value) = vars(name) {
+                out.push_str(&value);
+            } else {
+                out.push_str("$(");
+                out.push_str(name);
+                out.push(')');
             }
             rest = tail;
         } else {

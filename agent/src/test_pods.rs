@@ -2,7 +2,7 @@
 //! so that every module's tests can use them without reaching into another module.
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// A pod `web` in namespace `ns` with uid `uid-1` and the given spec.
 pub fn pod(spec: Value) -> Pod {
@@ -14,7 +14,13 @@ pub fn pod(spec: Value) -> Pod {
 
 /// A pod with the given metadata and spec.
 pub fn pod_with(metadata: Value, spec: Value) -> Pod {
-    serde_json::from_value(json!({"metadata": metadata, "spec": spec})).unwrap()
+    let pod: Map<String, Value> = [
+        ("metadata".to_string(), metadata),
+        ("spec".to_string(), spec),
+    ]
+    .into_iter()
+    .collect();
+    serde_json::from_value(Value::Object(pod)).unwrap()
 }
 
 /// A container from JSON.
@@ -24,7 +30,10 @@ pub fn container(c: Value) -> Container {
 
 /// A pod with one container given as JSON.
 pub fn pod_of(c: Value) -> Pod {
-    pod(json!({"containers": [c]}))
+    let spec: Map<String, Value> = [("containers".to_string(), Value::Array(vec![c]))]
+        .into_iter()
+        .collect();
+    pod(Value::Object(spec))
 }
 
 /// The first regular container of `pod`.

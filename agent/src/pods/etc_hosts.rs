@@ -3,6 +3,7 @@
 //! /etc/hosts itself, with the pod's hostname (and FQDN when it has a subdomain) and its
 //! hostAliases. hostNetwork pods get the node's own hosts file plus their hostAliases.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +36,8 @@ fn host_aliases(pod: &Pod) -> String {
     let mut out = String::from("\n# Entries added by HostAliases.\n");
     for a in aliases {
         let names = a.hostnames.clone().unwrap_or_default().join("\t");
-        out.push_str(&format!("{}\t{}\n", a.ip, names));
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "{}\t{}", a.ip, names);
     }
     out
 }
@@ -59,12 +61,14 @@ pub fn content(pod: &Pod, pod_ips: &[String], node_hosts: &str, cluster_domain: 
         .filter(|s| !s.is_empty());
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for ip in pod_ips {
-        match subdomain {
-            Some(sub) => out.push_str(&format!(
-                "{ip}\t{hostname}.{sub}.{ns}.svc.{cluster_domain}\t{hostname}\n"
-            )),
-            None => out.push_str(&format!("{ip}\t{hostname}\n")),
-        }
+        // Writing to a String cannot fail.
+        let _ = match subdomain {
+            Some(sub) => writeln!(
+                out,
+                "{ip}\t{hostname}.{sub}.{ns}.svc.{cluster_domain}\t{hostname}"
+            ),
+            None => writeln!(out, "{ip}\t{hostname}"),
+        };
     }
     out.push_str(&host_aliases(pod));
     out
@@ -117,7 +121,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(spec: serde_json::Value) -> Pod {
+    fn pod(spec: &serde_json::Value) -> Pod {
         serde_json::from_value(json!({
             "metadata": {"name": "web-0", "namespace": "ns", "uid": "u1"},
             "spec": spec,
@@ -128,7 +132,7 @@ mod tests {
     #[test]
     fn pod_network_file_has_defaults_hostname_fqdn_and_aliases() {
         let p = pod(
-            json!({"containers": [], "hostname": "web", "subdomain": "svc1",
+            &json!({"containers": [], "hostname": "web", "subdomain": "svc1",
             "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar"]}]}),
         );
         let text = content(&p, &["10.244.0.5".into()], "", "cluster.local");
@@ -139,7 +143,7 @@ mod tests {
         );
         assert!(text.ends_with("# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar\n"));
         let plain = content(
-            &pod(json!({"containers": []})),
+            &pod(&json!({"containers": []})),
             &["10.244.0.6".into()],
             "",
             "c",
@@ -149,7 +153,7 @@ mod tests {
 
     #[test]
     fn host_network_pods_get_the_node_file() {
-        let p = pod(json!({"containers": [], "hostNetwork": true}));
+        let p = pod(&json!({"containers": [], "hostNetwork": true}));
         let text = content(&p, &[], "127.0.0.1 myhost\n", "cluster.local");
         assert_eq!(
             text,
@@ -159,7 +163,7 @@ mod tests {
 
     #[test]
     fn containers_mounting_their_own_hosts_file_keep_it() {
-        let p = pod(json!({"containers": []}));
+        let p = pod(&json!({"containers": []}));
         let c: Container = serde_json::from_value(json!({"name": "c",
             "volumeMounts": [{"name": "v", "mountPath": "/etc/hosts"}]}))
         .unwrap();
@@ -172,7 +176,7 @@ mod tests {
     #[test]
     fn the_file_is_written_under_the_pod_dir() {
         let dir = tempfile::tempdir().unwrap();
-        let p = pod(json!({"containers": []}));
+        let p = pod(&json!({"containers": []}));
         let m = write(dir.path(), &p, &["10.244.0.9".into()], "cluster.local").unwrap();
         assert_eq!(m.container_path, "/etc/hosts");
         let text = std::fs::read_to_string(&m.host_path).unwrap();

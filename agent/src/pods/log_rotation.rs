@@ -204,18 +204,17 @@ where
     Fut: Future<Output = Result<(), String>>,
 {
     let shown = log.display();
-    let size = match size_of(log).map_err(|e| format!("stat {shown}: {e}"))? {
-        Some(size) => size,
-        None => {
-            // The runtime should always have the file open; a missing one (say, rotated by us
-            // just before a restart of the agent) gets reopened, as kubelet does.
-            reopen()
-                .await
-                .map_err(|e| format!("reopen missing log {shown}: {e}"))?;
-            size_of(log)
-                .map_err(|e| format!("stat {shown}: {e}"))?
-                .ok_or_else(|| format!("log {shown} still missing after reopening it"))?
-        }
+    let size = if let Some(size) = size_of(log).map_err(|e| format!("stat {shown}: {e}"))? {
+        size
+    } else {
+        // The runtime should always have the file open; a missing one (say, rotated by us
+        // just before a restart of the agent) gets reopened, as kubelet does.
+        reopen()
+            .await
+            .map_err(|e| format!("reopen missing log {shown}: {e}"))?;
+        size_of(log)
+            .map_err(|e| format!("stat {shown}: {e}"))?
+            .ok_or_else(|| format!("log {shown} still missing after reopening it"))?
     };
     if size < rotation.max_size_bytes {
         return Ok(None);

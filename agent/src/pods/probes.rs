@@ -97,7 +97,7 @@ impl Probes {
         ctx: &PodContext,
         pod: &Pod,
         status: Option<&PodStatus>,
-        pod_ip: Option<String>,
+        pod_ip: Option<&str>,
     ) {
         let Some(spec) = pod.spec.as_ref() else {
             return;
@@ -144,7 +144,7 @@ impl Probes {
                 continue;
             };
             let target = ProbeTarget {
-                pod_ip: pod_ip.clone(),
+                pod_ip: pod_ip.map(str::to_string),
                 host_ip: ctx.node.host_ip.clone(),
                 container_id: id.clone(),
                 ports: c.ports.clone().unwrap_or_default(),
@@ -265,6 +265,7 @@ impl ProbeResults {
 #[cfg(test)]
 impl ProbeResults {
     /// Results as a probe worker would report them (scenario tests).
+    #[must_use]
     pub fn with(mut self, container: &str, id: &str, kind: ProbeKind, success: bool) -> Self {
         self.results.push(ProbeResult {
             container: container.to_string(),

@@ -280,7 +280,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(spec: serde_json::Value) -> Pod {
+    fn pod(spec: &serde_json::Value) -> Pod {
         serde_json::from_value(json!({
             "metadata": {"name": "web", "namespace": "ns1", "uid": "u-1", "labels": {"app": "web"}},
             "spec": spec
@@ -288,7 +288,7 @@ mod tests {
         .unwrap()
     }
 
-    fn env<'a>(cluster_dns: &'a [String]) -> SandboxEnv<'a> {
+    fn env(cluster_dns: &[String]) -> SandboxEnv<'_> {
         SandboxEnv {
             log_root: Path::new("/var/log/pods"),
             host_resolv_conf: "nameserver 192.0.2.53\nsearch example.test\noptions edns0\n",
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn config_carries_kubelets_labels_log_dir_and_ports() {
-        let p = pod(json!({"containers": [{"name": "c", "image": "i",
+        let p = pod(&json!({"containers": [{"name": "c", "image": "i",
             "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]}]}));
         let c = sandbox_config(&p, 2, &env(&[]));
         let md = c.metadata.unwrap();
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn dns_follows_policy_and_custom_config() {
         let p = pod(
-            json!({"containers": [], "dnsConfig": {"nameservers": ["192.0.2.9"],
+            &json!({"containers": [], "dnsConfig": {"nameservers": ["192.0.2.9"],
             "options": [{"name": "ndots", "value": "2"}]}}),
         );
         let none = [];
@@ -342,7 +342,7 @@ mod tests {
             1
         );
         let p = pod(
-            json!({"containers": [], "dnsPolicy": "None", "dnsConfig": {"nameservers": ["192.0.2.1"]}}),
+            &json!({"containers": [], "dnsPolicy": "None", "dnsConfig": {"nameservers": ["192.0.2.1"]}}),
         );
         assert_eq!(dns_config(&p, &env(&cluster)).servers, ["192.0.2.1"]);
     }
@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn host_namespaces_and_sysctls() {
         let p = pod(
-            json!({"containers": [], "hostNetwork": true, "hostPID": true,
+            &json!({"containers": [], "hostNetwork": true, "hostPID": true,
             "securityContext": {"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}}),
         );
         let c = sandbox_config(&p, 0, &env(&[]));

@@ -4,13 +4,14 @@
 
 use std::time::Instant;
 
-use cri_client::api::PodSandboxConfig;
+use cri_client::api::{self, PodSandboxConfig};
 use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use kube::Api;
 use tracing::{debug, warn};
 
-use super::container::{self, ContainerInputs};
+use super::container::{self, ContainerInputs, ResolvedEnv};
 use super::context::PodContext;
+use super::images::Ensured;
 use super::status::Waiting;
 use super::timing::{Stage, Timings};
 
@@ -74,18 +75,22 @@ fn termination_message_file(
     Some(path)
 }
 
-/// Starts `req.container`. On failure returns the waiting reason to report.
-pub async fn start(
-    ctx: &PodContext,
-    timings: &mut Timings,
-    req: &StartRequest<'_>,
-) -> Result<String, Waiting> {
-    let pod = req.pod;
-    let c = req.container;
-    let name = c.name.as_str();
-    let events = &ctx.events;
+/// Reports a failure the way kubelet does (a `Failed` event saying `Error: msg`) and returns
+/// the waiting reason to show.
+fn failed(ctx: &PodContext, req: &StartRequest<'_>, reason: &str, msg: String) -> Waiting {
+    ctx.events.warning(
+        req.pod,
+        Some(&req.container.name),
+        "Failed",
+        format!("Error: {msg}"),
+    );
+    waiting(reason, msg)
+}
 
-    // Environment (ConfigMaps, Secrets, downward API).
+/// The container's environment (ConfigMaps, Secrets, downward API), with an event for each
+/// `envFrom` source whose keys were skipped.
+async fn environment(ctx: &PodContext, req: &StartRequest<'_>) -> Result<ResolvedEnv, Waiting> {
+    let (pod, c) = (req.pod, req.container);
     let (node, ips) = (&ctx.node, req.pod_ips);
     let resolved = match ctx.env_reads {
         super::context::EnvReads::Api => {
@@ -96,25 +101,30 @@ pub async fn start(
             container::resolve_env(&super::context::NoObjects, pod, c, node, ips).await
         }
     };
-    let env = match resolved {
-        Ok(env) => env,
-        Err(e) => {
-            let msg = e.to_string();
-            events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
-            return Err(waiting("CreateContainerConfigError", msg));
-        }
-    };
+    let env =
+        resolved.map_err(|e| failed(ctx, req, "CreateContainerConfigError", e.to_string()))?;
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     for skipped in &env.skipped {
-        events.warning(
+        ctx.events.warning(
             pod,
-            Some(name),
+            Some(&c.name),
             container::env::INVALID_ENV_NAMES_REASON,
             skipped.event_message(ns),
         );
     }
+    Ok(env)
+}
 
-    // Image.
+/// Makes sure the container's image is there (pulling it with the pod's pull secrets), with
+/// kubelet's events for each outcome.
+async fn image(
+    ctx: &PodContext,
+    timings: &mut Timings,
+    req: &StartRequest<'_>,
+) -> Result<Ensured, Waiting> {
+    let (pod, c) = (req.pod, req.container);
+    let name = c.name.as_str();
+    let events = &ctx.events;
     let image_started = Instant::now();
     let secrets = pull_secrets(ctx, pod).await;
     let image = c.image.clone().unwrap_or_default();
@@ -138,7 +148,7 @@ pub async fn start(
                     format!("Back-off pulling image \"{image}\""),
                 ),
                 "ErrImageNeverPull" => {
-                    events.warning(pod, Some(name), "ErrImageNeverPull", msg.clone())
+                    events.warning(pod, Some(name), "ErrImageNeverPull", msg.clone());
                 }
                 "InvalidImageName" => events.warning(pod, Some(name), "InspectFailed", msg.clone()),
                 _ => {
@@ -149,52 +159,50 @@ pub async fn start(
             return Err(waiting(reason, msg));
         }
     };
-    match ensured.pulled_in {
-        Some(d) => events.normal(
-            pod,
-            Some(name),
-            "Pulled",
-            format!(
-                "Successfully pulled image \"{image}\" in {}ms",
-                d.as_millis()
-            ),
+    let pulled = match ensured.pulled_in {
+        Some(d) => format!(
+            "Successfully pulled image \"{image}\" in {}ms",
+            d.as_millis()
         ),
-        None => events.normal(
-            pod,
-            Some(name),
-            "Pulled",
-            format!("Container image \"{image}\" already present on machine"),
-        ),
-    }
-
-    // Volume mounts (subPath binds included).
-    let mut mounts = match crate::volumes::container_mounts(
-        ctx.volumes.layout(),
-        pod,
-        c,
-        req.volumes,
-        &env.vars,
-    ) {
-        Ok(m) => m,
-        Err(msg) => {
-            events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
-            return Err(waiting("CreateContainerConfigError", msg));
-        }
+        None => format!("Container image \"{image}\" already present on machine"),
     };
+    events.normal(pod, Some(name), "Pulled", pulled);
+    Ok(ensured)
+}
 
-    // The kubelet-managed /etc/hosts.
+/// The container's mounts: its volume mounts (subPath binds included) and the kubelet-managed
+/// /etc/hosts.
+fn mounts(
+    ctx: &PodContext,
+    req: &StartRequest<'_>,
+    env: &ResolvedEnv,
+) -> Result<Vec<api::Mount>, Waiting> {
+    let (pod, c) = (req.pod, req.container);
+    let mut mounts =
+        crate::volumes::container_mounts(ctx.volumes.layout(), pod, c, req.volumes, &env.vars)
+            .map_err(|msg| failed(ctx, req, "CreateContainerConfigError", msg))?;
     if super::etc_hosts::applies(pod, c, &mounts, req.pod_ips) {
-        match super::etc_hosts::write(&ctx.root_dir, pod, req.pod_ips, &ctx.cluster_domain) {
-            Ok(m) => mounts.push(m),
-            Err(e) => {
-                let msg = format!("failed to write the pod's hosts file: {e}");
-                events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
-                return Err(waiting("CreateContainerConfigError", msg));
-            }
-        }
+        let hosts = super::etc_hosts::write(&ctx.root_dir, pod, req.pod_ips, &ctx.cluster_domain)
+            .map_err(|e| {
+            let msg = format!("failed to write the pod's hosts file: {e}");
+            failed(ctx, req, "CreateContainerConfigError", msg)
+        })?;
+        mounts.push(hosts);
     }
+    Ok(mounts)
+}
 
-    // Create.
+/// Creates the container from its config; returns its id.
+async fn create(
+    ctx: &PodContext,
+    timings: &mut Timings,
+    req: &StartRequest<'_>,
+    env: &ResolvedEnv,
+    ensured: &Ensured,
+    mounts: Vec<api::Mount>,
+) -> Result<String, Waiting> {
+    let (pod, c) = (req.pod, req.container);
+    let name = c.name.as_str();
     let create_started = Instant::now();
     let inputs = ContainerInputs {
         pod,
@@ -211,45 +219,43 @@ pub async fn start(
         security: container::SecurityOptions::for_root_dir(&ctx.root_dir),
         ..container::ConfigOptions::default()
     };
-    let config = match container::container_config_with(&inputs, &options) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            let msg = e.to_string();
-            events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
-            return Err(waiting("CreateContainerConfigError", msg));
-        }
-    };
-    let id = match ctx
+    let config = container::container_config_with(&inputs, &options)
+        .map_err(|e| failed(ctx, req, "CreateContainerConfigError", e.to_string()))?;
+    let id = ctx
         .cri
         .create_container(req.sandbox_id, config, req.sandbox_config.clone())
         .await
-    {
-        Ok(id) => id,
-        Err(e) => {
-            let msg = e.to_string();
-            events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
-            return Err(waiting("CreateContainerError", msg));
-        }
-    };
+        .map_err(|e| failed(ctx, req, "CreateContainerError", e.to_string()))?;
     timings.add(Stage::Create, create_started.elapsed());
-    events.normal(
+    ctx.events.normal(
         pod,
         Some(name),
         "Created",
         format!("Created container: {name}"),
     );
+    Ok(id)
+}
 
-    // Start.
+/// Starts `req.container`. On failure returns the waiting reason to report.
+pub async fn start(
+    ctx: &PodContext,
+    timings: &mut Timings,
+    req: &StartRequest<'_>,
+) -> Result<String, Waiting> {
+    let env = environment(ctx, req).await?;
+    let ensured = image(ctx, timings, req).await?;
+    let mounts = mounts(ctx, req, &env)?;
+    let id = create(ctx, timings, req, &env, &ensured, mounts).await?;
+
+    let name = req.container.name.as_str();
     let start_started = Instant::now();
     if let Err(e) = ctx.cri.start_container(&id).await {
-        let msg = e.to_string();
-        events.warning(pod, Some(name), "Failed", format!("Error: {msg}"));
         // The created container stays (exited/created) so its failure shows in the status.
-        return Err(waiting("RunContainerError", msg));
+        return Err(failed(ctx, req, "RunContainerError", e.to_string()));
     }
     timings.add(Stage::Start, start_started.elapsed());
-    events.normal(
-        pod,
+    ctx.events.normal(
+        req.pod,
         Some(name),
         "Started",
         format!("Started container {name}"),

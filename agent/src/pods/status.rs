@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -244,6 +244,78 @@ fn names(statuses: &[&ContainerStatus]) -> String {
     )
 }
 
+/// The pod's conditions, kubelet's four. Each keeps the transition time `previous` has for it
+/// while its status stays the same.
+fn conditions(
+    i: &Inputs<'_>,
+    spec: &PodSpec,
+    previous: &PodStatus,
+    statuses: &[ContainerStatus],
+    incomplete: &[&ContainerStatus],
+    terminal: bool,
+) -> Vec<PodCondition> {
+    let init_done = incomplete.is_empty();
+    let unready: Vec<&ContainerStatus> = statuses.iter().filter(|s| !s.ready).collect();
+    let containers_ready = unready.is_empty() && !terminal;
+    let gates_ok = spec.readiness_gates.iter().flatten().all(|g| {
+        previous
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == g.condition_type && c.status == "True")
+    });
+    let unready_msg = Some(format!(
+        "containers with unready status: {}",
+        names(&unready)
+    ));
+    let sandbox_ready = i.runtime.ready_sandbox().is_some();
+    let mut conditions = vec![
+        condition("PodReadyToStartContainers", sandbox_ready, None, None),
+        condition(
+            "Initialized",
+            init_done,
+            Some("ContainersNotInitialized"),
+            Some(format!(
+                "containers with incomplete status: {}",
+                names(incomplete)
+            )),
+        ),
+        condition(
+            "ContainersReady",
+            containers_ready,
+            Some(if terminal {
+                "PodCompleted"
+            } else {
+                "ContainersNotReady"
+            }),
+            if terminal { None } else { unready_msg.clone() },
+        ),
+        condition(
+            "Ready",
+            containers_ready && gates_ok,
+            Some(if terminal {
+                "PodCompleted"
+            } else if containers_ready {
+                "ReadinessGatesNotReady"
+            } else {
+                "ContainersNotReady"
+            }),
+            if terminal { None } else { unready_msg },
+        ),
+    ];
+    let now = Time(i.now);
+    for c in &mut conditions {
+        let kept = previous
+            .conditions
+            .iter()
+            .flatten()
+            .find(|p| p.type_ == c.type_ && p.status == c.status)
+            .and_then(|p| p.last_transition_time.clone());
+        c.last_transition_time = Some(kept.unwrap_or_else(|| now.clone()));
+    }
+    conditions
+}
+
 /// Computes the status. `previous` (the status the API has) keeps start time and transition times.
 pub fn compute(i: &Inputs<'_>) -> PodStatus {
     let pod = i.pod;
@@ -292,64 +364,7 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
     };
     let terminal = matches!(phase, "Succeeded" | "Failed");
 
-    let unready: Vec<&ContainerStatus> = statuses.iter().filter(|s| !s.ready).collect();
-    let containers_ready = unready.is_empty() && !terminal;
-    let gates_ok = spec.readiness_gates.iter().flatten().all(|g| {
-        previous
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == g.condition_type && c.status == "True")
-    });
-    let unready_msg = Some(format!(
-        "containers with unready status: {}",
-        names(&unready)
-    ));
-    let sandbox_ready = i.runtime.ready_sandbox().is_some();
-    let mut conditions = vec![
-        condition("PodReadyToStartContainers", sandbox_ready, None, None),
-        condition(
-            "Initialized",
-            init_done,
-            Some("ContainersNotInitialized"),
-            Some(format!(
-                "containers with incomplete status: {}",
-                names(&incomplete)
-            )),
-        ),
-        condition(
-            "ContainersReady",
-            containers_ready,
-            Some(if terminal {
-                "PodCompleted"
-            } else {
-                "ContainersNotReady"
-            }),
-            if terminal { None } else { unready_msg.clone() },
-        ),
-        condition(
-            "Ready",
-            containers_ready && gates_ok,
-            Some(if terminal {
-                "PodCompleted"
-            } else if containers_ready {
-                "ReadinessGatesNotReady"
-            } else {
-                "ContainersNotReady"
-            }),
-            if terminal { None } else { unready_msg },
-        ),
-    ];
-    let now = Time(i.now);
-    for c in &mut conditions {
-        let kept = previous
-            .conditions
-            .iter()
-            .flatten()
-            .find(|p| p.type_ == c.type_ && p.status == c.status)
-            .and_then(|p| p.last_transition_time.clone());
-        c.last_transition_time = Some(kept.unwrap_or_else(|| now.clone()));
-    }
+    let conditions = conditions(i, &spec, &previous, &statuses, &incomplete, terminal);
 
     let host_network = spec.host_network.unwrap_or(false);
     let ips: Vec<String> = if host_network {
@@ -370,7 +385,7 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
         }]),
         pod_ip: ips.first().cloned(),
         pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
-        start_time: previous.start_time.or(Some(now)),
+        start_time: previous.start_time.or(Some(Time(i.now))),
         qos_class: Some(qos_class(pod).as_str().to_string()),
         ..PodStatus::default()
     }

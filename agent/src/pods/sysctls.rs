@@ -144,7 +144,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(sysctls: serde_json::Value, host_network: bool) -> Pod {
+    fn pod(sysctls: &serde_json::Value, host_network: bool) -> Pod {
         serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
             "hostNetwork": host_network, "containers": [],
             "securityContext": {"sysctls": sysctls}}}))
@@ -156,28 +156,28 @@ mod tests {
         let a = Allowlist::new(&[]).unwrap();
         assert_eq!(
             a.check(&pod(
-                json!([{"name": "kernel.shm_rmid_forced", "value": "1"}]),
+                &json!([{"name": "kernel.shm_rmid_forced", "value": "1"}]),
                 false
             )),
             Ok(())
         );
         assert_eq!(
             a.check(&pod(
-                json!([{"name": "net/ipv4/tcp_syncookies", "value": "1"}]),
+                &json!([{"name": "net/ipv4/tcp_syncookies", "value": "1"}]),
                 false
             )),
             Ok(())
         );
         assert_eq!(
             a.check(&pod(
-                json!([{"name": "kernel.msgmax", "value": "1"}]),
+                &json!([{"name": "kernel.msgmax", "value": "1"}]),
                 false
             )),
             Err("forbidden sysctl: \"kernel.msgmax\" not allowlisted".to_string())
         );
         assert_eq!(
             a.check(&pod(
-                json!([{"name": "vm.swappiness", "value": "1"}]),
+                &json!([{"name": "vm.swappiness", "value": "1"}]),
                 false
             )),
             Err("forbidden sysctl: \"vm.swappiness\" not allowlisted".to_string())
@@ -190,21 +190,21 @@ mod tests {
             Allowlist::new(&["kernel.msg*".to_string(), "net.core.somaxconn".to_string()]).unwrap();
         assert_eq!(
             a.check(&pod(
-                json!([{"name": "kernel.msgmax", "value": "1"}]),
+                &json!([{"name": "kernel.msgmax", "value": "1"}]),
                 false
             )),
             Ok(())
         );
         assert_eq!(
             a.check(&pod(
-                json!([{"name": "net.core.somaxconn", "value": "1"}]),
+                &json!([{"name": "net.core.somaxconn", "value": "1"}]),
                 false
             )),
             Ok(())
         );
         assert_eq!(
             a.check(&pod(
-                json!([{"name": "net.core.somaxconn", "value": "1"}]),
+                &json!([{"name": "net.core.somaxconn", "value": "1"}]),
                 true
             )),
             Err(
@@ -214,7 +214,7 @@ mod tests {
         );
         assert!(
             a.check(&pod(
-                json!([{"name": "net.ipv4.tcp_syncookies", "value": "1"}]),
+                &json!([{"name": "net.ipv4.tcp_syncookies", "value": "1"}]),
                 true
             ))
             .is_err(),

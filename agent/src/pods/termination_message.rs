@@ -84,6 +84,8 @@ pub fn read(ctx: &PodContext, pod: &Pod, c: &Container, l: &ContainerView) -> Op
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     #[test]
@@ -112,7 +114,10 @@ mod tests {
 
     #[test]
     fn tail_keeps_the_last_lines_and_bytes() {
-        let text: String = (0..100).map(|i| format!("line{i}\n")).collect();
+        let text = (0..100).fold(String::new(), |mut text, i| {
+            writeln!(text, "line{i}").unwrap();
+            text
+        });
         let t = tail(&text, 80, 2048);
         assert!(t.starts_with("line20\n") && t.ends_with("line99"));
         let t = tail(&text, 80, 10);

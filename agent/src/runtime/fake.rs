@@ -300,11 +300,8 @@ fn image(name: &str) -> Image {
     }
 }
 
-/// Every fake call is accepted (failures are injected by the recording wrapper).
-fn ok() -> Result<(), CriError> {
-    Ok(())
-}
-
+/// Every fake call is accepted (failures are injected by the recording wrapper), and answered
+/// at once.
 fn ready<'a, T: Send + 'a>(result: Result<T, CriError>) -> BoxFuture<'a, Result<T, CriError>> {
     async move { result }.boxed()
 }
@@ -314,7 +311,7 @@ impl PodRuntime for FakeRuntime {
         &self,
         filter: Option<PodSandboxFilter>,
     ) -> BoxFuture<'_, Result<Vec<PodSandbox>, CriError>> {
-        ready(ok().map(|()| self.list_sandboxes(filter)))
+        ready(Ok(self.list_sandboxes(filter)))
     }
 
     fn pod_sandbox_status<'a>(
@@ -322,7 +319,7 @@ impl PodRuntime for FakeRuntime {
         sandbox_id: &'a str,
         _verbose: bool,
     ) -> BoxFuture<'a, Result<PodSandboxStatusResponse, CriError>> {
-        ready(ok().and_then(|()| self.sandbox_status(sandbox_id)))
+        ready(self.sandbox_status(sandbox_id))
     }
 
     fn run_pod_sandbox<'a>(
@@ -330,46 +327,44 @@ impl PodRuntime for FakeRuntime {
         config: PodSandboxConfig,
         _runtime_handler: &'a str,
     ) -> BoxFuture<'a, Result<String, CriError>> {
-        ready(ok().map(|()| self.run_sandbox(config)))
+        ready(Ok(self.run_sandbox(config)))
     }
 
     fn stop_pod_sandbox<'a>(&'a self, sandbox_id: &'a str) -> BoxFuture<'a, Result<(), CriError>> {
-        let result = ok().map(|()| {
-            let mut state = self.lock();
-            for s in state.sandboxes.iter_mut().filter(|s| s.id == sandbox_id) {
-                s.ready = false;
+        let mut state = self.lock();
+        for s in state.sandboxes.iter_mut().filter(|s| s.id == sandbox_id) {
+            s.ready = false;
+        }
+        for c in state
+            .containers
+            .iter_mut()
+            .filter(|c| c.sandbox_id == sandbox_id)
+        {
+            if c.state == ContainerState::ContainerRunning {
+                c.state = ContainerState::ContainerExited;
+                c.exit_code = 137;
             }
-            for c in state
-                .containers
-                .iter_mut()
-                .filter(|c| c.sandbox_id == sandbox_id)
-            {
-                if c.state == ContainerState::ContainerRunning {
-                    c.state = ContainerState::ContainerExited;
-                    c.exit_code = 137;
-                }
-            }
-        });
-        ready(result)
+        }
+        drop(state);
+        ready(Ok(()))
     }
 
     fn remove_pod_sandbox<'a>(
         &'a self,
         sandbox_id: &'a str,
     ) -> BoxFuture<'a, Result<(), CriError>> {
-        let result = ok().map(|()| {
-            let mut state = self.lock();
-            state.sandboxes.retain(|s| s.id != sandbox_id);
-            state.containers.retain(|c| c.sandbox_id != sandbox_id);
-        });
-        ready(result)
+        let mut state = self.lock();
+        state.sandboxes.retain(|s| s.id != sandbox_id);
+        state.containers.retain(|c| c.sandbox_id != sandbox_id);
+        drop(state);
+        ready(Ok(()))
     }
 
     fn list_containers(
         &self,
         filter: Option<ContainerFilter>,
     ) -> BoxFuture<'_, Result<Vec<Container>, CriError>> {
-        ready(ok().map(|()| self.list(filter)))
+        ready(Ok(self.list(filter)))
     }
 
     fn container_status<'a>(
@@ -377,9 +372,7 @@ impl PodRuntime for FakeRuntime {
         container_id: &'a str,
         _verbose: bool,
     ) -> BoxFuture<'a, Result<ContainerStatusResponse, CriError>> {
-        ready(ok().and_then(|()| {
-            self.with_container("container_status", container_id, |c, _| status_of(c))
-        }))
+        ready(self.with_container("container_status", container_id, |c, _| status_of(c)))
     }
 
     fn create_container<'a>(
@@ -388,16 +381,16 @@ impl PodRuntime for FakeRuntime {
         config: ContainerConfig,
         _sandbox_config: PodSandboxConfig,
     ) -> BoxFuture<'a, Result<String, CriError>> {
-        ready(ok().and_then(|()| self.create(sandbox_id, config)))
+        ready(self.create(sandbox_id, config))
     }
 
     fn start_container<'a>(&'a self, container_id: &'a str) -> BoxFuture<'a, Result<(), CriError>> {
-        ready(ok().and_then(|()| {
+        ready(
             self.with_container("start_container", container_id, |c, now| {
                 c.state = ContainerState::ContainerRunning;
                 c.started_at = now;
-            })
-        }))
+            }),
+        )
     }
 
     fn stop_container<'a>(
@@ -405,25 +398,23 @@ impl PodRuntime for FakeRuntime {
         container_id: &'a str,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<(), CriError>> {
-        ready(ok().and_then(|()| {
+        ready(
             self.with_container("stop_container", container_id, |c, now| {
                 if c.state == ContainerState::ContainerRunning {
                     c.state = ContainerState::ContainerExited;
                     c.finished_at = now;
                     c.exit_code = 143;
                 }
-            })
-        }))
+            }),
+        )
     }
 
     fn remove_container<'a>(
         &'a self,
         container_id: &'a str,
     ) -> BoxFuture<'a, Result<(), CriError>> {
-        let result = ok().map(|()| {
-            self.lock().containers.retain(|c| c.id != container_id);
-        });
-        ready(result)
+        self.lock().containers.retain(|c| c.id != container_id);
+        ready(Ok(()))
     }
 
     fn exec_sync<'a>(
@@ -432,26 +423,23 @@ impl PodRuntime for FakeRuntime {
         _cmd: Vec<String>,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecSyncResponse, CriError>> {
-        ready(ok().map(|()| ExecSyncResponse::default()))
+        ready(Ok(ExecSyncResponse::default()))
     }
 
     fn reopen_container_log<'a>(
         &'a self,
         _container_id: &'a str,
     ) -> BoxFuture<'a, Result<(), CriError>> {
-        ready(ok())
+        ready(Ok(()))
     }
 
     /// As containerd 1.6: no event stream, so the pod side relists.
     fn get_container_events(&self) -> BoxFuture<'_, Result<ContainerEvents, CriError>> {
-        let result = ok().and_then(|()| {
-            Err(CriError::Status {
-                op: "get_container_events",
-                code: Code::Unimplemented,
-                message: "the fake runtime has no events".to_string(),
-            })
-        });
-        ready(result)
+        ready(Err(CriError::Status {
+            op: "get_container_events",
+            code: Code::Unimplemented,
+            message: "the fake runtime has no events".to_string(),
+        }))
     }
 
     fn image_status<'a>(
@@ -459,7 +447,7 @@ impl PodRuntime for FakeRuntime {
         image_name: &'a str,
         _verbose: bool,
     ) -> BoxFuture<'a, Result<ImageStatusResponse, CriError>> {
-        ready(ok().map(|()| ImageStatusResponse {
+        ready(Ok(ImageStatusResponse {
             image: Some(image(image_name)),
             ..ImageStatusResponse::default()
         }))
@@ -471,6 +459,6 @@ impl PodRuntime for FakeRuntime {
         _auth: Option<AuthConfig>,
         _sandbox_config: Option<PodSandboxConfig>,
     ) -> BoxFuture<'a, Result<String, CriError>> {
-        ready(ok().map(|()| image(image_name).id))
+        ready(Ok(image(image_name).id))
     }
 }

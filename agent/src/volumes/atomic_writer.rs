@@ -795,18 +795,18 @@ mod tests {
         assert!(write(&t.vol, &p, Some(4242)).unwrap());
         t.holds(&p);
         let cur = t.current();
-        let b = std::fs::metadata(cur.join("sub/b")).unwrap();
-        assert_eq!(b.gid(), 4242);
-        assert_eq!(b.mode() & 0o7777, 0o440, "0400 | 0440");
-        let a = std::fs::metadata(cur.join("a")).unwrap();
-        assert_eq!((a.gid(), a.mode() & 0o7777), (4242, 0o644));
-        for d in [cur.clone(), cur.join("sub"), t.vol.clone()] {
-            let m = std::fs::metadata(&d).unwrap();
-            assert_eq!(m.gid(), 4242, "{d:?}");
+        let file_b = std::fs::metadata(cur.join("sub/b")).unwrap();
+        assert_eq!(file_b.gid(), 4242);
+        assert_eq!(file_b.mode() & 0o7777, 0o440, "0400 | 0440");
+        let file_a = std::fs::metadata(cur.join("a")).unwrap();
+        assert_eq!((file_a.gid(), file_a.mode() & 0o7777), (4242, 0o644));
+        for dir in [cur.clone(), cur.join("sub"), t.vol.clone()] {
+            let meta = std::fs::metadata(&dir).unwrap();
+            assert_eq!(meta.gid(), 4242, "{dir:?}");
             assert_eq!(
-                m.mode() & 0o2550,
+                meta.mode() & 0o2550,
                 0o2550,
-                "{d:?}: setgid and r-x for the group"
+                "{dir:?}: setgid and r-x for the group"
             );
         }
         assert_eq!(std::fs::metadata(&cur).unwrap().mode() & 0o7777, 0o2755);

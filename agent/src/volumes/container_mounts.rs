@@ -25,11 +25,11 @@ fn propagation(mode: Option<&str>) -> i32 {
 
 /// The mounts of `c`; `paths` are the pod's ready volumes, `env` the container's resolved
 /// environment (for subPathExpr). Errors are kubelet's CreateContainerConfigError texts.
-pub fn container_mounts(
+pub fn container_mounts<S: std::hash::BuildHasher>(
     layout: &Layout,
     pod: &Pod,
     c: &Container,
-    paths: &HashMap<String, PathBuf>,
+    paths: &HashMap<String, PathBuf, S>,
     env: &[(String, String)],
 ) -> Result<Vec<api::Mount>, String> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();

@@ -504,12 +504,13 @@ fn move_up(stack: &mut [Frame], name: &OsStr, moved: &mut u64) -> Result<()> {
         let to = OsString::from(format!("..removing.{moved}"));
         *moved += 1;
         match here.dir.rename_to(name, &top.dir, &to) {
-            Err(e) if e.errno() == Some(Errno::EXIST) && *moved < 1 << 20 => continue,
-            Err(e) => return Err(e),
             Ok(()) => {
                 top.pending.push(to);
                 return Ok(());
             }
+            // The name is taken: try the next one.
+            Err(e) if e.errno() == Some(Errno::EXIST) && *moved < 1 << 20 => {}
+            Err(e) => return Err(e),
         }
     }
 }

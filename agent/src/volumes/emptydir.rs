@@ -111,14 +111,14 @@ mod tests {
 
     #[test]
     fn fs_group_owns_the_empty_dir_and_what_it_holds() {
-        let d = tempfile::tempdir().unwrap();
-        let canary = d.path().join("canary");
+        let tmp = tempfile::tempdir().unwrap();
+        let canary = tmp.path().join("canary");
         std::fs::write(&canary, "x").unwrap();
         std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let dir = d.path().join("v");
+        let dir = tmp.path().join("v");
         set_up(&dir, None, Some(3456)).unwrap();
-        let m = std::fs::metadata(&dir).unwrap();
-        assert_eq!((m.gid(), m.mode() & 0o7777), (3456, 0o2777));
+        let root = std::fs::metadata(&dir).unwrap();
+        assert_eq!((root.gid(), root.mode() & 0o7777), (3456, 0o2777));
 
         // After an agent restart: what containers wrote gets the group too, links are not
         // followed.
@@ -129,12 +129,12 @@ mod tests {
             .unwrap();
         std::os::unix::fs::symlink(&canary, dir.join("sub/link")).unwrap();
         set_up(&dir, None, Some(3456)).unwrap();
-        let f = std::fs::metadata(dir.join("sub/f")).unwrap();
-        assert_eq!((f.gid(), f.mode() & 0o7777), (3456, 0o660));
-        let s = std::fs::metadata(dir.join("sub")).unwrap();
-        assert_eq!((s.gid(), s.mode() & 0o7777), (3456, 0o2770));
-        let c = std::fs::metadata(&canary).unwrap();
-        assert_eq!(c.mode() & 0o7777, 0o600);
-        assert_ne!(c.gid(), 3456);
+        let file = std::fs::metadata(dir.join("sub/f")).unwrap();
+        assert_eq!((file.gid(), file.mode() & 0o7777), (3456, 0o660));
+        let sub = std::fs::metadata(dir.join("sub")).unwrap();
+        assert_eq!((sub.gid(), sub.mode() & 0o7777), (3456, 0o2770));
+        let target = std::fs::metadata(&canary).unwrap();
+        assert_eq!(target.mode() & 0o7777, 0o600);
+        assert_ne!(target.gid(), 3456);
     }
 }

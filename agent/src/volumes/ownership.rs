@@ -155,7 +155,7 @@ mod tests {
         .unwrap();
         assert_eq!(pod_fs_group(&pod).unwrap(), Some(2000));
         assert_eq!(pod_fs_group(&Pod::default()).unwrap(), None);
-        for bad in [-1i64, 4294967295] {
+        for bad in [-1i64, 4_294_967_295] {
             let pod: Pod = serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "p"},
                 "spec": {"securityContext": {"fsGroup": bad}, "containers": []}}))
@@ -166,11 +166,11 @@ mod tests {
 
     #[test]
     fn a_tree_gets_group_and_modes_without_following_links() {
-        let d = tempfile::tempdir().unwrap();
-        let canary = d.path().join("canary");
+        let tmp = tempfile::tempdir().unwrap();
+        let canary = tmp.path().join("canary");
         std::fs::write(&canary, "x").unwrap();
         std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let vol = d.path().join("vol");
+        let vol = tmp.path().join("vol");
         std::fs::create_dir_all(vol.join("sub")).unwrap();
         std::fs::write(vol.join("sub/f"), "x").unwrap();
         std::fs::set_permissions(vol.join("sub/f"), std::fs::Permissions::from_mode(0o600))
@@ -180,17 +180,21 @@ mod tests {
         FsGroup::new(4321, Access::ReadWrite)
             .apply_tree(&dir)
             .unwrap();
-        let f = std::fs::metadata(vol.join("sub/f")).unwrap();
-        assert_eq!(f.gid(), 4321);
-        assert_eq!(f.mode() & 0o7777, 0o660);
-        let s = std::fs::metadata(vol.join("sub")).unwrap();
-        assert_eq!(s.gid(), 4321);
-        assert_eq!(s.mode() & 0o2000, 0o2000);
-        assert_eq!(s.mode() & 0o770, 0o770);
-        let l = std::fs::symlink_metadata(vol.join("sub/link")).unwrap();
-        assert_eq!(l.gid(), 4321, "the link itself is chowned");
-        let c = std::fs::metadata(&canary).unwrap();
-        assert_eq!(c.mode() & 0o7777, 0o600, "the link's target is not touched");
-        assert_ne!(c.gid(), 4321);
+        let file = std::fs::metadata(vol.join("sub/f")).unwrap();
+        assert_eq!(file.gid(), 4321);
+        assert_eq!(file.mode() & 0o7777, 0o660);
+        let sub = std::fs::metadata(vol.join("sub")).unwrap();
+        assert_eq!(sub.gid(), 4321);
+        assert_eq!(sub.mode() & 0o2000, 0o2000);
+        assert_eq!(sub.mode() & 0o770, 0o770);
+        let link = std::fs::symlink_metadata(vol.join("sub/link")).unwrap();
+        assert_eq!(link.gid(), 4321, "the link itself is chowned");
+        let target = std::fs::metadata(&canary).unwrap();
+        assert_eq!(
+            target.mode() & 0o7777,
+            0o600,
+            "the link's target is not touched"
+        );
+        assert_ne!(target.gid(), 4321);
     }
 }

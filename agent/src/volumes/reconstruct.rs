@@ -58,7 +58,7 @@ pub async fn clean_orphans(volumes: &super::Volumes, known: impl Fn(&str) -> boo
     for p in found.iter().filter(|p| !known(&p.uid)) {
         match volumes.teardown(&p.uid).await {
             Ok(()) => {
-                info!(uid = %p.uid, volumes = p.volumes.len(), "orphaned pod directory removed")
+                info!(uid = %p.uid, volumes = p.volumes.len(), "orphaned pod directory removed");
             }
             Err(e) => warn!(uid = %p.uid, error = %e, "cannot clean orphaned pod directory"),
         }

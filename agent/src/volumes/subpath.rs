@@ -270,7 +270,7 @@ mod tests {
 
     struct Vol {
         tmp: tempfile::TempDir,
-        vol: PathBuf,
+        path: PathBuf,
         base: PathBuf,
         canary: PathBuf,
     }
@@ -286,13 +286,13 @@ mod tests {
         let base = std::fs::canonicalize(&vol).unwrap();
         Vol {
             tmp,
-            vol,
+            path: vol,
             base,
             canary,
         }
     }
 
-    fn escapes(r: Result<OwnedFd, SubPathError>) -> bool {
+    fn escapes(r: &Result<OwnedFd, SubPathError>) -> bool {
         matches!(r, Err(SubPathError::Escapes { .. }))
     }
 
@@ -319,37 +319,37 @@ mod tests {
     #[test]
     fn resolves_inside_and_refuses_escapes() {
         let v = vol();
-        symlink("a", v.vol.join("inside")).unwrap();
-        symlink("/etc", v.vol.join("outside")).unwrap();
-        symlink("../..", v.vol.join("a/up")).unwrap();
+        symlink("a", v.path.join("inside")).unwrap();
+        symlink("/etc", v.path.join("outside")).unwrap();
+        symlink("../..", v.path.join("a/up")).unwrap();
 
         assert_eq!(
-            path_of(&resolve(&v.vol, "a/f").unwrap()),
+            path_of(&resolve(&v.path, "a/f").unwrap()),
             v.base.join("a/f")
         );
         assert_eq!(
-            path_of(&resolve(&v.vol, "./a//f").unwrap()),
+            path_of(&resolve(&v.path, "./a//f").unwrap()),
             v.base.join("a/f")
         );
         assert_eq!(
-            path_of(&resolve(&v.vol, "inside/f").unwrap()),
+            path_of(&resolve(&v.path, "inside/f").unwrap()),
             v.base.join("a/f")
         );
-        assert_eq!(path_of(&resolve(&v.vol, ".").unwrap()), v.base);
+        assert_eq!(path_of(&resolve(&v.path, ".").unwrap()), v.base);
         assert_eq!(
-            path_of(&resolve(&v.vol, "new/dir").unwrap()),
+            path_of(&resolve(&v.path, "new/dir").unwrap()),
             v.base.join("new/dir")
         );
         assert!(v.base.join("new/dir").is_dir());
-        assert!(escapes(resolve(&v.vol, "outside")));
-        assert!(escapes(resolve(&v.vol, "outside/passwd")));
-        assert!(escapes(resolve(&v.vol, "a/up/x")));
+        assert!(escapes(&resolve(&v.path, "outside")));
+        assert!(escapes(&resolve(&v.path, "outside/passwd")));
+        assert!(escapes(&resolve(&v.path, "a/up/x")));
         assert!(matches!(
-            resolve(&v.vol, "../x"),
+            resolve(&v.path, "../x"),
             Err(SubPathError::Backsteps(_))
         ));
         assert!(matches!(
-            resolve(&v.vol, "/etc"),
+            resolve(&v.path, "/etc"),
             Err(SubPathError::Backsteps(_))
         ));
         assert!(!v.tmp.path().join("x").exists());
@@ -360,12 +360,12 @@ mod tests {
         let v = vol();
         // An absolute link is refused even when it names a place inside the volume: the
         // container sees the volume elsewhere, so the agent must not interpret it.
-        symlink(v.base.join("a"), v.vol.join("abs_inside")).unwrap();
-        symlink(&v.canary, v.vol.join("abs")).unwrap();
-        symlink("../canary", v.vol.join("up")).unwrap();
-        symlink("a/../../canary", v.vol.join("up2")).unwrap();
+        symlink(v.base.join("a"), v.path.join("abs_inside")).unwrap();
+        symlink(&v.canary, v.path.join("abs")).unwrap();
+        symlink("../canary", v.path.join("up")).unwrap();
+        symlink("a/../../canary", v.path.join("up2")).unwrap();
         for sub in ["abs_inside", "abs", "abs/new", "up", "up/new", "up2/new"] {
-            assert!(escapes(resolve(&v.vol, sub)), "{sub}");
+            assert!(escapes(&resolve(&v.path, sub)), "{sub}");
         }
         assert!(!v.canary.join("new").exists(), "nothing made outside");
     }
@@ -373,21 +373,21 @@ mod tests {
     #[test]
     fn parent_steps_inside_the_volume_are_fine() {
         let v = vol();
-        std::fs::create_dir(v.vol.join("b")).unwrap();
-        symlink("../b", v.vol.join("a/sib")).unwrap();
-        symlink("..", v.vol.join("a/top")).unwrap();
-        symlink("../a/f", v.vol.join("b/file")).unwrap();
+        std::fs::create_dir(v.path.join("b")).unwrap();
+        symlink("../b", v.path.join("a/sib")).unwrap();
+        symlink("..", v.path.join("a/top")).unwrap();
+        symlink("../a/f", v.path.join("b/file")).unwrap();
         assert_eq!(
-            path_of(&resolve(&v.vol, "a/sib").unwrap()),
+            path_of(&resolve(&v.path, "a/sib").unwrap()),
             v.base.join("b")
         );
         assert_eq!(
-            path_of(&resolve(&v.vol, "a/top/a/f").unwrap()),
+            path_of(&resolve(&v.path, "a/top/a/f").unwrap()),
             v.base.join("a/f")
         );
-        assert_eq!(path_of(&resolve(&v.vol, "a/top").unwrap()), v.base);
+        assert_eq!(path_of(&resolve(&v.path, "a/top").unwrap()), v.base);
         assert_eq!(
-            path_of(&resolve(&v.vol, "b/file").unwrap()),
+            path_of(&resolve(&v.path, "b/file").unwrap()),
             v.base.join("a/f")
         );
     }
@@ -395,48 +395,51 @@ mod tests {
     #[test]
     fn link_chains_are_followed_and_loops_stop() {
         let v = vol();
-        symlink("l2", v.vol.join("l1")).unwrap();
-        symlink("l3/", v.vol.join("l2")).unwrap();
-        symlink("a", v.vol.join("l3")).unwrap();
+        symlink("l2", v.path.join("l1")).unwrap();
+        symlink("l3/", v.path.join("l2")).unwrap();
+        symlink("a", v.path.join("l3")).unwrap();
         assert_eq!(
-            path_of(&resolve(&v.vol, "l1/f").unwrap()),
+            path_of(&resolve(&v.path, "l1/f").unwrap()),
             v.base.join("a/f")
         );
-        symlink("x1", v.vol.join("x2")).unwrap();
-        symlink("x2", v.vol.join("x1")).unwrap();
-        symlink("self", v.vol.join("self")).unwrap();
+        symlink("x1", v.path.join("x2")).unwrap();
+        symlink("x2", v.path.join("x1")).unwrap();
+        symlink("self", v.path.join("self")).unwrap();
         for sub in ["x1", "x2/y", "self"] {
             assert!(
-                matches!(resolve(&v.vol, sub), Err(SubPathError::TooManyLinks { .. })),
+                matches!(
+                    resolve(&v.path, sub),
+                    Err(SubPathError::TooManyLinks { .. })
+                ),
                 "{sub}"
             );
         }
         // A chain of exactly 40 links resolves, 41 do not.
         for i in 0..41 {
-            symlink(format!("c{}", i + 1), v.vol.join(format!("c{i}"))).unwrap();
+            symlink(format!("c{}", i + 1), v.path.join(format!("c{i}"))).unwrap();
         }
-        std::fs::create_dir(v.vol.join("c41")).unwrap();
-        assert!(resolve(&v.vol, "c1").is_ok());
+        std::fs::create_dir(v.path.join("c41")).unwrap();
+        assert!(resolve(&v.path, "c1").is_ok());
         assert!(matches!(
-            resolve(&v.vol, "c0"),
+            resolve(&v.path, "c0"),
             Err(SubPathError::TooManyLinks { .. })
         ));
         // A chain that ends outside escapes.
-        symlink("/", v.vol.join("c41/out")).unwrap();
-        assert!(escapes(resolve(&v.vol, "c2/out")));
+        symlink("/", v.path.join("c41/out")).unwrap();
+        assert!(escapes(&resolve(&v.path, "c2/out")));
     }
 
     #[test]
     fn missing_directories_are_made_only_inside() {
         let v = vol();
-        std::fs::set_permissions(&v.vol, std::fs::Permissions::from_mode(0o770)).unwrap();
-        symlink("../canary/made", v.vol.join("dangling_out")).unwrap();
-        symlink("made_in", v.vol.join("dangling_in")).unwrap();
-        assert!(escapes(resolve(&v.vol, "dangling_out")));
-        assert!(escapes(resolve(&v.vol, "dangling_out/deeper")));
+        std::fs::set_permissions(&v.path, std::fs::Permissions::from_mode(0o770)).unwrap();
+        symlink("../canary/made", v.path.join("dangling_out")).unwrap();
+        symlink("made_in", v.path.join("dangling_in")).unwrap();
+        assert!(escapes(&resolve(&v.path, "dangling_out")));
+        assert!(escapes(&resolve(&v.path, "dangling_out/deeper")));
         assert!(!v.canary.join("made").exists());
         assert_eq!(
-            path_of(&resolve(&v.vol, "dangling_in/x").unwrap()),
+            path_of(&resolve(&v.path, "dangling_in/x").unwrap()),
             v.base.join("made_in/x")
         );
         let mode = std::fs::metadata(v.base.join("made_in/x"))
@@ -446,7 +449,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o770, "the volume directory's mode");
         // A file in the middle of the path.
         assert!(matches!(
-            resolve(&v.vol, "a/f/g"),
+            resolve(&v.path, "a/f/g"),
             Err(SubPathError::Io { .. })
         ));
         assert!(!v.base.join("a/f/g").exists());
@@ -463,7 +466,7 @@ mod tests {
     fn binds_what_was_resolved() {
         let v = vol();
         let target = v.tmp.path().join("pod/volume-subpaths/v/c/0");
-        match bind(&v.vol, "a", &target) {
+        match bind(&v.path, "a", &target) {
             Ok(_) => {}
             // Not root (mounts need CAP_SYS_ADMIN): the resolution tests cover the rest.
             Err(SubPathError::Io { message, .. }) if message.contains("ermission") => return,
@@ -472,13 +475,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(target.join("f")).unwrap(), "x");
         mounts::unmount(&target).unwrap();
         let file_target = v.tmp.path().join("pod/volume-subpaths/v/c/1");
-        bind(&v.vol, "a/f", &file_target).unwrap();
+        bind(&v.path, "a/f", &file_target).unwrap();
         assert_eq!(std::fs::read_to_string(&file_target).unwrap(), "x");
         mounts::unmount(&file_target).unwrap();
-        symlink(&v.canary, v.vol.join("evil")).unwrap();
+        symlink(&v.canary, v.path.join("evil")).unwrap();
         let evil_target = v.tmp.path().join("pod/volume-subpaths/v/c/2");
         assert!(matches!(
-            bind(&v.vol, "evil", &evil_target),
+            bind(&v.path, "evil", &evil_target),
             Err(SubPathError::Escapes { .. })
         ));
         assert!(!mounts::is_mount_point(&evil_target));

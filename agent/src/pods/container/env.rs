@@ -175,12 +175,11 @@ struct OrderedEnv {
 
 impl OrderedEnv {
     fn set(&mut self, name: String, value: String) {
-        match self.index.get(&name) {
-            Some(&i) => self.vars[i].1 = value,
-            None => {
-                self.index.insert(name.clone(), self.vars.len());
-                self.vars.push((name, value));
-            }
+        if let Some(&i) = self.index.get(&name) {
+            self.vars[i].1 = value;
+        } else {
+            self.index.insert(name.clone(), self.vars.len());
+            self.vars.push((name, value));
         }
     }
 
@@ -476,7 +475,7 @@ mod tests {
     }
 
     impl FakeSource {
-        fn with_config_map(mut self, ns: &str, name: &str, data: Value) -> Self {
+        fn with_config_map(mut self, ns: &str, name: &str, data: &Value) -> Self {
             let cm = serde_json::from_value(
                 json!({"metadata": {"name": name, "namespace": ns}, "data": data}),
             )
@@ -485,7 +484,7 @@ mod tests {
             self
         }
 
-        fn with_secret(mut self, ns: &str, name: &str, data: Value) -> Self {
+        fn with_secret(mut self, ns: &str, name: &str, data: &Value) -> Self {
             let mut secret: Secret =
                 serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}}))
                     .unwrap();
@@ -602,8 +601,8 @@ mod tests {
     #[tokio::test]
     async fn env_from_then_env_with_overrides_in_definition_order() {
         let src = FakeSource::default()
-            .with_config_map("ns", "cfg", json!({"B": "from-cm", "A": "cm-a"}))
-            .with_secret("ns", "sec", json!({"TOKEN": "s3cret"}));
+            .with_config_map("ns", "cfg", &json!({"B": "from-cm", "A": "cm-a"}))
+            .with_secret("ns", "sec", &json!({"TOKEN": "s3cret"}));
         let env = resolve(
             &src,
             json!({"name": "c",
@@ -627,7 +626,7 @@ mod tests {
 
     #[tokio::test]
     async fn values_expand_against_earlier_variables_only() {
-        let src = FakeSource::default().with_config_map("ns", "cfg", json!({"HOST": "db"}));
+        let src = FakeSource::default().with_config_map("ns", "cfg", &json!({"HOST": "db"}));
         let env = resolve(
             &src,
             json!({"name": "c",
@@ -661,8 +660,8 @@ mod tests {
     #[tokio::test]
     async fn value_from_sources() {
         let src = FakeSource::default()
-            .with_config_map("ns", "cfg", json!({"k": "$(NOT_EXPANDED)"}))
-            .with_secret("ns", "sec", json!({"pw": "hunter2"}));
+            .with_config_map("ns", "cfg", &json!({"k": "$(NOT_EXPANDED)"}))
+            .with_secret("ns", "sec", &json!({"pw": "hunter2"}));
         let env = resolve(
             &src,
             json!({"name": "c",
@@ -695,8 +694,8 @@ mod tests {
     #[tokio::test]
     async fn missing_required_references_fail_with_kubelet_messages() {
         let src = FakeSource::default()
-            .with_config_map("ns", "cfg", json!({"a": "1"}))
-            .with_secret("ns", "sec", json!({"a": "1"}));
+            .with_config_map("ns", "cfg", &json!({"a": "1"}))
+            .with_secret("ns", "sec", &json!({"a": "1"}));
         let cases = [
             (
                 json!({"configMapKeyRef": {"name": "nope", "key": "a"}}),
@@ -752,8 +751,8 @@ mod tests {
     #[tokio::test]
     async fn optional_references_are_skipped() {
         let src = FakeSource::default()
-            .with_config_map("ns", "cfg", json!({"a": "1"}))
-            .with_secret("ns", "sec", json!({"a": "1"}));
+            .with_config_map("ns", "cfg", &json!({"a": "1"}))
+            .with_secret("ns", "sec", &json!({"a": "1"}));
         let env = resolve(
             &src,
             json!({"name": "c",
@@ -777,7 +776,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_env_from_keys_are_skipped_and_reported() {
-        let mut src = FakeSource::default().with_config_map("ns", "cfg", json!({"good": "1"}));
+        let mut src = FakeSource::default().with_config_map("ns", "cfg", &json!({"good": "1"}));
         // Keys the API would not accept, to exercise the guard.
         let cm = src
             .config_maps
@@ -814,7 +813,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_object_is_read_once() {
-        let src = FakeSource::default().with_config_map("ns", "cfg", json!({"a": "1", "b": "2"}));
+        let src = FakeSource::default().with_config_map("ns", "cfg", &json!({"a": "1", "b": "2"}));
         resolve(
             &src,
             json!({"name": "c",

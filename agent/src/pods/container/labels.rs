@@ -120,7 +120,7 @@ fn insert_json(a: &mut HashMap<String, String>, key: &str, value: &impl Serializ
             a.insert(key.to_string(), json);
         }
         Err(e) => {
-            tracing::warn!(annotation = key, error = %e, "cannot encode container annotation")
+            tracing::warn!(annotation = key, error = %e, "cannot encode container annotation");
         }
     }
 }
@@ -164,7 +164,9 @@ pub struct ContainerAnnotations {
 }
 
 /// Reads [`ContainerAnnotations`] back; missing or unreadable values are left empty.
-pub fn parse_container_annotations(a: &HashMap<String, String>) -> ContainerAnnotations {
+pub fn parse_container_annotations<S: std::hash::BuildHasher>(
+    a: &HashMap<String, String, S>,
+) -> ContainerAnnotations {
     let text = |k: &str| a.get(k).cloned();
     let int = |k: &str| a.get(k).and_then(|v| v.parse::<i64>().ok());
     ContainerAnnotations {

@@ -226,7 +226,7 @@ mod tests {
 
     const GI: u64 = 1 << 30;
 
-    fn web(container: Value) -> Pod {
+    fn web(container: &Value) -> Pod {
         pod_with(
             json!({"name": "web", "namespace": "ns", "uid": "uid-1"}),
             json!({"terminationGracePeriodSeconds": 30, "containers": [container]}),
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn end_to_end() {
-        let p = web(json!({
+        let p = web(&json!({
             "name": "app", "image": "docker.io/library/busybox:1.36",
             "command": ["/bin/sh", "-c"],
             "args": ["echo $(GREETING) $(WHO) $(MISSING) $$(GREETING)"],
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn no_command_keeps_the_image_entrypoint() {
-        let p = web(json!({"name": "app", "image": "nginx"}));
+        let p = web(&json!({"name": "app", "image": "nginx"}));
         let cfg = container_config(&inputs(&p, &[])).unwrap();
         assert!(cfg.command.is_empty());
         assert!(cfg.args.is_empty());
@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn termination_message_path_is_the_containers_own() {
         let p =
-            web(json!({"name": "app", "image": "nginx", "terminationMessagePath": "/tmp/done"}));
+            web(&json!({"name": "app", "image": "nginx", "terminationMessagePath": "/tmp/done"}));
         let cfg = container_config(&inputs(&p, &[])).unwrap();
         assert_eq!(cfg.mounts[1].container_path, "/tmp/done");
 
@@ -358,7 +358,8 @@ mod tests {
             "no host file, no bind"
         );
 
-        let p = web(json!({"name": "app", "image": "nginx", "terminationMessagePath": "relative"}));
+        let p =
+            web(&json!({"name": "app", "image": "nginx", "terminationMessagePath": "relative"}));
         assert_eq!(
             container_config(&inputs(&p, &[])).unwrap_err().to_string(),
             "container \"app\": terminationMessagePath \"relative\" must be an absolute path"
@@ -367,7 +368,7 @@ mod tests {
 
     #[test]
     fn security_refusals_are_config_errors() {
-        let p = web(json!({"name": "app", "image": "nginx",
+        let p = web(&json!({"name": "app", "image": "nginx",
             "securityContext": {"runAsNonRoot": true, "runAsUser": 0}}));
         let err = container_config(&inputs(&p, &[])).unwrap_err();
         assert_eq!(
@@ -381,7 +382,7 @@ mod tests {
     #[test]
     fn image_user_is_checked_and_used() {
         let p = web(
-            json!({"name": "app", "image": "nginx", "securityContext": {"runAsNonRoot": true}}),
+            &json!({"name": "app", "image": "nginx", "securityContext": {"runAsNonRoot": true}}),
         );
         let with_user = |uid: i64| ConfigOptions {
             image_user: Some(ImageUser {
@@ -400,7 +401,7 @@ mod tests {
         let sc = cfg.linux.unwrap().security_context.unwrap();
         assert_eq!(sc.run_as_user.unwrap().value, 101);
 
-        let plain = web(json!({"name": "app", "image": "nginx"}));
+        let plain = web(&json!({"name": "app", "image": "nginx"}));
         let cfg = container_config(&inputs(&plain, &[])).unwrap();
         let sc = cfg.linux.unwrap().security_context.unwrap();
         assert_eq!(
@@ -411,7 +412,7 @@ mod tests {
 
     #[test]
     fn cgroup_v2_options() {
-        let p = web(json!({"name": "app", "image": "nginx"}));
+        let p = web(&json!({"name": "app", "image": "nginx"}));
         let cfg = container_config(&inputs(&p, &[])).unwrap();
         assert!(cfg.linux.unwrap().resources.unwrap().unified.is_empty());
 
@@ -428,7 +429,7 @@ mod tests {
 
     #[test]
     fn invalid_inputs() {
-        let p = web(json!({"name": "app", "image": "nginx"}));
+        let p = web(&json!({"name": "app", "image": "nginx"}));
         let mut i = inputs(&p, &[]);
         i.image_ref = "";
         assert_eq!(
@@ -439,7 +440,7 @@ mod tests {
         );
 
         let p = web(
-            json!({"name": "app", "image": "nginx", "resources": {"limits": {"memory": "lots"}}}),
+            &json!({"name": "app", "image": "nginx", "resources": {"limits": {"memory": "lots"}}}),
         );
         assert_eq!(
             container_config(&inputs(&p, &[])).unwrap_err().to_string(),

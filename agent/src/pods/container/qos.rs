@@ -107,28 +107,28 @@ mod tests {
     use crate::test_pods::pod;
     use serde_json::{Value, json};
 
-    fn res(requests: Value, limits: Value) -> Value {
+    fn res(requests: &Value, limits: &Value) -> Value {
         json!({"requests": requests, "limits": limits})
     }
 
-    fn with_containers(containers: Value) -> Pod {
+    fn with_containers(containers: &Value) -> Pod {
         pod(json!({"containers": containers}))
     }
 
     #[test]
     fn no_resources_is_best_effort() {
-        let p = with_containers(json!([{"name": "a"}, {"name": "b", "resources": {}}]));
+        let p = with_containers(&json!([{"name": "a"}, {"name": "b", "resources": {}}]));
         assert_eq!(compute_qos_class(&p), QosClass::BestEffort);
     }
 
     #[test]
     fn equal_cpu_and_memory_in_every_container_is_guaranteed() {
         let r = res(
-            json!({"cpu": "1", "memory": "1Gi"}),
-            json!({"cpu": "1000m", "memory": "1073741824"}),
+            &json!({"cpu": "1", "memory": "1Gi"}),
+            &json!({"cpu": "1000m", "memory": "1073741824"}),
         );
         let p =
-            with_containers(json!([{"name": "a", "resources": r}, {"name": "b", "resources": r}]));
+            with_containers(&json!([{"name": "a", "resources": r}, {"name": "b", "resources": r}]));
         assert_eq!(
             compute_qos_class(&p),
             QosClass::Guaranteed,
@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn limits_alone_default_the_requests_and_are_guaranteed() {
         let p = with_containers(
-            json!([{"name": "a", "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}]),
+            &json!([{"name": "a", "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}]),
         );
         assert_eq!(compute_qos_class(&p), QosClass::Guaranteed);
     }
@@ -147,39 +147,39 @@ mod tests {
     #[test]
     fn request_below_limit_is_burstable() {
         let r = res(
-            json!({"cpu": "500m", "memory": "1Gi"}),
-            json!({"cpu": "1", "memory": "1Gi"}),
+            &json!({"cpu": "500m", "memory": "1Gi"}),
+            &json!({"cpu": "1", "memory": "1Gi"}),
         );
-        let p = with_containers(json!([{"name": "a", "resources": r}]));
+        let p = with_containers(&json!([{"name": "a", "resources": r}]));
         assert_eq!(compute_qos_class(&p), QosClass::Burstable);
     }
 
     #[test]
     fn only_cpu_set_is_burstable() {
-        let p = with_containers(json!([{"name": "a", "resources": {"limits": {"cpu": "1"}}}]));
+        let p = with_containers(&json!([{"name": "a", "resources": {"limits": {"cpu": "1"}}}]));
         assert_eq!(compute_qos_class(&p), QosClass::Burstable);
     }
 
     #[test]
     fn requests_only_is_burstable() {
         let p =
-            with_containers(json!([{"name": "a", "resources": {"requests": {"memory": "10Mi"}}}]));
+            with_containers(&json!([{"name": "a", "resources": {"requests": {"memory": "10Mi"}}}]));
         assert_eq!(compute_qos_class(&p), QosClass::Burstable);
     }
 
     #[test]
     fn guaranteed_and_best_effort_containers_make_a_burstable_pod() {
         let g = res(
-            json!({"cpu": "1", "memory": "1Gi"}),
-            json!({"cpu": "1", "memory": "1Gi"}),
+            &json!({"cpu": "1", "memory": "1Gi"}),
+            &json!({"cpu": "1", "memory": "1Gi"}),
         );
-        let p = with_containers(json!([{"name": "a", "resources": g}, {"name": "b"}]));
+        let p = with_containers(&json!([{"name": "a", "resources": g}, {"name": "b"}]));
         assert_eq!(compute_qos_class(&p), QosClass::Burstable);
     }
 
     #[test]
     fn other_resources_do_not_count() {
-        let p = with_containers(json!([{"name": "a", "resources": {
+        let p = with_containers(&json!([{"name": "a", "resources": {
             "requests": {"ephemeral-storage": "1Gi"},
             "limits": {"ephemeral-storage": "2Gi", "hugepages-2Mi": "2Mi"}
         }}]));
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn zero_quantities_count_as_unset() {
         let p = with_containers(
-            json!([{"name": "a", "resources": res(json!({"cpu": "0"}), json!({"memory": "0"}))}]),
+            &json!([{"name": "a", "resources": res(&json!({"cpu": "0"}), &json!({"memory": "0"}))}]),
         );
         assert_eq!(compute_qos_class(&p), QosClass::BestEffort);
     }
@@ -197,8 +197,8 @@ mod tests {
     #[test]
     fn init_containers_count() {
         let g = res(
-            json!({"cpu": "1", "memory": "1Gi"}),
-            json!({"cpu": "1", "memory": "1Gi"}),
+            &json!({"cpu": "1", "memory": "1Gi"}),
+            &json!({"cpu": "1", "memory": "1Gi"}),
         );
         let p = pod(json!({
             "initContainers": [{"name": "init", "resources": {"requests": {"cpu": "100m"}}}],
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn status_qos_class_wins_when_set() {
-        let mut p = with_containers(json!([{"name": "a"}]));
+        let mut p = with_containers(&json!([{"name": "a"}]));
         p.status = Some(serde_json::from_value(json!({"qosClass": "Guaranteed"})).unwrap());
         assert_eq!(qos_class(&p), QosClass::Guaranteed);
         p.status = Some(serde_json::from_value(json!({"qosClass": "Weird"})).unwrap());

@@ -248,7 +248,7 @@ pub fn verify_run_as_non_root(
 pub fn apply_image_user(sc: &mut api::LinuxContainerSecurityContext, image: &ImageUser) {
     if sc.run_as_user.is_none() {
         sc.run_as_user = image.uid.map(|value| api::Int64Value { value });
-        sc.run_as_username = image.username.clone();
+        sc.run_as_username.clone_from(&image.username);
     }
 }
 

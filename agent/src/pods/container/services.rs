@@ -114,7 +114,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn svc(ns: &str, name: &str, ip: &str, ports: serde_json::Value) -> Service {
+    fn svc(ns: &str, name: &str, ip: &str, ports: &serde_json::Value) -> Service {
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": ns},
             "spec": {"clusterIP": ip, "ports": ports}
@@ -132,7 +132,7 @@ mod tests {
             "default",
             "kubernetes",
             "10.96.0.1",
-            json!([{"name": "https", "port": 443, "protocol": "TCP"}]),
+            &json!([{"name": "https", "port": 443, "protocol": "TCP"}]),
         );
         let env = service_env(&[s]);
         assert_eq!(get(&env, "KUBERNETES_SERVICE_HOST"), Some("10.96.0.1"));
@@ -155,7 +155,7 @@ mod tests {
             "ns",
             "my-dns",
             "fd00::a",
-            json!([{"port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53}]),
+            &json!([{"port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53}]),
         );
         let env = service_env(&[s]);
         assert_eq!(get(&env, "MY_DNS_SERVICE_PORT"), Some("53"));
@@ -166,10 +166,15 @@ mod tests {
 
     #[test]
     fn visibility_rules() {
-        let master = svc("default", "kubernetes", "10.96.0.1", json!([{"port": 443}]));
-        let other_default = svc("default", "other", "10.96.0.2", json!([{"port": 80}]));
-        let mine = svc("ns", "db", "10.96.0.3", json!([{"port": 5432}]));
-        let headless = svc("ns", "headless", "None", json!([{"port": 1}]));
+        let master = svc(
+            "default",
+            "kubernetes",
+            "10.96.0.1",
+            &json!([{"port": 443}]),
+        );
+        let other_default = svc("default", "other", "10.96.0.2", &json!([{"port": 80}]));
+        let mine = svc("ns", "db", "10.96.0.3", &json!([{"port": 5432}]));
+        let headless = svc("ns", "headless", "None", &json!([{"port": 1}]));
         let names = |v: Vec<Service>| {
             v.into_iter()
                 .map(|s| s.metadata.name.unwrap())
@@ -196,7 +201,7 @@ mod tests {
             "service links off: only the master service"
         );
 
-        let shadow = svc("ns", "kubernetes", "10.0.0.9", json!([{"port": 1}]));
+        let shadow = svc("ns", "kubernetes", "10.0.0.9", &json!([{"port": 1}]));
         let seen = visible_services("ns", true, vec![master], vec![shadow]);
         assert_eq!(
             seen[0].spec.as_ref().unwrap().cluster_ip.as_deref(),

@@ -628,6 +628,7 @@ pub(crate) mod test_server {
     //! A tiny HTTP/1.1 server on 127.0.0.1 that answers every request from a routing function
     //! and records what it received.
 
+    use std::fmt::Write as _;
     use std::sync::{Arc, Mutex};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -697,13 +698,15 @@ pub(crate) mod test_server {
                         let reply = route(&path, port);
                         let mut out = format!("HTTP/1.1 {} Whatever\r\n", reply.status);
                         for (name, value) in &reply.headers {
-                            out.push_str(&format!("{name}: {value}\r\n"));
+                            write!(out, "{name}: {value}\r\n").unwrap();
                         }
-                        out.push_str(&format!(
+                        write!(
+                            out,
                             "Content-Length: {}\r\nConnection: close\r\n\r\n{}",
                             reply.body.len(),
                             reply.body
-                        ));
+                        )
+                        .unwrap();
                         let _ = socket.write_all(out.as_bytes()).await;
                         let _ = socket.shutdown().await;
                     });

@@ -190,8 +190,8 @@ impl Node {
             "hostNetwork": true,
             "terminationGracePeriodSeconds": 5,
         });
-        if let (Some(full), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
-            full.extend(extra.clone());
+        if let (Some(full), serde_json::Value::Object(extra)) = (full.as_object_mut(), spec) {
+            full.extend(extra);
         }
         for list in ["initContainers", "containers"] {
             for c in full[list].as_array_mut().into_iter().flatten() {

@@ -52,8 +52,11 @@ pub struct PodState {
 
 impl PodState {
     /// The first IP of the current sandbox, where probes connect.
-    pub fn pod_ip(&self) -> Option<String> {
-        self.ips.as_ref().and_then(|(_, ips)| ips.first().cloned())
+    pub fn pod_ip(&self) -> Option<&str> {
+        self.ips
+            .as_ref()
+            .and_then(|(_, ips)| ips.first())
+            .map(String::as_str)
     }
 }
 

@@ -89,29 +89,14 @@ async fn run_containers(
     mut runtime: ObservedPod,
     outcome: &mut Outcome,
 ) -> Result<ObservedPod, cri_client::CriError> {
-    let spec = pod.spec.clone().unwrap_or_default();
-    let policy = restart_policy(pod).to_string();
     let env = sandbox_setup::sandbox_env(ctx);
 
     // Volumes first: no sandbox or container starts until every volume is set up.
     let Some(volumes) = sandbox_setup::ensure_volumes(ctx, state, pod, outcome).await else {
         return Ok(runtime);
     };
-    let sandbox_id = match runtime.ready_sandbox() {
-        Some(s) => s.id.clone(),
-        None => {
-            let attempt = runtime.sandboxes.first().map_or(0, |s| s.attempt + 1);
-            match sandbox_setup::create_sandbox(ctx, state, pod, attempt).await {
-                Ok(id) => {
-                    runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
-                    id
-                }
-                Err(()) => {
-                    outcome.merge(Duration::from_secs(2));
-                    return Ok(runtime);
-                }
-            }
-        }
+    let Some(sandbox_id) = ready_sandbox(ctx, state, pod, &mut runtime, outcome).await? else {
+        return Ok(runtime);
     };
     let sandbox_config = sandbox::sandbox_config(
         pod,
@@ -126,61 +111,117 @@ async fn run_containers(
         runtime: &runtime,
         volumes: &volumes,
     };
+    match run_init_containers(ctx, state, pod, probes, &target, outcome).await {
+        InitProgress::Complete => {}
+        InitProgress::Pending => return Ok(runtime),
+        InitProgress::Acted => return observe::observe(ctx.cri.as_ref(), uid(pod)).await,
+    }
+    run_regular_containers(ctx, state, pod, probes, &target, outcome).await;
+    observe::observe(ctx.cri.as_ref(), uid(pod)).await
+}
 
-    // Init containers, one at a time; sidecars (restartPolicy Always) keep running.
-    for c in spec.init_containers.iter().flatten() {
+/// The id of the pod's ready sandbox, creating one (and observing `runtime` again) when there
+/// is none. `None` when that failed: the sync is retried in 2 s.
+async fn ready_sandbox(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    runtime: &mut ObservedPod,
+    outcome: &mut Outcome,
+) -> Result<Option<String>, cri_client::CriError> {
+    if let Some(s) = runtime.ready_sandbox() {
+        return Ok(Some(s.id.clone()));
+    }
+    let attempt = runtime.sandboxes.first().map_or(0, |s| s.attempt + 1);
+    let Ok(id) = sandbox_setup::create_sandbox(ctx, state, pod, attempt).await else {
+        outcome.merge(Duration::from_secs(2));
+        return Ok(None);
+    };
+    *runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
+    Ok(Some(id))
+}
+
+/// How far the init containers got in one sync.
+enum InitProgress {
+    /// Every init container has completed (sidecars: started); the regular containers may run.
+    Complete,
+    /// Still initializing, and the runtime is as observed.
+    Pending,
+    /// Still initializing after an action on the runtime, which must be observed again.
+    Acted,
+}
+
+/// Init containers, one at a time; sidecars (restartPolicy Always) keep running.
+async fn run_init_containers(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    probes: &ProbeResults,
+    target: &Target<'_>,
+    outcome: &mut Outcome,
+) -> InitProgress {
+    let policy = restart_policy(pod);
+    for c in pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+    {
         let sidecar = c.restart_policy.as_deref() == Some("Always");
-        let latest = runtime.latest(&c.name, &sandbox_id).cloned();
+        let latest = target.runtime.latest(&c.name, target.sandbox_id).cloned();
         match latest {
             Some(l) if l.running() => {
-                if sidecar {
-                    container_starts::restart_if_unhealthy(ctx, pod, probes, &l).await;
-                    continue;
+                if !sidecar {
+                    return InitProgress::Pending;
                 }
-                return Ok(runtime);
+                container_starts::restart_if_unhealthy(ctx, pod, probes, &l).await;
             }
-            Some(l) if l.exited() && l.exit_code == 0 && !sidecar => continue,
+            Some(l) if l.exited() && l.exit_code == 0 && !sidecar => {}
             Some(l) if l.exited() => {
-                let restart = sidecar || should_restart(&policy, l.exit_code);
+                let restart = sidecar || should_restart(policy, l.exit_code);
                 if !restart {
-                    return Ok(runtime);
+                    return InitProgress::Pending;
                 }
-                let started = container_starts::restart_with_backoff(
-                    ctx, state, pod, c, &l, &target, outcome,
-                )
-                .await;
+                let started =
+                    container_starts::restart_with_backoff(ctx, state, pod, c, &l, target, outcome)
+                        .await;
                 if !started {
-                    return Ok(runtime);
+                    return InitProgress::Pending;
                 }
                 if !sidecar {
-                    return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
+                    return InitProgress::Acted;
                 }
             }
             unstarted => {
                 container_starts::remove_unstarted(ctx, unstarted.as_ref()).await;
-                let restart_count = runtime
+                let restart_count = target
+                    .runtime
                     .latest_any(&c.name)
                     .map_or(0, |l| l.restart_count + 1);
-                let started = container_starts::start_one(
-                    ctx,
-                    state,
-                    pod,
-                    c,
-                    &target,
-                    restart_count,
-                    outcome,
-                )
-                .await;
+                let started =
+                    container_starts::start_one(ctx, state, pod, c, target, restart_count, outcome)
+                        .await;
                 if !sidecar || !started {
-                    return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
+                    return InitProgress::Acted;
                 }
             }
         }
     }
+    InitProgress::Complete
+}
 
-    // Regular containers.
-    for c in &spec.containers {
-        let latest = runtime.latest(&c.name, &sandbox_id).cloned();
+/// Regular containers: start the missing ones, restart the exited ones the restart policy
+/// allows (under backoff), and replace those whose spec changed.
+async fn run_regular_containers(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    probes: &ProbeResults,
+    target: &Target<'_>,
+    outcome: &mut Outcome,
+) {
+    let policy = restart_policy(pod);
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let latest = target.runtime.latest(&c.name, target.sandbox_id).cloned();
         match latest {
             Some(l) if l.running() => {
                 if !l.hash.is_empty() && l.hash != container_hash(c) {
@@ -197,24 +238,22 @@ async fn run_containers(
                 }
             }
             Some(l) if l.exited() => {
-                if should_restart(&policy, l.exit_code) {
-                    container_starts::restart_with_backoff(
-                        ctx, state, pod, c, &l, &target, outcome,
-                    )
-                    .await;
+                if should_restart(policy, l.exit_code) {
+                    container_starts::restart_with_backoff(ctx, state, pod, c, &l, target, outcome)
+                        .await;
                 }
             }
             unstarted => {
                 container_starts::remove_unstarted(ctx, unstarted.as_ref()).await;
-                let restart_count = runtime
+                let restart_count = target
+                    .runtime
                     .latest_any(&c.name)
                     .map_or(0, |l| l.restart_count + 1);
-                container_starts::start_one(ctx, state, pod, c, &target, restart_count, outcome)
+                container_starts::start_one(ctx, state, pod, c, target, restart_count, outcome)
                     .await;
             }
         }
     }
-    observe::observe(ctx.cri.as_ref(), uid(pod)).await
 }
 
 /// Time left before activeDeadlineSeconds, if set.
