@@ -8,7 +8,8 @@
 //! - [`lifecycle`]: where a pod is on kubelet's timeline (admitting, syncing, terminating,
 //!   terminated, cleaned up);
 //! - [`sync`]: one sync, one file per phase;
-//! - [`probes`]: the probe workers of one pod and the [`probes::ProbeResults`] a sync reads;
+//! - [`pod_probes`]: which probe workers one pod runs, and the [`pod_probes::ProbeResults`] a
+//!   sync reads ([`probe`] is how one probe runs);
 //! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
 //! - [`admission`] (with [`sysctls`]): whether a pod may run here at all;
 //! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hook_handler`]: the
@@ -34,8 +35,8 @@ pub mod lifecycle;
 mod lifecycle_hooks;
 pub mod log_rotation;
 pub mod observe;
+pub mod pod_probes;
 pub mod probe;
-pub mod probes;
 pub mod relist;
 pub mod restart_backoff;
 pub mod runtime_class;

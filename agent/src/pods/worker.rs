@@ -31,7 +31,7 @@
 //! - A pod gone from the API (force deletion, or deleted while the agent was down) skips
 //!   straight to removal: nothing is left on the node and the object is not deleted again.
 //! - Runtime changes (relist) and probe results wake the worker; the probes' word reaches a
-//!   sync as a snapshot ([`super::probes::ProbeResults`]), never by writing the worker's state.
+//!   sync as a snapshot ([`super::pod_probes::ProbeResults`]), never by writing the worker's state.
 //! - A worker that panics is restarted by [`super::supervise`] from the latest desired state,
 //!   never left dead.
 
@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::context::PodContext;
-use super::probes::Probes;
+use super::pod_probes::PodProbes;
 use super::sandbox;
 use super::sync::{self, PodState};
 
@@ -160,7 +160,7 @@ impl Workers {
     async fn run(self, uid: String, mut rx: watch::Receiver<Desired>, wake: Arc<Notify>) {
         let ctx = self.ctx.clone();
         let mut state = PodState::default();
-        let mut probes = Probes::new(wake.clone());
+        let mut probes = PodProbes::new(wake.clone());
         let mut first = true;
         let mut last_pod: Option<Arc<Pod>> = None;
         loop {

@@ -7,8 +7,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::super::lifecycle::Lifecycle;
+use super::super::pod_probes::ProbeResults;
 use super::super::probe::ProbeKind;
-use super::super::probes::ProbeResults;
 use super::super::sync::{self, PodState};
 use super::super::worker::Workers;
 use super::{Node, eventually, scenario};

@@ -30,7 +30,7 @@ use super::context::{EnvReads, PodContext};
 use super::images::Images;
 use super::log_rotation::LogRotation;
 use super::observe::{self, ObservedPod};
-use super::probes::ProbeResults;
+use super::pod_probes::ProbeResults;
 use super::status_writer::recording::{RecordingWriter, Written};
 use super::sync::{self, Outcome, PodState};
 use crate::events::{Events, RecordedEvents};

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::super::context::PodContext;
 use super::super::kill;
 use super::super::observe::{ContainerView, ObservedPod};
-use super::super::probes::ProbeResults;
+use super::super::pod_probes::ProbeResults;
 use super::super::start::{self, StartRequest};
 use super::super::status::Waiting;
 use super::{Outcome, PodState, uid};

@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use super::context::PodContext;
 use super::lifecycle::{Ending, Lifecycle};
 use super::observe;
-use super::probes::ProbeResults;
+use super::pod_probes::ProbeResults;
 use super::restart_backoff::RestartBackoff;
 use super::status::Waiting;
 use super::timing::Timings;

@@ -8,8 +8,8 @@ use tracing::warn;
 
 use super::super::context::PodContext;
 use super::super::observe::ObservedPod;
+use super::super::pod_probes::ProbeResults;
 use super::super::probe::ProbeKind;
-use super::super::probes::ProbeResults;
 use super::super::status;
 use super::super::termination_message;
 use super::PodState;

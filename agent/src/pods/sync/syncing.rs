@@ -14,7 +14,7 @@ use super::super::context::PodContext;
 use super::super::kill;
 use super::super::lifecycle::Ending;
 use super::super::observe::{self, ObservedPod};
-use super::super::probes::ProbeResults;
+use super::super::pod_probes::ProbeResults;
 use super::super::sandbox;
 use super::super::status::Terminal;
 use super::container_starts::{self, Target};

@@ -15,7 +15,7 @@ use super::super::context::PodContext;
 use super::super::kill;
 use super::super::lifecycle::{Ending, Lifecycle};
 use super::super::observe;
-use super::super::probes::ProbeResults;
+use super::super::pod_probes::ProbeResults;
 use super::super::sandbox;
 use super::{Outcome, PodState, Step, deleted, report, uid};
 

@@ -1,5 +1,5 @@
-//! The probe workers of one pod: started for each running container that declares probes,
-//! stopped when that container stops. Every change wakes the pod worker, which takes a
+//! The probe workers of one pod ([`PodProbes`]; how one probe runs is [`super::probe`]):
+//! started for each running container that declares probes, stopped when that container stops. Every change wakes the pod worker, which takes a
 //! [`ProbeResults`] snapshot before each sync: the probes never write into the worker's state.
 
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ impl Drop for Entry {
 }
 
 /// The probe workers of one pod.
-pub struct Probes {
+pub struct PodProbes {
     wake: Arc<Notify>,
     entries: Vec<Entry>,
 }
@@ -46,9 +46,9 @@ fn probe_of(c: &Container, kind: ProbeKind) -> Option<&Probe> {
     }
 }
 
-impl Probes {
+impl PodProbes {
     pub fn new(wake: Arc<Notify>) -> Self {
-        Probes {
+        PodProbes {
             wake,
             entries: Vec::new(),
         }
