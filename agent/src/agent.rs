@@ -292,19 +292,32 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     )?;
     pods.volumes.set_external_plugin(Arc::new(csi.clone()));
     tasks.spawn(csi.watcher().run(cancel.clone()));
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
     tasks.spawn(node::run(
         client,
         config.clone(),
         machine,
         node_ip,
         health_rx,
+        node::status::Reports {
+            heartbeat: heartbeat.clone(),
+            ready: ready_tx,
+        },
+        cancel.clone(),
+    ));
+    let stall_after = config.node_status_update_frequency * 3 + Duration::from_secs(30);
+    let notifier = crate::systemd::Notifier::from_env();
+    tasks.spawn(crate::systemd::follow_node(
+        notifier.clone(),
+        config.node_name.clone(),
+        ready_rx,
         heartbeat.clone(),
+        stall_after,
         cancel.clone(),
     ));
     tasks.spawn(pods::run(Arc::new(pods), cancel.clone()));
     tasks.spawn(api_server);
     if let Some(listener) = healthz_listener {
-        let stall_after = config.node_status_update_frequency * 3 + Duration::from_secs(30);
         let cancel = cancel.clone();
         tasks.spawn(async move {
             if let Err(e) = healthz::serve(listener, heartbeat, stall_after, cancel).await {
@@ -316,6 +329,7 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
 
     let which = signal.await.unwrap_or(Ok("task failure"))?;
     info!(signal = which, "shutting down; pods keep running");
+    notifier.stopping(&format!("Stopping ({which}); pods keep running"));
     cancel.cancel();
     join_within(&mut tasks, SHUTDOWN_GRACE).await;
     Ok(())

@@ -13,7 +13,7 @@
 //! Modules only use modules below them in this list (`deploy/dev/lib/module-cycles.py` proves
 //! there is no cycle, at this level and inside each module):
 //! - entry: [`agent`] (start-up checks and the task set that runs until a shutdown signal),
-//!   [`logging`];
+//!   [`logging`], [`systemd`] (sd_notify: READY, STATUS, WATCHDOG, STOPPING);
 //! - readers of both sides: [`server`], [`healthz`];
 //! - the pod side: [`pods`];
 //! - the node side: [`node`] (registration, the node Lease and the Node status writer);
@@ -46,6 +46,7 @@ pub mod pods;
 pub mod quantity;
 pub mod runtime;
 pub mod server;
+pub mod systemd;
 #[cfg(test)]
 mod test_pods;
 pub mod volumes;

@@ -290,3 +290,54 @@ async fn sigterm_stops_cleanly_with_exit_code_zero() {
     assert_eq!(parsed["signal"], "SIGTERM");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[tokio::test]
+async fn systemd_hears_ready_then_stopping_on_the_notify_socket() {
+    if !require_cluster() {
+        return;
+    }
+    let client = admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let socket_path = path.to_string_lossy().into_owned();
+    let mut agent =
+        Agent::start_with_env("mkl-it-sdnotify", &[], &[("NOTIFY_SOCKET", &socket_path)]);
+    wait_ready(&client, &agent.name, "True", READY_TIMEOUT).await;
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !heard.iter().any(|m: &String| m.contains("READY=1")) && Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            heard.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert_eq!(
+        heard.first().map(String::as_str),
+        Some("STATUS=Registering node mkl-it-sdnotify\n"),
+        "{heard:?}"
+    );
+    assert!(
+        heard.contains(&"READY=1\nSTATUS=Node mkl-it-sdnotify is Ready\n".to_string()),
+        "{heard:?}\n{}",
+        agent.log()
+    );
+
+    let status = agent.signal_and_wait("TERM", Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}");
+    let mut stopping = None;
+    while let Ok(n) = socket.recv(&mut buf) {
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.starts_with("STOPPING=1") {
+            stopping = Some(m);
+            break;
+        }
+    }
+    assert_eq!(
+        stopping.as_deref(),
+        Some("STOPPING=1\nSTATUS=Stopping (SIGTERM); pods keep running\n")
+    );
+}

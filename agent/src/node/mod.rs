@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::runtime::RuntimeHealth;
 use machine::MachineInfo;
 use pressure::Thresholds;
-use status::{Heartbeat, StatusWriter};
+use status::{Reports, StatusWriter};
 
 /// Allocatable cpu (millicores) and memory (bytes), and memory capacity, as reported.
 pub fn allocatable(config: &Config, machine: &MachineInfo) -> (u64, u64, u64) {
@@ -58,7 +58,7 @@ pub async fn run(
     machine: MachineInfo,
     node_ip: std::net::IpAddr,
     health: watch::Receiver<RuntimeHealth>,
-    heartbeat: Heartbeat,
+    reports: Reports,
     cancel: CancellationToken,
 ) {
     let writer = StatusWriter {
@@ -67,8 +67,9 @@ pub async fn run(
         machine,
         node_ip,
         thresholds: Thresholds::default(),
-        heartbeat,
+        heartbeat: reports.heartbeat,
         events: crate::events::Events::start(client.clone(), &config.node_name),
+        ready: reports.ready,
     };
     let initial_status = status::compute(&writer, &health.borrow(), &[]);
     let desired = object::node(&status::identity(&writer), initial_status);

@@ -53,6 +53,15 @@ pub struct StatusWriter {
     pub heartbeat: Heartbeat,
     /// Node events (NodeReady / NodeNotReady when the Ready condition flips).
     pub events: crate::events::Events,
+    /// The Ready condition as last written (None before the first write).
+    pub ready: watch::Sender<Option<bool>>,
+}
+
+/// What the status writer tells the rest of the agent: that it is alive (healthz, the systemd
+/// watchdog) and whether the node is Ready (systemd's READY=1).
+pub struct Reports {
+    pub heartbeat: Heartbeat,
+    pub ready: watch::Sender<Option<bool>>,
 }
 
 /// The status the agent would report now, given the last reported conditions.
@@ -177,6 +186,9 @@ pub async fn run(
                         if flipped {
                             info!(node = %name, ready = %ready.status, message = ?ready.message, "node status written");
                         }
+                        let is_ready = Some(ready.status == "True");
+                        w.ready
+                            .send_if_modified(|r| std::mem::replace(r, is_ready) != is_ready);
                         let before = previous_conditions
                             .iter()
                             .find(|c| c.type_ == "Ready")

@@ -139,6 +139,8 @@ pub struct Agent {
     /// Port of the agent's HTTPS API (--port).
     pub port: u16,
     cleanup: bool,
+    /// Environment variables the agent process gets beyond the test's own.
+    envs: Vec<(String, String)>,
 }
 
 /// A free TCP port on loopback (bound, then released).
@@ -157,6 +159,11 @@ pub fn binary() -> PathBuf {
 impl Agent {
     /// Starts an agent for node `name` with its own root dir, healthz port and log file.
     pub fn start(name: &str, extra: &[&str]) -> Agent {
+        Agent::start_with_env(name, extra, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables for the agent process.
+    pub fn start_with_env(name: &str, extra: &[&str], envs: &[(&str, &str)]) -> Agent {
         let kubeconfig = node_kubeconfig(name);
         let dir = tempfile::tempdir().unwrap();
         let healthz_port = free_port();
@@ -168,6 +175,10 @@ impl Agent {
             healthz_port,
             port,
             cleanup: true,
+            envs: envs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
         };
         a.spawn(&kubeconfig, extra);
         a
@@ -196,6 +207,7 @@ impl Agent {
                 env("MKL_STATE_DIR")
             ))
             .args(extra)
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
