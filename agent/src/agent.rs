@@ -271,6 +271,16 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let health_rx = spawn_runtime_health(runtime, &config, &client, &mut tasks, &cancel).await?;
     let machine = MachineInfo::read();
     let node_ip = config.node_ip.unwrap_or_else(machine::detect_node_ip);
+    if node_ip.is_loopback() {
+        // kubelet refuses one ("nodeIP can't be loopback address"); this agent runs, but says
+        // what does not work with it.
+        warn!(
+            %node_ip,
+            "the node IP is a loopback address: the API server refuses to proxy to it \
+             (nodes/NODE/proxy, so Prometheus through the API server, answers \
+             \"address not allowed\"); logs, exec and port-forward work only from this machine"
+        );
+    }
     // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.
     let csi = crate::csi::Csi::new(&config.root_dir, &config.node_name, client.clone());
     let api_server = crate::server::start(

@@ -341,3 +341,29 @@ async fn systemd_hears_ready_then_stopping_on_the_notify_socket() {
         Some("STOPPING=1\nSTATUS=Stopping (SIGTERM); pods keep running\n")
     );
 }
+
+#[tokio::test]
+async fn a_node_without_csi_drivers_has_its_csinode_and_warns_of_a_loopback_ip() {
+    if !require_cluster() {
+        return;
+    }
+    let client = admin().await;
+    let agent = Agent::start("mkl-it-csinode", &[]);
+    wait_ready(&client, &agent.name, "True", READY_TIMEOUT).await;
+    let api: Api<k8s_openapi::api::storage::v1::CSINode> = Api::all(client.clone());
+    let csinode = wait_for("the CSINode", Duration::from_secs(30), || async {
+        api.get_opt(&agent.name).await.ok().flatten()
+    })
+    .await;
+    assert!(csinode.spec.drivers.is_empty(), "{csinode:?}");
+    let owner = &csinode.metadata.owner_references.unwrap_or_default()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Node", agent.name.as_str())
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("the node IP is a loopback address"),
+        "the test agents run with --node-ip=127.0.0.1:\n{log}"
+    );
+}

@@ -39,6 +39,44 @@ pub fn with_driver(
     out
 }
 
+/// Makes sure the node's CSINode exists (with no drivers if none registered yet), as kubelet
+/// creates it at start: a StorageClass's provisioner looks the node up there before any driver
+/// registers. Err while the Node itself is not registered yet (the caller retries).
+pub async fn ensure(client: &kube::Client, node: &str) -> Result<(), kube::Error> {
+    let api: Api<CSINode> = Api::all(client.clone());
+    if api.get_opt(node).await?.is_some() {
+        return Ok(());
+    }
+    let owner = Api::<Node>::all(client.clone()).get(node).await?;
+    let written = api
+        .create(&PostParams::default(), &empty(node, owner.metadata.uid))
+        .await;
+    if conflict(&written) {
+        return Ok(());
+    }
+    written.map(|_| ())
+}
+
+/// A CSINode for `node` without drivers, owned by the Node (uid `owner`).
+fn empty(node: &str, owner: Option<String>) -> CSINode {
+    CSINode {
+        metadata: ObjectMeta {
+            name: Some(node.to_string()),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                name: node.to_string(),
+                uid: owner.unwrap_or_default(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+        spec: CSINodeSpec {
+            drivers: Vec::new(),
+        },
+    }
+}
+
 /// Adds or replaces `name`'s entry in the node's CSINode (creating it, owned by the Node).
 pub async fn set_driver(
     client: &kube::Client,
@@ -63,22 +101,8 @@ pub async fn set_driver(
             None if entry.is_none() => return Ok(()),
             None => {
                 let owner = Api::<Node>::all(client.clone()).get(node).await?;
-                let obj = CSINode {
-                    metadata: ObjectMeta {
-                        name: Some(node.to_string()),
-                        owner_references: Some(vec![OwnerReference {
-                            api_version: "v1".into(),
-                            kind: "Node".into(),
-                            name: node.to_string(),
-                            uid: owner.metadata.uid.unwrap_or_default(),
-                            ..Default::default()
-                        }]),
-                        ..Default::default()
-                    },
-                    spec: CSINodeSpec {
-                        drivers: with_driver(None, name, entry.clone()),
-                    },
-                };
+                let mut obj = empty(node, owner.metadata.uid);
+                obj.spec.drivers = with_driver(None, name, entry.clone());
                 let written = api.create(&PostParams::default(), &obj).await;
                 if !conflict(&written) {
                     return written.map(|_| ());

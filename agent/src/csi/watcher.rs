@@ -59,7 +59,17 @@ impl Watcher {
         // Sockets that failed to register, until they register or go away.
         let mut failed: KeyedBackoff<PathBuf, Instant> =
             KeyedBackoff::new(POLL * 2, MAX_RETRY).never_forgotten();
+        let mut csinode_exists = false;
         loop {
+            // The CSINode exists from the start, drivers or not (kubelet's nodeinfomanager):
+            // tried each round until the Node is registered.
+            if !csinode_exists {
+                match super::csinode::ensure(&self.client, &self.node).await {
+                    Ok(()) => csinode_exists = true,
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => warn!(error = %e, "cannot create the node's CSINode; retrying"),
+                }
+            }
             let present = sockets(&self.dir);
             for gone in registered
                 .keys()
