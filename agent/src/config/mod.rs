@@ -1,6 +1,7 @@
 //! The agent's settings: flags (kubelet's names) over an optional YAML file over defaults,
 //! resolved once at start-up into a validated [`Config`].
 
+pub mod duration;
 mod file;
 mod flags;
 pub mod parse;
