@@ -145,7 +145,11 @@ mod tests {
         assert_eq!(ok("1\u{3bc}s"), Duration::from_micros(1));
         assert_eq!(ok("1h1m1s1ms1us1ns"), Duration::new(3661, 1_001_001));
         assert_eq!(ok("0.000000001s"), Duration::from_nanos(1));
-        assert_eq!(ok("0.0000000009s"), Duration::ZERO, "below a nanosecond truncates");
+        assert_eq!(
+            ok("0.0000000009s"),
+            Duration::ZERO,
+            "below a nanosecond truncates"
+        );
     }
 
     #[test]

@@ -214,9 +214,8 @@ pub fn parse_reserved(map: &BTreeMap<String, String>) -> Result<Reserved, String
 
 /// Parses a Go-style duration ("10s", "5m", "1m30s", "500ms", "2h") for a flag or file setting.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    super::duration::parse(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?}: {e} (examples: 10s, 5m, 1m30s, 500ms)")
-    })
+    super::duration::parse(text.trim())
+        .map_err(|e| format!("invalid duration {text:?}: {e} (examples: 10s, 5m, 1m30s, 500ms)"))
 }
 
 /// A sysctl name (`kernel.msgmax`, `net/ipv4/ip_forward`) or a pattern ending in `*`
