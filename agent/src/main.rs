@@ -26,14 +26,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match Config::resolve(flags) {
-        Ok(c) => c,
+    let (config, warnings) = match Config::resolve(flags) {
+        Ok(resolved) => resolved,
         Err(e) => {
             eprintln!("minikubelet: {e}");
             return ExitCode::from(2);
         }
     };
     logging::init(config.log_format, config.verbosity);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("minikubelet")

@@ -1,12 +1,11 @@
-//! The `--config` YAML file: the same settings as the flags, with camelCase keys. Unknown keys
-//! are an error, so a typo never goes unnoticed.
+//! The file layer under the flags: the project's flat `--config` format (the same settings as
+//! the flags, camelCase keys; unknown keys are an error, so a typo never goes unnoticed), which
+//! is also what a KubeletConfiguration is carried into (`kubelet::convert`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
-
-use super::ConfigError;
 
 /// One taint as written in the config file.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -65,21 +64,16 @@ pub struct FileConfig {
     pub pod_cidr: Option<String>,
     pub log_format: Option<String>,
     pub verbosity: Option<u8>,
+    // KubeletConfiguration only (not in the flat format):
+    #[serde(skip)]
+    pub static_pod_path: Option<PathBuf>,
+    #[serde(skip)]
+    pub rotate_certificates: Option<bool>,
+    #[serde(skip)]
+    pub server_tls_bootstrap: Option<bool>,
 }
 
 impl FileConfig {
-    /// Reads and parses a config file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|message| ConfigError::ParseFile {
-            path: path.to_path_buf(),
-            message,
-        })
-    }
-
     /// Parses config text; the error is serde's one-line message with its location.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.trim().is_empty() {

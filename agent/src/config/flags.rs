@@ -11,14 +11,51 @@ use clap::Parser;
 #[derive(Debug, Parser, Default)]
 #[command(name = "minikubelet", version, about, long_about = None)]
 pub struct Flags {
-    /// YAML file with the same settings as the flags (camelCase keys, e.g. `hostnameOverride`).
-    /// Flags given on the command line win over the file.
+    /// Config file: a kubelet.config.k8s.io/v1beta1 KubeletConfiguration (as kubeadm and kind
+    /// write /var/lib/kubelet/config.yaml), or the project's flat YAML with the same settings as
+    /// the flags (camelCase keys, e.g. `hostnameOverride`). Flags win over the file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Drop-in directory: every *.conf file below it, in lexical order, is a KubeletConfiguration
+    /// merged over --config (maps and nested fields merge, lists and values replace). Flags win.
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
 
     /// kubeconfig with the node's credentials (client cert CN=system:node:NAME, O=system:nodes).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+
+    /// kubeconfig with a bootstrap token, for requesting the node's client certificate when
+    /// --kubeconfig does not exist yet (kubelet's TLS bootstrap).
+    #[arg(long, value_name = "FILE")]
+    pub bootstrap_kubeconfig: Option<PathBuf>,
+
+    /// Directory of the node's certificates (kubelet-client-current.pem and the serving pair).
+    /// Default ROOT_DIR/pki.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// Renew the client certificate through the certificates API before it expires.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub rotate_certificates: Option<bool>,
+
+    /// Accepted for kubeadm: the container runtime's own sandbox (pause) image is used.
+    #[arg(long, value_name = "IMAGE")]
+    pub pod_infra_container_image: Option<String>,
+
+    /// cgroupfs or systemd (deprecated flag; cgroupDriver in the config file). Pods get cgroupfs
+    /// cgroup parents, so systemd is accepted with a warning.
+    #[arg(long, value_name = "DRIVER")]
+    pub cgroup_driver: Option<String>,
+
+    /// Accepted for kubeadm: the agent does not check for swap (true warns).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub fail_swap_on: Option<bool>,
+
+    /// Accepted for kind: the Node's spec.providerID is not set (a value warns).
+    #[arg(long, value_name = "ID")]
+    pub provider_id: Option<String>,
 
     /// Node name to register instead of the machine's hostname (lower-cased, like kubelet).
     #[arg(long, value_name = "NAME")]

@@ -1,10 +1,16 @@
-//! The agent's settings: flags (kubelet's names) over an optional YAML file over defaults,
-//! resolved once at start-up into a validated [`Config`].
+//! The agent's settings, resolved once at start-up into a validated [`Config`] with kubelet's
+//! precedence: defaults < `--config` < `--config-dir` drop-ins (lexical order) < flags. The file
+//! is a kubelet.config.k8s.io/v1beta1 KubeletConfiguration ([`kubelet`]) or the project's flat
+//! format ([`FileConfig`]); what is accepted but not acted on comes back as [`Warning`]s.
 
+pub mod duration;
 mod file;
 mod flags;
+pub mod kubelet;
 pub mod parse;
 pub mod server;
+mod source;
+mod warning;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -16,6 +22,7 @@ use thiserror::Error;
 pub use file::{FileConfig, TaintSpec};
 pub use flags::Flags;
 pub use parse::{Reserved, Taint};
+pub use warning::Warning;
 
 /// A setting that cannot be used. Each displays as one line naming the setting.
 #[derive(Debug, Error)]
@@ -34,6 +41,11 @@ pub enum ConfigError {
     },
     #[error("missing required setting {0} (flag or config file)")]
     Missing(&'static str),
+    /// A KubeletConfiguration field's value, named by its path (`authentication.webhook.cacheTTL`).
+    #[error("invalid KubeletConfiguration: {path}: {message}")]
+    Kubelet { path: String, message: String },
+    #[error("invalid --config-dir {path}: {message}")]
+    ConfigDir { path: PathBuf, message: String },
 }
 
 fn invalid(setting: &'static str) -> impl Fn(String) -> ConfigError {
@@ -82,6 +94,34 @@ pub struct Config {
     pub network: crate::network::NetworkSettings,
     /// Unsafe sysctls (exact names or `prefix*` patterns) pods may set besides the safe set.
     pub allowed_unsafe_sysctls: Vec<String>,
+    /// Static pod manifests (KubeletConfiguration `staticPodPath`); not acted on yet.
+    pub static_pod_path: Option<PathBuf>,
+    /// The node's own certificates: TLS bootstrap and rotation (not acted on yet).
+    pub certificates: Certificates,
+}
+
+/// Where the node's certificates come from (kubelet's TLS bootstrap settings).
+#[derive(Debug, Clone)]
+pub struct Certificates {
+    /// `--bootstrap-kubeconfig`: the bootstrap-token kubeconfig used while --kubeconfig is missing.
+    pub bootstrap_kubeconfig: Option<PathBuf>,
+    /// `--cert-dir` (default ROOT_DIR/pki): where the node's certificates live.
+    pub cert_dir: PathBuf,
+    /// `rotateCertificates` / `--rotate-certificates`: renew the client certificate.
+    pub rotate_certificates: bool,
+    /// `serverTLSBootstrap`: get the serving certificate through a CSR.
+    pub server_tls_bootstrap: bool,
+}
+
+fn certificates(flags: &Flags, file: &FileConfig, root_dir: &std::path::Path) -> Certificates {
+    Certificates {
+        bootstrap_kubeconfig: flags.bootstrap_kubeconfig.clone(),
+        cert_dir: (flags.cert_dir.clone()).unwrap_or_else(|| root_dir.join("pki")),
+        rotate_certificates: (flags.rotate_certificates)
+            .or(file.rotate_certificates)
+            .unwrap_or(false),
+        server_tls_bootstrap: file.server_tls_bootstrap.unwrap_or(false),
+    }
 }
 
 /// Kubelet's defaults.
@@ -132,13 +172,12 @@ fn node_name(raw: &str) -> Result<String, ConfigError> {
 }
 
 impl Config {
-    /// Resolves flags over the file (if `--config` names one) over defaults.
-    pub fn resolve(flags: Flags) -> Result<Self, ConfigError> {
-        let file = match &flags.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
-        };
-        Self::merge(flags, file)
+    /// Resolves flags over the drop-ins over the file (if `--config` names one) over defaults,
+    /// with one warning per setting accepted but not acted on, for the caller to log.
+    pub fn resolve(flags: Flags) -> Result<(Self, Vec<Warning>), ConfigError> {
+        let (file, mut warnings) = source::load(&flags)?;
+        warnings.extend(source::flag_warnings(&flags)?);
+        Ok((Self::merge(flags, file)?, warnings))
     }
 
     /// Merges already-loaded flags and file settings; flags win.
@@ -150,6 +189,8 @@ impl Config {
             .or(file.root_dir.clone())
             .unwrap_or_else(|| PathBuf::from(defaults::ROOT_DIR));
         let network = network_settings(&flags, &file, &root_dir)?;
+        let certificates = certificates(&flags, &file, &root_dir);
+        let healthz_bind_address = healthz_bind_address(&flags, &file)?;
         let Periods {
             node_status_update_frequency,
             node_status_report_frequency,
@@ -177,14 +218,6 @@ impl Config {
         if port == 0 {
             return Err(invalid("--port")("must be 1-65535".into()));
         }
-        let healthz_bind_address = ip(
-            "--healthz-bind-address",
-            flags
-                .healthz_bind_address
-                .or(file.healthz_bind_address)
-                .as_deref()
-                .unwrap_or("127.0.0.1"),
-        )?;
         let container_log_max_files = at_least(
             "--container-log-max-files",
             flags
@@ -194,6 +227,8 @@ impl Config {
             2,
         )?;
         Ok(Config {
+            static_pod_path: file.static_pod_path,
+            certificates,
             network,
             kubeconfig,
             node_name,
@@ -244,6 +279,14 @@ impl Config {
             )?,
         })
     }
+}
+
+/// `--healthz-bind-address`, default 127.0.0.1.
+fn healthz_bind_address(flags: &Flags, file: &FileConfig) -> Result<IpAddr, ConfigError> {
+    let address = (flags.healthz_bind_address.as_deref())
+        .or(file.healthz_bind_address.as_deref())
+        .unwrap_or("127.0.0.1");
+    ip("--healthz-bind-address", address)
 }
 
 fn ip(setting: &'static str, text: &str) -> Result<IpAddr, ConfigError> {

@@ -212,37 +212,10 @@ pub fn parse_reserved(map: &BTreeMap<String, String>) -> Result<Reserved, String
     Ok(r)
 }
 
-/// Parses a Go-style duration: "10s", "5m", "1m30s", "500ms", "2h".
+/// Parses a Go-style duration ("10s", "5m", "1m30s", "500ms", "2h") for a flag or file setting.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let err = || format!("invalid duration {text:?} (examples: 10s, 5m, 1m30s, 500ms)");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(err());
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        let (num, tail) = rest.split_at(digits);
-        let value: f64 = num.parse().map_err(|_| err())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let secs = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        total += Duration::try_from_secs_f64(value * secs).map_err(|_| err())?;
-        rest = tail;
-    }
-    Ok(total)
+    super::duration::parse(text.trim())
+        .map_err(|e| format!("invalid duration {text:?}: {e} (examples: 10s, 5m, 1m30s, 500ms)"))
 }
 
 /// A sysctl name (`kernel.msgmax`, `net/ipv4/ip_forward`) or a pattern ending in `*`
