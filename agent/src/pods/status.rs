@@ -364,7 +364,16 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
     };
     let terminal = matches!(phase, "Succeeded" | "Failed");
 
-    let conditions = conditions(i, &spec, &previous, &statuses, &incomplete, terminal);
+    // Readiness is judged over the sidecars (restartable init containers) and the containers,
+    // in that order, as kubelet's ContainersReady does.
+    let judged: Vec<ContainerStatus> = init_specs
+        .iter()
+        .zip(&init_statuses)
+        .filter(|(c, _)| is_sidecar(c))
+        .map(|(_, s)| s.clone())
+        .chain(statuses.iter().cloned())
+        .collect();
+    let conditions = conditions(i, &spec, &previous, &judged, &incomplete, terminal);
 
     let host_network = spec.host_network.unwrap_or(false);
     let ips: Vec<String> = if host_network {
@@ -619,5 +628,66 @@ mod tests {
         for r in &rows {
             check(r);
         }
+    }
+
+    #[test]
+    fn a_sidecar_whose_readiness_probe_fails_keeps_the_pod_unready() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
+            "initContainers": [{"name": "side", "image": "i", "restartPolicy": "Always",
+                "readinessProbe": {"exec": {"command": ["false"]}}}],
+            "containers": [{"name": "app", "image": "i"}],
+        }}))
+        .unwrap();
+        let runtime = ObservedPod {
+            sandboxes: vec![SandboxView {
+                id: "s".into(),
+                attempt: 0,
+                ready: true,
+                created_at: 1,
+            }],
+            containers: [view("side", Held::Running), view("app", Held::Running)]
+                .into_iter()
+                .flatten()
+                .collect(),
+        };
+        let status_with = |side_ready: bool| {
+            compute(&Inputs {
+                pod: &pod,
+                runtime: &runtime,
+                runtime_name: "containerd",
+                pod_ips: &["10.0.0.1".to_string()],
+                host_ip: "192.0.2.1",
+                waiting: &HashMap::new(),
+                readiness: &HashMap::from([("side".to_string(), side_ready)]),
+                started: &HashMap::new(),
+                termination_messages: &HashMap::new(),
+                terminal: None,
+                now: Timestamp::now(),
+            })
+        };
+        let ready = |s: &PodStatus, kind: &str| {
+            s.conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == kind)
+                .map(|c| (c.status.clone(), c.message.clone()))
+        };
+        let failing = status_with(false);
+        assert_eq!(
+            ready(&failing, "Ready"),
+            Some((
+                "False".to_string(),
+                Some("containers with unready status: [side]".to_string())
+            ))
+        );
+        assert_eq!(
+            ready(&failing, "ContainersReady").map(|r| r.0).as_deref(),
+            Some("False")
+        );
+        let passing = status_with(true);
+        assert_eq!(
+            ready(&passing, "Ready").map(|r| r.0).as_deref(),
+            Some("True")
+        );
     }
 }
