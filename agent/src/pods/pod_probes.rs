@@ -236,13 +236,17 @@ pub struct ProbeResults {
 }
 
 impl ProbeResults {
-    /// True when a liveness or startup probe failed on the container `id`: it is restarted.
-    pub fn wants_restart(&self, id: &str) -> bool {
-        self.results.iter().any(|r| {
-            r.container_id == id
-                && matches!(r.kind, ProbeKind::Liveness | ProbeKind::Startup)
-                && r.success == Some(false)
-        })
+    /// The probe (liveness or startup) that failed on the container `id`, which is then
+    /// restarted; None when none did.
+    pub fn wants_restart(&self, id: &str) -> Option<ProbeKind> {
+        self.results
+            .iter()
+            .find(|r| {
+                r.container_id == id
+                    && matches!(r.kind, ProbeKind::Liveness | ProbeKind::Startup)
+                    && r.success == Some(false)
+            })
+            .map(|r| r.kind)
     }
 
     /// The verdicts of `kind` by container name, for the containers of `runtime` that run now

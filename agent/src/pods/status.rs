@@ -324,9 +324,17 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
     let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
 
     let init_specs = spec.init_containers.clone().unwrap_or_default();
+    // An init container that completed is ready (kubelet's prober manager says so); a sidecar
+    // is ready by its probe, as a regular container.
     let init_statuses: Vec<ContainerStatus> = init_specs
         .iter()
-        .map(|c| container_status(i, c, "PodInitializing"))
+        .map(|c| {
+            let mut s = container_status(i, c, "PodInitializing");
+            if !is_sidecar(c) {
+                s.ready = succeeded(&s);
+            }
+            s
+        })
         .collect();
     let incomplete: Vec<&ContainerStatus> = init_specs
         .iter()
@@ -689,5 +697,43 @@ mod tests {
             ready(&passing, "Ready").map(|r| r.0).as_deref(),
             Some("True")
         );
+    }
+
+    #[test]
+    fn a_completed_init_container_is_ready_and_a_failed_one_is_not() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "init", "image": "i"}],
+            "containers": [{"name": "app", "image": "i"}],
+        }}))
+        .unwrap();
+        let init_ready = |held: Held| {
+            let runtime = ObservedPod {
+                sandboxes: vec![SandboxView {
+                    id: "s".into(),
+                    attempt: 0,
+                    ready: true,
+                    created_at: 1,
+                }],
+                containers: view("init", held).into_iter().collect(),
+            };
+            let status = compute(&Inputs {
+                pod: &pod,
+                runtime: &runtime,
+                runtime_name: "containerd",
+                pod_ips: &[],
+                host_ip: "192.0.2.1",
+                waiting: &HashMap::new(),
+                readiness: &HashMap::new(),
+                started: &HashMap::new(),
+                termination_messages: &HashMap::new(),
+                terminal: None,
+                now: Timestamp::now(),
+            });
+            status.init_container_statuses.unwrap()[0].ready
+        };
+        assert!(init_ready(Held::Exited(0)));
+        assert!(!init_ready(Held::Exited(1)));
+        assert!(!init_ready(Held::Running));
     }
 }

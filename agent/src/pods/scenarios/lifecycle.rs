@@ -330,18 +330,28 @@ scenario! {
 }
 
 scenario! {
-    /// A failed liveness probe stops that container instance once; its successor is not judged
-    /// by its predecessor's probe.
+    /// A failed liveness probe stops that container instance once, within the probe's own
+    /// terminationGracePeriodSeconds; its successor is not judged by its predecessor's probe.
     a_failed_liveness_probe_restarts_that_container_instance_once(node) {
-        let p = node.pod(json!({}));
+        let p = node.pod(json!({"terminationGracePeriodSeconds": 60, "containers": [{
+            "name": "app",
+            "livenessProbe": {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 3},
+        }]}));
         let mut state = PodState::default();
         node.sync(&mut state, &p).await;
         let id = node.observed(&p).await.containers[0].id.clone();
         let failed = ProbeResults::default().with("app", &id, ProbeKind::Liveness, false);
 
         node.sync_probed(&mut state, &p, &failed).await;
-        assert_eq!(node.cri.calls_of(Method::StopContainer).len(), 1);
-        assert!(node.reasons().contains(&"Killing".to_string()));
+        let stops = node.cri.calls_of(Method::StopContainer);
+        assert_eq!(stops.len(), 1);
+        assert_eq!(stops[0].timeout, Some(Duration::from_secs(3)), "the probe's grace, not the pod's");
+        let events = node.events.take();
+        assert!(
+            events.iter().any(|e| e.reason == "Killing"
+                && e.message == "Container app failed liveness probe, will be restarted"),
+            "{events:?}"
+        );
 
         node.sync_probed(&mut state, &p, &failed).await;
         node.sync_probed(&mut state, &p, &failed).await;

@@ -13,6 +13,7 @@ use super::super::context::PodContext;
 use super::super::kill;
 use super::super::observe::{ContainerView, ObservedPod};
 use super::super::pod_probes::ProbeResults;
+use super::super::probe::ProbeKind;
 use super::super::start::{self, StartRequest};
 use super::super::status::Waiting;
 use super::{Outcome, PodState, uid};
@@ -167,25 +168,44 @@ pub(super) async fn remove_unstarted(ctx: &PodContext, latest: Option<&Container
 }
 
 /// Stops a running container whose liveness or startup probe failed; the next sync restarts
-/// it (under backoff, as any exited container).
+/// it (under backoff, as any exited container). The grace period is the failed probe's
+/// terminationGracePeriodSeconds when it sets one, else the pod's.
 pub(super) async fn restart_if_unhealthy(
     ctx: &PodContext,
     pod: &Pod,
+    spec: &Container,
     probes: &ProbeResults,
     c: &ContainerView,
 ) {
-    if !probes.wants_restart(&c.id) {
+    let Some(kind) = probes.wants_restart(&c.id) else {
         return;
-    }
-    info!(container = %c.name, "restarting unhealthy container");
+    };
+    info!(container = %c.name, probe = %kind, "restarting unhealthy container");
     ctx.events.normal(
         pod,
         Some(&c.name),
         "Killing",
         format!(
-            "Container {} failed liveness probe, will be restarted",
-            c.name
+            "Container {} failed {} probe, will be restarted",
+            c.name,
+            kind.to_string().to_lowercase()
         ),
     );
-    kill::stop_container(ctx, &c.id, super::super::grace::grace_period(pod)).await;
+    kill::stop_container(ctx, &c.id, probe_grace(pod, spec, kind)).await;
+}
+
+/// The grace period of a kill a probe asked for: the probe's own terminationGracePeriodSeconds,
+/// else the pod's.
+fn probe_grace(pod: &Pod, spec: &Container, kind: ProbeKind) -> Duration {
+    let probe = match kind {
+        ProbeKind::Liveness => spec.liveness_probe.as_ref(),
+        ProbeKind::Startup => spec.startup_probe.as_ref(),
+        ProbeKind::Readiness => None,
+    };
+    probe
+        .and_then(|p| p.termination_grace_period_seconds)
+        .map_or_else(
+            || super::super::grace::grace_period(pod),
+            super::super::grace::seconds,
+        )
 }

@@ -173,7 +173,7 @@ async fn run_init_containers(
                 if !sidecar {
                     return InitProgress::Pending;
                 }
-                container_starts::restart_if_unhealthy(ctx, pod, probes, &l).await;
+                container_starts::restart_if_unhealthy(ctx, pod, c, probes, &l).await;
             }
             Some(l) if l.exited() && l.exit_code == 0 && !sidecar => {}
             Some(l) if l.exited() => {
@@ -234,7 +234,7 @@ async fn run_regular_containers(
                     kill::stop_container(ctx, &l.id, super::super::grace::grace_period(pod)).await;
                     outcome.merge(Duration::ZERO);
                 } else {
-                    container_starts::restart_if_unhealthy(ctx, pod, probes, &l).await;
+                    container_starts::restart_if_unhealthy(ctx, pod, c, probes, &l).await;
                 }
             }
             Some(l) if l.exited() => {
