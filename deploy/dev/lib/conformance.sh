@@ -6,7 +6,8 @@
 
 GINKGO_VERSION=$(go_mod_version e2e github.com/onsi/ginkgo/v2)
 E2E_VERSION=$(go_mod_version e2e k8s.io/kubernetes)
-E2E_BIN=$BIN/e2e.test-$E2E_VERSION
+# ginkgo runs a precompiled suite only when its file name ends in .test.
+E2E_BIN=$BIN/e2e-$E2E_VERSION.test
 GINKGO_BIN=$BIN/ginkgo-$GINKGO_VERSION
 AGNHOST_BIN=$BIN/agnhost-$E2E_VERSION
 
