@@ -59,11 +59,11 @@ manifest_tag() {
 }
 
 # The images of the node focus (manifest.go ID, our image directory, repository, entrypoint,
-# cmd, user): agnhost, busybox, pause (USER 65535:65535 as upstream's), nonewprivs and nonroot.
+# cmd, user): agnhost, busybox (applets in /bin, as upstream), pause (USER 65535:65535 as upstream's), nonewprivs and nonroot.
 # In the node focus nginx is pulled only by a [Slow] spec, httpd by none.
 E2E_IMAGES=(
 	"Agnhost agnhost $E2E_PROMOTER/agnhost [\"/agnhost\"] [\"pause\"] -"
-	"BusyBox busybox $E2E_PROMOTER/busybox - [\"sh\"] -"
+	"BusyBox e2e-busybox $E2E_PROMOTER/busybox - [\"sh\"] -"
 	"Pause pause $E2E_GC/pause [\"/pause\"] - 65535:65535"
 	"Nonewprivs nonewprivs $E2E_PROMOTER/nonewprivs - [\"nnp\"] -"
 	"NonRoot nonroot $E2E_PROMOTER/nonroot - [\"sh\"] 1234"

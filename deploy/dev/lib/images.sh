@@ -17,6 +17,7 @@ image_inputs() {
 	# nonewprivs and nonroot start from the busybox userland.
 	agnhost) sha256sum "${AGNHOST_BIN:?}" && printf '%s\n' "${AGNHOST_SUITE:-bookworm}" ;;
 	nonewprivs | nonroot) image_inputs busybox && gcc -dumpfullversion ;;
+	e2e-busybox) image_inputs busybox ;;
 	esac
 }
 
