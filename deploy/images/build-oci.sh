@@ -10,6 +10,7 @@
 #   ENTRYPOINT_JSON  JSON array, e.g. '["/pause"]'             (default: none)
 #   CMD_JSON         JSON array, e.g. '["sh"]'                 (default: none)
 #   OCI_ENV          JSON array of KEY=VALUE strings           (default: a standard PATH)
+#   OCI_USER         the config's User, e.g. 1234 or 65535:65535 (default: none, root)
 #   OCI_OUT          output layout directory (replaced)        (default: $MKL_CACHE_DIR/oci/NAME-TAG)
 #   OCI_COMPRESS     gzip or none                              (default: gzip)
 #
@@ -19,7 +20,7 @@ set -euo pipefail
 export LC_ALL=C
 
 usage() {
-	sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
@@ -99,6 +100,7 @@ layer_digest=$(add_blob "$layer_file")
 config_fields="\"Env\":$env_json"
 [[ -z $entrypoint ]] || config_fields+=",\"Entrypoint\":$entrypoint"
 [[ -z $cmd ]] || config_fields+=",\"Cmd\":$cmd"
+[[ -z ${OCI_USER:-} ]] || config_fields+=",\"User\":\"$OCI_USER\""
 config_fields+=',"WorkingDir":"/"'
 printf '{"architecture":"%s","os":"linux","config":{%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"deploy/images/build-oci.sh %s"}]}' \
 	"$arch" "$config_fields" "$diff_id" "$ref" >"$out/config.json"

@@ -13,16 +13,25 @@ image_inputs() {
 	pause) gcc -dumpfullversion ;;
 	busybox) sha256sum /bin/busybox ;;
 	grpc-health) go version ;;
+	# The e2e suite's images (lib/conformance.sh): agnhost's binary and its Debian release;
+	# nonewprivs and nonroot start from the busybox userland.
+	agnhost) sha256sum "${AGNHOST_BIN:?}" && printf '%s\n' "${AGNHOST_SUITE:-bookworm}" ;;
+	nonewprivs | nonroot) image_inputs busybox && gcc -dumpfullversion ;;
+	e2e-busybox) image_inputs busybox ;;
 	esac
 }
 
 # build_image NAME TAG ENTRYPOINT CMD [REPO]: rebuilds CACHE/oci/REPO-TAG (REPO defaults to
 # NAME; a / becomes _) from images/NAME when its inputs changed. The repository name is
 # recorded in the image config, so another REPO gives the same layer but another digest.
+# OCI_USER (see build-oci.sh) sets the config's User and is part of the cache key.
 build_image() {
 	local name=$1 tag=$2 entrypoint=$3 cmd=$4 repo=${5:-$1}
 	local out=$OCI_CACHE/${repo//\//_}-$tag key rootfs
-	key=$(image_inputs "$name" | sha256sum | cut -d' ' -f1)
+	key=$({
+		image_inputs "$name"
+		[[ -z ${OCI_USER:-} ]] || printf 'user %s\n' "$OCI_USER"
+	} | sha256sum | cut -d' ' -f1)
 	if [[ -f $out/index.json && $(cat "$out.key" 2>/dev/null) == "$key" ]]; then
 		return 0
 	fi
@@ -55,8 +64,9 @@ registry_digest() {
 }
 
 # push_image NAME TAG: skopeo copy to the registry, skipped when it has the same digest.
+# NAME may hold slashes (e2e/e2e-test-images/agnhost); its layout is build_image's.
 push_image() {
-	local name=$1 tag=$2 out=$OCI_CACHE/$1-$2 want have
+	local name=$1 tag=$2 out=$OCI_CACHE/${1//\//_}-$2 want have
 	want=$(layout_digest "$out")
 	have=$(registry_digest "$name" "$tag" || true)
 	if [[ $have == "$want" ]]; then
