@@ -15,10 +15,7 @@ use super::{PodState, Step};
 /// True when the API already shows the pod Succeeded or Failed and this worker never wrote its
 /// status: it ended before the worker saw it.
 pub fn ended_before(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .is_some_and(|p| p == "Succeeded" || p == "Failed")
+    pod.status.as_ref().is_some_and(super::is_terminal_phase)
 }
 
 /// Admits the pod (it moves to syncing) or refuses it (it terminates with the refusal).

@@ -154,9 +154,28 @@ pub(super) async fn restart_with_backoff(
     .await
 }
 
+/// Starts `c` where no instance runs or exited in this sandbox: the next instance after any the
+/// pod had, replacing `unstarted` (one created whose start failed). True when it started.
+pub(super) async fn start_new(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    c: &Container,
+    target: &Target<'_>,
+    unstarted: Option<&ContainerView>,
+    outcome: &mut Outcome,
+) -> bool {
+    remove_unstarted(ctx, unstarted).await;
+    let restart_count = target
+        .runtime
+        .latest_any(&c.name)
+        .map_or(0, |l| l.restart_count + 1);
+    start_one(ctx, state, pod, c, target, restart_count, outcome).await
+}
+
 /// Removes an instance that was created but never started (its StartContainer failed), before
 /// the next attempt creates another: failed starts never pile up containers.
-pub(super) async fn remove_unstarted(ctx: &PodContext, latest: Option<&ContainerView>) {
+async fn remove_unstarted(ctx: &PodContext, latest: Option<&ContainerView>) {
     let Some(stale) = latest.filter(|l| l.state == ContainerState::ContainerCreated) else {
         return;
     };

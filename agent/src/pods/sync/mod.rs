@@ -87,6 +87,14 @@ fn uid(pod: &Pod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or_default()
 }
 
+/// Succeeded or Failed: the pod ended for good.
+fn is_terminal_phase(status: &PodStatus) -> bool {
+    status
+        .phase
+        .as_deref()
+        .is_some_and(|p| p == "Succeeded" || p == "Failed")
+}
+
 fn deleted(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }

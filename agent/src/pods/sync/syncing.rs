@@ -18,7 +18,7 @@ use super::super::pod_probes::ProbeResults;
 use super::super::sandbox;
 use super::super::status::Terminal;
 use super::container_starts::{self, Target};
-use super::{Outcome, PodState, Step, report, sandbox_setup, uid};
+use super::{Outcome, PodState, Step, is_terminal_phase, report, sandbox_setup, uid};
 
 fn restart_policy(pod: &Pod) -> &str {
     pod.spec
@@ -33,13 +33,6 @@ pub(super) fn should_restart(policy: &str, exit_code: i32) -> bool {
         "OnFailure" => exit_code != 0,
         _ => true,
     }
-}
-
-fn is_terminal_phase(status: &PodStatus) -> bool {
-    status
-        .phase
-        .as_deref()
-        .is_some_and(|p| p == "Succeeded" || p == "Failed")
 }
 
 /// One step of the syncing phase.
@@ -192,14 +185,16 @@ async fn run_init_containers(
                 }
             }
             unstarted => {
-                container_starts::remove_unstarted(ctx, unstarted.as_ref()).await;
-                let restart_count = target
-                    .runtime
-                    .latest_any(&c.name)
-                    .map_or(0, |l| l.restart_count + 1);
-                let started =
-                    container_starts::start_one(ctx, state, pod, c, target, restart_count, outcome)
-                        .await;
+                let started = container_starts::start_new(
+                    ctx,
+                    state,
+                    pod,
+                    c,
+                    target,
+                    unstarted.as_ref(),
+                    outcome,
+                )
+                .await;
                 if !sidecar || !started {
                     return InitProgress::Acted;
                 }
@@ -244,13 +239,16 @@ async fn run_regular_containers(
                 }
             }
             unstarted => {
-                container_starts::remove_unstarted(ctx, unstarted.as_ref()).await;
-                let restart_count = target
-                    .runtime
-                    .latest_any(&c.name)
-                    .map_or(0, |l| l.restart_count + 1);
-                container_starts::start_one(ctx, state, pod, c, target, restart_count, outcome)
-                    .await;
+                container_starts::start_new(
+                    ctx,
+                    state,
+                    pod,
+                    c,
+                    target,
+                    unstarted.as_ref(),
+                    outcome,
+                )
+                .await;
             }
         }
     }

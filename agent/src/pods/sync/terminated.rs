@@ -14,7 +14,7 @@ use tracing::warn;
 use super::super::context::PodContext;
 use super::super::kill;
 use super::super::lifecycle::{Ending, Lifecycle};
-use super::super::observe;
+use super::super::observe::{self, ObservedPod};
 use super::super::pod_probes::ProbeResults;
 use super::super::sandbox;
 use super::{Outcome, PodState, Step, deleted, report, uid};
@@ -26,6 +26,21 @@ const DELETION_FAILED_RESYNC: Duration = Duration::from_secs(1);
 
 fn status_stands(state: &PodState) -> bool {
     state.lifecycle.ending() == Some(&Ending::Recorded)
+}
+
+/// What the runtime holds for the pod now, after the final status was written from it (unless
+/// the API's status stands).
+async fn observe_and_report(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    probes: &ProbeResults,
+) -> Result<ObservedPod, cri_client::CriError> {
+    let runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
+    if !status_stands(state) {
+        report::write_status(ctx, state, pod, probes, &runtime).await;
+    }
+    Ok(runtime)
 }
 
 /// Releases what the terminated pod holds; the pod is then cleaned up.
@@ -45,10 +60,7 @@ pub async fn clean_up(
         warn!(error = %e, "cannot unmount the volumes of an ended pod");
     }
     ctx.admission.release(uid(pod));
-    if !status_stands(state) {
-        let after = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
-        report::write_status(ctx, state, pod, probes, &after).await;
-    }
+    observe_and_report(ctx, state, pod, probes).await?;
     state.lifecycle = std::mem::take(&mut state.lifecycle).cleaned_up(false);
     Ok(Step::Done)
 }
@@ -73,10 +85,7 @@ pub async fn cleaned_up(
     if deleted(pod) {
         return remove_and_delete(ctx, state, pod, probes, outcome).await;
     }
-    if !status_stands(state) {
-        let runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
-        report::write_status(ctx, state, pod, probes, &runtime).await;
-    }
+    observe_and_report(ctx, state, pod, probes).await?;
     Ok(Step::Done)
 }
 
@@ -88,10 +97,7 @@ async fn remove_and_delete(
     probes: &ProbeResults,
     outcome: &mut Outcome,
 ) -> Result<Step, cri_client::CriError> {
-    let runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
-    if !status_stands(state) {
-        report::write_status(ctx, state, pod, probes, &runtime).await;
-    }
+    let runtime = observe_and_report(ctx, state, pod, probes).await?;
     let log_dir = sandbox::log_directory(&ctx.log_root, pod);
     kill::remove_all(ctx, uid(pod), &runtime, Some(&log_dir)).await;
     ctx.admission.release(uid(pod));
