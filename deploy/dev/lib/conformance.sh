@@ -11,6 +11,15 @@ E2E_BIN=$BIN/e2e-$E2E_VERSION.test
 GINKGO_BIN=$BIN/ginkgo-$GINKGO_VERSION
 AGNHOST_BIN=$BIN/agnhost-$E2E_VERSION
 
+# The suite's busybox is upstream busybox (test/images/busybox starts from the busybox image),
+# built here from the unpatched upstream tarball that the Debian archive carries: Debian's own
+# busybox reverts upstream's ash change that passes environment variables whose names are not
+# shell identifiers (data-1, 1-data-1) on to children, which the envFrom specs check. One pinned
+# checksum per version; the manifest's tag (1.37.0-1) names the version.
+declare -A BUSYBOX_SRC_SHA256=(
+	[1.37.0]=3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4
+)
+
 # Where KUBE_TEST_REPO_LIST sends each registry of the suite: everything to the local
 # registry (no traffic leaves the machine). invalidRegistry names a repository that does not
 # exist there, so its pulls fail as the specs expect.
@@ -48,6 +57,42 @@ build_e2e_tools() {
 		-o "$AGNHOST_BIN.tmp" k8s.io/kubernetes/test/images/agnhost
 }
 
+# build_suite_busybox: CACHE/bin/busybox-VERSION, a static defconfig build (without tc, which
+# no longer builds against current kernel headers) of the busybox release the manifest names.
+build_suite_busybox() {
+	local version sum src work t0=$SECONDS logf=$LOGS/build-busybox.log
+	version=$(manifest_tag BusyBox)
+	version=${version%-*}
+	E2E_BUSYBOX_BIN=$BIN/busybox-$version
+	export E2E_BUSYBOX_BIN
+	[[ -x $E2E_BUSYBOX_BIN ]] && return 0
+	sum=${BUSYBOX_SRC_SHA256[$version]:-}
+	[[ -n $sum ]] || die "no pinned checksum for busybox $version: add it to BUSYBOX_SRC_SHA256 in $(basename "${BASH_SOURCE[0]}")"
+	src=$CACHE/src/busybox_$version.orig.tar.bz2
+	mkdir -p "$CACHE/src" "$BIN" "$LOGS"
+	if [[ ! -s $src ]] || ! sha256sum --quiet -c <<<"$sum  $src" 2>/dev/null; then
+		log "downloading busybox $version source from the Debian archive"
+		curl -fsS --max-time 300 -o "$src.tmp" \
+			"http://deb.debian.org/debian/pool/main/b/busybox/busybox_$version.orig.tar.bz2" ||
+			die "cannot download busybox $version source"
+		sha256sum --quiet -c <<<"$sum  $src.tmp" || die "busybox $version source: checksum mismatch"
+		mv -f "$src.tmp" "$src"
+	fi
+	log "building busybox $version (upstream source, static)"
+	work=$(mktemp -d "$CACHE/src/.busybox.XXXXXX")
+	if ! (tar -xjf "$src" -C "$work" --strip-components=1 && cd "$work" &&
+		make defconfig && sed -i -e 's/^# CONFIG_STATIC is not set/CONFIG_STATIC=y/' \
+		-e 's/^CONFIG_TC=y/# CONFIG_TC is not set/' .config &&
+		make oldconfig </dev/null && nice -n 10 make -j"$(nproc)") >"$logf" 2>&1; then
+		rm -rf "$work"
+		show_log_tail "$logf" 40
+		die "building busybox $version failed (log: $logf)"
+	fi
+	install -m 0755 "$work/busybox" "$E2E_BUSYBOX_BIN"
+	rm -rf "$work"
+	log "built busybox $version in $((SECONDS - t0))s"
+}
+
 # manifest_tag ID: the tag test/utils/image/manifest.go of the pinned module gives image ID
 # (e.g. Agnhost -> 2.59), so a version bump of the module moves the images with it.
 manifest_tag() {
@@ -59,7 +104,7 @@ manifest_tag() {
 }
 
 # The images of the node focus (manifest.go ID, our image directory, repository, entrypoint,
-# cmd, user): agnhost, busybox (applets in /bin, as upstream), pause (USER 65535:65535 as upstream's), nonewprivs and nonroot.
+# cmd, user): agnhost, busybox (upstream's build, applets in /bin, as upstream), pause (USER 65535:65535 as upstream's), nonewprivs and nonroot.
 # In the node focus nginx is pulled only by a [Slow] spec, httpd by none.
 E2E_IMAGES=(
 	"Agnhost agnhost $E2E_PROMOTER/agnhost [\"/agnhost\"] [\"pause\"] -"
@@ -73,6 +118,7 @@ E2E_IMAGES=(
 ensure_e2e_images() {
 	local entry id dir ref entrypoint cmd user tag repo
 	export AGNHOST_BIN
+	build_suite_busybox
 	for entry in "${E2E_IMAGES[@]}"; do
 		read -r id dir ref entrypoint cmd user <<<"$entry"
 		tag=$(manifest_tag "$id")
