@@ -25,6 +25,7 @@ pub mod admission;
 pub mod container;
 pub mod context;
 pub mod controller;
+pub mod ephemeral;
 pub mod etc_hosts;
 pub mod grace;
 pub mod hook_handler;

@@ -25,6 +25,8 @@ pub struct StartRequest<'a> {
     pub pod_ips: &'a [String],
     /// The pod's volumes, host path by name (from the volume manager).
     pub volumes: &'a std::collections::HashMap<String, std::path::PathBuf>,
+    /// An ephemeral container's target: the id of the container whose PID namespace it joins.
+    pub pid_target: Option<&'a str>,
 }
 
 fn waiting(reason: &str, message: String) -> Waiting {
@@ -217,6 +219,7 @@ async fn create(
     let options = container::ConfigOptions {
         image_user: Some(container::ImageUser::from_image(ensured.image.as_ref())),
         security: container::SecurityOptions::for_root_dir(&ctx.root_dir),
+        pid_target: req.pid_target.map(str::to_string),
         ..container::ConfigOptions::default()
     };
     let config = container::container_config_with(&inputs, &options)

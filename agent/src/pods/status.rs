@@ -383,6 +383,16 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
         .collect();
     let conditions = conditions(i, &spec, &previous, &judged, &incomplete, terminal);
 
+    // Ephemeral containers: their own list, never ready (no probes), outside phase and readiness.
+    let ephemeral_statuses: Vec<ContainerStatus> = super::ephemeral::of(pod)
+        .iter()
+        .map(|e| ContainerStatus {
+            ready: false,
+            started: None,
+            ..container_status(i, &e.container, "ContainerCreating")
+        })
+        .collect();
+
     let host_network = spec.host_network.unwrap_or(false);
     let ips: Vec<String> = if host_network {
         vec![i.host_ip.to_string()]
@@ -396,6 +406,8 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
         conditions: Some(conditions),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        ephemeral_container_statuses: (!ephemeral_statuses.is_empty())
+            .then_some(ephemeral_statuses),
         host_ip: Some(i.host_ip.to_string()),
         host_ips: Some(vec![HostIP {
             ip: i.host_ip.to_string(),
@@ -735,5 +747,62 @@ mod tests {
         assert!(init_ready(Held::Exited(0)));
         assert!(!init_ready(Held::Exited(1)));
         assert!(!init_ready(Held::Running));
+    }
+
+    #[test]
+    fn an_ephemeral_container_has_its_own_status_and_no_say_in_phase_or_readiness() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "app", "image": "i"}],
+            "ephemeralContainers": [
+                {"name": "debugger", "image": "d", "targetContainerName": "app"},
+                {"name": "later", "image": "d"},
+            ],
+        }}))
+        .unwrap();
+        let runtime = ObservedPod {
+            sandboxes: vec![SandboxView {
+                id: "s".into(),
+                attempt: 0,
+                ready: true,
+                created_at: 1,
+            }],
+            containers: [
+                view("app", Held::Running),
+                view("debugger", Held::Exited(1)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        };
+        let status = compute(&Inputs {
+            pod: &pod,
+            runtime: &runtime,
+            runtime_name: "containerd",
+            pod_ips: &[],
+            host_ip: "192.0.2.1",
+            waiting: &HashMap::new(),
+            readiness: &HashMap::new(),
+            started: &HashMap::new(),
+            termination_messages: &HashMap::new(),
+            terminal: None,
+            now: Timestamp::now(),
+        });
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status.as_str());
+        assert_eq!(ready, Some("True"));
+        assert_eq!(status.container_statuses.as_ref().unwrap().len(), 1);
+        let eph = status.ephemeral_container_statuses.unwrap();
+        let names: Vec<&str> = eph.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["debugger", "later"]);
+        let debugger = eph[0].state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!(debugger.exit_code, 1);
+        assert!(!eph[0].ready);
+        let later = eph[1].state.as_ref().unwrap().waiting.as_ref().unwrap();
+        assert_eq!(later.reason.as_deref(), Some("ContainerCreating"));
     }
 }

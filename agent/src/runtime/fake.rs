@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use cri_client::api::{
     AuthConfig, Container, ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState,
     ContainerStatus, ContainerStatusResponse, ExecSyncResponse, Image, ImageSpec,
-    ImageStatusResponse, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxNetworkStatus,
-    PodSandboxState, PodSandboxStatus, PodSandboxStatusResponse,
+    ImageStatusResponse, NamespaceMode, PodSandbox, PodSandboxConfig, PodSandboxFilter,
+    PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus, PodSandboxStatusResponse,
 };
 use cri_client::{Code, CriError};
 use futures::FutureExt;
@@ -114,6 +114,26 @@ impl FakeRuntime {
             .filter(|c| c.state == ContainerState::ContainerRunning)
             .count();
         (all.count(), running)
+    }
+
+    /// The PID namespace the newest container called `name` was created with: its mode and,
+    /// for TARGET, the target's id.
+    pub fn pid_namespace(&self, name: &str) -> Option<(NamespaceMode, String)> {
+        let state = self.lock();
+        let c = state
+            .containers
+            .iter()
+            .rev()
+            .find(|c| container_name(c) == name)?;
+        let ns = c
+            .config
+            .linux
+            .as_ref()?
+            .security_context
+            .as_ref()?
+            .namespace_options
+            .as_ref()?;
+        Some((ns.pid(), ns.target_id.clone()))
     }
 
     /// How many sandboxes the runtime holds.

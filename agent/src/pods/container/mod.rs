@@ -70,6 +70,10 @@ pub struct ConfigOptions {
     /// kubelet's `NoSwap` behaviour. Must stay off where the controller is missing, or the
     /// runtime fails to write it.
     pub disable_swap: bool,
+    /// An ephemeral container's target: the id of the running container whose PID namespace
+    /// it joins (CRI's TARGET mode). Ignored when the pod's containers already share one (the
+    /// pod's or the node's).
+    pub pid_target: Option<String>,
 }
 
 /// Why a container's config cannot be written; shown as CreateContainerConfigError.
@@ -116,6 +120,9 @@ pub fn container_config_with(
         .map_err(ContainerConfigError::Security)?;
     if let Some(user) = &opts.image_user {
         security::apply_image_user(&mut security, user);
+    }
+    if let Some(target) = &opts.pid_target {
+        security::join_pid_namespace(&mut security, target);
     }
 
     let mut resources = resources::linux_resources(c, i.pod, i.node_memory_capacity_bytes);

@@ -327,6 +327,16 @@ pub fn namespace_options(pod: &Pod) -> api::NamespaceOption {
     }
 }
 
+/// Puts the container into the PID namespace of container `target_id`, unless the pod's
+/// containers already share the pod's or the node's.
+pub fn join_pid_namespace(sc: &mut api::LinuxContainerSecurityContext, target_id: &str) {
+    let ns = sc.namespace_options.get_or_insert_with(Default::default);
+    if ns.pid() == NamespaceMode::Container {
+        ns.set_pid(NamespaceMode::Target);
+        ns.target_id = target_id.to_string();
+    }
+}
+
 /// The seccomp profile: the container's, else the pod's, else the node default.
 fn seccomp(
     psc: Option<&PodSecurityContext>,

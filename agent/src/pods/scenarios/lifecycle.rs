@@ -525,3 +525,41 @@ scenario! {
         }
     }
 }
+
+scenario! {
+    /// Ephemeral containers (`kubectl debug`): one added to a running pod starts once, in its
+    /// target's PID namespace, reports in ephemeralContainerStatuses only, and is not restarted
+    /// after it exits; the pod stays Running and Ready throughout.
+    an_ephemeral_container_starts_once_in_its_targets_pid_namespace_and_never_restarts(node) {
+        let mut p = node.pod(json!({}));
+        let mut state = PodState::default();
+        node.sync(&mut state, &p).await;
+
+        let mut debugged = node.pod(json!({
+            "ephemeralContainers": [{"name": "debugger", "targetContainerName": "app"}],
+        }));
+        debugged.metadata.uid.clone_from(&p.metadata.uid);
+        p = node.with_written(debugged);
+        node.sync(&mut state, &p).await;
+        assert_eq!(node.containers_named(&p, "debugger").await, (1, 1));
+        assert!(node.shares_pid_namespace(&p, "debugger", "app").await);
+        let status = node.last_status(&p);
+        let eph = status.ephemeral_container_statuses.clone().unwrap_or_default();
+        assert_eq!(eph.len(), 1, "{status:?}");
+        assert!(eph[0].state.as_ref().unwrap().running.is_some(), "{eph:?}");
+        assert!(status.container_statuses.iter().flatten().all(|c| c.name == "app"));
+        assert_eq!(condition(&status, "Ready"), "True");
+
+        node.exit(&p, "debugger", 3).await;
+        for _ in 0..2 {
+            node.sync(&mut state, &node.with_written(p.clone())).await;
+        }
+        assert_eq!(node.containers_named(&p, "debugger").await, (1, 0), "never restarted");
+        let status = node.last_status(&p);
+        let eph = status.ephemeral_container_statuses.clone().unwrap_or_default();
+        let exit = eph[0].state.as_ref().unwrap().terminated.as_ref().map(|t| t.exit_code);
+        assert_eq!(exit, Some(3), "{eph:?}");
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(condition(&status, "Ready"), "True");
+    }
+}

@@ -193,7 +193,7 @@ impl Node {
         if let (Some(full), serde_json::Value::Object(extra)) = (full.as_object_mut(), spec) {
             full.extend(extra);
         }
-        for list in ["initContainers", "containers"] {
+        for list in ["initContainers", "containers", "ephemeralContainers"] {
             for c in full[list].as_array_mut().into_iter().flatten() {
                 c["image"] = json!(self.image);
                 c["command"] = json!(["sh", "-c", WAIT_FOR_EXIT]);
@@ -245,6 +245,37 @@ impl Node {
         let observed = self.observed(pod).await;
         let named = observed.containers.iter().filter(|c| c.name == name);
         (named.clone().count(), named.filter(|c| c.running()).count())
+    }
+
+    /// Whether the running container `a` of `pod` is in the PID namespace of the running
+    /// container `b`: the fake says so by `a`'s config (TARGET `b`), containerd by the
+    /// namespace each process sees.
+    pub async fn shares_pid_namespace(&self, pod: &Pod, a: &str, b: &str) -> bool {
+        let observed = self.observed(pod).await;
+        let running = |name: &str| {
+            observed
+                .containers
+                .iter()
+                .find(|c| c.name == name && c.running())
+                .map(|c| c.id.clone())
+                .expect("the container runs")
+        };
+        let (a_id, b_id) = (running(a), running(b));
+        if let Backend::Fake(fake) = &self.backend {
+            return fake.pid_namespace(a) == Some((cri_client::api::NamespaceMode::Target, b_id));
+        }
+        let mut seen = Vec::new();
+        for id in [a_id, b_id] {
+            let cmd = vec!["readlink".to_string(), "/proc/self/ns/pid".to_string()];
+            let out = self
+                .raw
+                .exec_sync(&id, cmd, Duration::from_secs(10))
+                .await
+                .unwrap();
+            seen.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        assert!(!seen[0].is_empty(), "readlink printed nothing");
+        seen[0] == seen[1]
     }
 
     /// How many sandboxes the runtime holds for `pod`.

@@ -38,25 +38,35 @@ fn nanos_to_system(nanos: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
 }
 
-/// Creates and starts `c` (its `restart_count`-th instance). True when it started; otherwise
-/// its waiting reason says why and the sync is retried.
+/// One container instance to start.
+pub(super) struct Instance<'a> {
+    pub container: &'a Container,
+    /// Which instance of the container this is (CRI's attempt, the status's restartCount).
+    pub restart_count: u32,
+    /// An ephemeral container's target: the id of the container whose PID namespace it joins.
+    pub pid_target: Option<&'a str>,
+}
+
+/// Creates and starts an instance of a container. True when it started; otherwise its waiting
+/// reason says why and the sync is retried.
 pub(super) async fn start_one(
     ctx: &PodContext,
     state: &mut PodState,
     pod: &Pod,
-    c: &Container,
+    instance: &Instance<'_>,
     target: &Target<'_>,
-    restart_count: u32,
     outcome: &mut Outcome,
 ) -> bool {
+    let c = instance.container;
     let req = StartRequest {
         pod,
         container: c,
         sandbox_id: target.sandbox_id,
         sandbox_config: target.config,
-        restart_count,
+        restart_count: instance.restart_count,
         pod_ips: target.pod_ips,
         volumes: target.volumes,
+        pid_target: instance.pid_target,
     };
     match start::start(ctx, &mut state.timings, &req).await {
         Ok(id) => {
@@ -142,16 +152,12 @@ pub(super) async fn restart_with_backoff(
     {
         let _ = ctx.cri.remove_container(&old.id).await;
     }
-    start_one(
-        ctx,
-        state,
-        pod,
-        c,
-        target,
-        latest.restart_count + 1,
-        outcome,
-    )
-    .await
+    let instance = Instance {
+        container: c,
+        restart_count: latest.restart_count + 1,
+        pid_target: None,
+    };
+    start_one(ctx, state, pod, &instance, target, outcome).await
 }
 
 /// Starts `c` where no instance runs or exited in this sandbox: the next instance after any the
@@ -170,12 +176,17 @@ pub(super) async fn start_new(
         .runtime
         .latest_any(&c.name)
         .map_or(0, |l| l.restart_count + 1);
-    start_one(ctx, state, pod, c, target, restart_count, outcome).await
+    let instance = Instance {
+        container: c,
+        restart_count,
+        pid_target: None,
+    };
+    start_one(ctx, state, pod, &instance, target, outcome).await
 }
 
 /// Removes an instance that was created but never started (its StartContainer failed), before
 /// the next attempt creates another: failed starts never pile up containers.
-async fn remove_unstarted(ctx: &PodContext, latest: Option<&ContainerView>) {
+pub(super) async fn remove_unstarted(ctx: &PodContext, latest: Option<&ContainerView>) {
     let Some(stale) = latest.filter(|l| l.state == ContainerState::ContainerCreated) else {
         return;
     };

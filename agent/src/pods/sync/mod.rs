@@ -13,6 +13,7 @@
 
 mod admitting;
 mod container_starts;
+mod ephemeral_starts;
 mod report;
 mod sandbox_setup;
 mod syncing;

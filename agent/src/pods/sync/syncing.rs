@@ -18,6 +18,7 @@ use super::super::pod_probes::ProbeResults;
 use super::super::sandbox;
 use super::super::status::Terminal;
 use super::container_starts::{self, Target};
+use super::ephemeral_starts::run_ephemeral_containers;
 use super::{Outcome, PodState, Step, is_terminal_phase, report, sandbox_setup, uid};
 
 fn restart_policy(pod: &Pod) -> &str {
@@ -72,7 +73,7 @@ pub async fn sync(
     Ok(Step::Done)
 }
 
-/// Sandbox, then init containers in order, then the regular containers. Returns the runtime
+/// Sandbox, then ephemeral containers, init containers in order, then the regular containers. Returns the runtime
 /// state after the actions.
 async fn run_containers(
     ctx: &PodContext,
@@ -104,10 +105,14 @@ async fn run_containers(
         runtime: &runtime,
         volumes: &volumes,
     };
+    // Ephemeral containers may start while the pod initializes (kubelet's rule).
+    let debugged = run_ephemeral_containers(ctx, state, pod, &target, outcome).await;
     match run_init_containers(ctx, state, pod, probes, &target, outcome).await {
         InitProgress::Complete => {}
-        InitProgress::Pending => return Ok(runtime),
-        InitProgress::Acted => return observe::observe(ctx.cri.as_ref(), uid(pod)).await,
+        InitProgress::Pending if !debugged => return Ok(runtime),
+        InitProgress::Pending | InitProgress::Acted => {
+            return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
+        }
     }
     run_regular_containers(ctx, state, pod, probes, &target, outcome).await;
     observe::observe(ctx.cri.as_ref(), uid(pod)).await
