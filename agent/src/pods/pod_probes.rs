@@ -74,6 +74,13 @@ impl PodProbes {
             if fresh && !current.last_message.is_empty() {
                 // kubelet's two texts: a probe that ran and failed, and one that could not run
                 // (its result is thrown away, so it neither passes nor counts as a failure).
+                if current.warned {
+                    let message = format!("{} probe warning: {}", e.kind, current.last_message);
+                    ctx.events
+                        .warning(pod, Some(&e.name), "ProbeWarning", message);
+                    e.seen = Some(current);
+                    continue;
+                }
                 let message = if current.errored {
                     format!(
                         "{} probe errored and resulted in unknown state: {}",

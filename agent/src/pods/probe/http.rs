@@ -607,14 +607,10 @@ pub(super) async fn probe(
         Ok(response) if (200..300).contains(&response.status) => ProbeOutcome::Success,
         Ok(response) if (300..400).contains(&response.status) => {
             // Kubelet's "ProbeWarning": a redirect it did not follow still counts as healthy.
-            // Logged at debug: it recurs every period.
-            tracing::debug!(
-                url = %response.url,
-                status = response.status,
+            ProbeOutcome::Warning(format!(
                 "Probe terminated redirects, Response body: {}",
                 truncated_text(&response.body, MAX_BODY)
-            );
-            ProbeOutcome::Success
+            ))
         }
         Ok(response) => ProbeOutcome::Failure(format!(
             "HTTP probe failed with statuscode: {}",
@@ -831,12 +827,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_redirect_to_another_host_is_not_followed_and_counts_as_success() {
+    async fn a_redirect_to_another_host_is_not_followed_and_counts_as_success_with_a_warning() {
         let server =
             TestServer::start(|_, _| Reply::redirect(302, "http://login.example.test/")).await;
-        assert_eq!(
-            probe_outcome(action(server.port, "/")).await,
-            ProbeOutcome::Success
+        let outcome = probe_outcome(action(server.port, "/")).await;
+        let ProbeOutcome::Warning(message) = outcome else {
+            panic!("not a warning: {outcome:?}");
+        };
+        assert!(
+            message.starts_with("Probe terminated redirects, Response body: "),
+            "{message}"
         );
         assert_eq!(server.request_count(), 1);
     }

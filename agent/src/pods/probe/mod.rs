@@ -50,6 +50,9 @@ impl fmt::Display for ProbeKind {
 pub enum ProbeOutcome {
     /// The container answered as healthy.
     Success,
+    /// Healthy, with a warning for the pod's events (kubelet's `probe.Warning`: an HTTP
+    /// redirect to another host, not followed).
+    Warning(String),
     /// The container answered as unhealthy, or not in time; counts towards failureThreshold.
     Failure(String),
     /// The probe could not be run (bad port, no pod IP, runtime error); kubelet throws such a

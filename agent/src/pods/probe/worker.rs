@@ -66,8 +66,9 @@ impl ProbeTiming {
 }
 
 /// What a worker has decided so far. Receivers are woken when `result` changes and after
-/// every attempt that did not succeed (so the caller can record an `Unhealthy` event); a
-/// success that changes nothing updates the value silently.
+/// every attempt that did not succeed or succeeded with a warning (so the caller can record
+/// an `Unhealthy` or `ProbeWarning` event); a plain success that changes nothing updates the
+/// value silently.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeState {
     /// The decision: `None` until a threshold is first reached. Readiness starts at
@@ -75,8 +76,11 @@ pub struct ProbeState {
     pub result: Option<bool>,
     /// How many attempts in a row gave the latest verdict.
     pub consecutive: u32,
-    /// The latest attempt's message: why it failed or errored; empty after a success.
+    /// The latest attempt's message: why it failed or errored, or its warning; empty after a
+    /// plain success.
     pub last_message: String,
+    /// The latest attempt succeeded with a warning (`last_message`).
+    pub warned: bool,
     /// The latest attempt could not be run (kubelet's "probe errored"); it did not count.
     pub errored: bool,
     /// When `result` last changed (or the worker started).
@@ -206,6 +210,7 @@ impl ProbeWorker {
             result: (kind == ProbeKind::Readiness).then_some(false),
             consecutive: 0,
             last_message: String::new(),
+            warned: false,
             errored: false,
             changed_at: Instant::now(),
         };
@@ -280,6 +285,7 @@ impl<E: ContainerExec> Worker<E> {
     fn record(&mut self, tx: &watch::Sender<ProbeState>, outcome: ProbeOutcome) -> bool {
         let (verdict, message) = match outcome {
             ProbeOutcome::Success => (true, String::new()),
+            ProbeOutcome::Warning(message) => (true, message),
             ProbeOutcome::Failure(message) => (false, message),
             ProbeOutcome::Unknown(message) => {
                 tracing::debug!(kind = %self.kind, %message, "probe errored");
@@ -303,9 +309,11 @@ impl<E: ContainerExec> Worker<E> {
         };
         let decided = self.run >= threshold;
         let run = self.run;
+        let warned = verdict && !message.is_empty();
         tx.send_if_modified(|state| {
             state.consecutive = run;
             state.last_message = message;
+            state.warned = warned;
             state.errored = false;
             let changed = decided && state.result != Some(verdict);
             if changed {
@@ -313,7 +321,8 @@ impl<E: ContainerExec> Worker<E> {
                 state.result = Some(verdict);
                 state.changed_at = Instant::now();
             }
-            changed || !verdict
+            // Failures and warnings wake the receiver (each becomes an event).
+            changed || !verdict || warned
         });
         match self.kind {
             ProbeKind::Startup => decided,
