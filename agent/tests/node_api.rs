@@ -142,6 +142,17 @@ async fn kubectl_logs_follows_and_shows_the_previous_instance() {
     assert!(stdout(&previous).starts_with("instance-"), "{previous:?}");
     assert!(stdout(&current).starts_with("instance-"), "{current:?}");
     assert_ne!(stdout(&previous), stdout(&current));
+    // Over a websocket through the API server, as the e2e suite reads them: whole (the relay
+    // drops a last read that comes with EOF, so the agent must stream, as kubelet does).
+    let over_websocket = common::websocket::read_binary(&format!(
+        "/api/v1/namespaces/{}/pods/ticker/log?container=c",
+        ns.name
+    ))
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&over_websocket),
+        "tick-1\ntick-2\ntick-3\ntick-4\ntick-5\n"
+    );
     let never_restarted = kubectl(&["-n", &ns.name, "logs", "--previous", "ticker"]);
     assert!(!never_restarted.status.success());
     assert!(

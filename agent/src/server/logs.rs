@@ -200,7 +200,9 @@ async fn serve(
     let builder = Response::builder().header(header::CONTENT_TYPE, "text/plain");
     if !opts.follow || !running || left == Some(0) {
         return builder
-            .body(Body::from(head_text))
+            .body(Body::from_stream(flushed_then_ended(Bytes::from(
+                head_text,
+            ))))
             .map_err(|e| ServerError::Runtime(e.to_string()));
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
@@ -223,6 +225,24 @@ async fn serve(
     builder
         .body(Body::from_stream(stream))
         .map_err(|e| ServerError::Runtime(e.to_string()))
+}
+
+/// A body of `data` that reaches the client before the body's end does, as kubelet's flushing
+/// writer sends logs: the data chunk is flushed (its own TLS record) before the final empty
+/// chunk. The API server's websocket relay (`kubectl logs` over a websocket, the e2e suite's
+/// way) drops a last read that comes together with EOF, so data and end in one record would
+/// arrive as an empty log.
+fn flushed_then_ended(data: Bytes) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+    futures::stream::unfold(Some(data), |next| async move {
+        match next {
+            Some(data) => Some((Ok(data), None)),
+            None => {
+                // Pending once: hyper flushes what it holds before polling the body again.
+                tokio::task::yield_now().await;
+                None
+            }
+        }
+    })
 }
 
 /// Streams new log entries until the container stops, the client goes away or the byte limit

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod pods;
+pub mod websocket;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
