@@ -234,14 +234,12 @@ async fn serve(
 /// arrive as an empty log.
 fn flushed_then_ended(data: Bytes) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
     futures::stream::unfold(Some(data), |next| async move {
-        match next {
-            Some(data) => Some((Ok(data), None)),
-            None => {
-                // Pending once: hyper flushes what it holds before polling the body again.
-                tokio::task::yield_now().await;
-                None
-            }
+        if let Some(data) = next {
+            return Some((Ok(data), None));
         }
+        // Pending once: hyper flushes what it holds before polling the body again.
+        tokio::task::yield_now().await;
+        None
     })
 }
 
