@@ -153,6 +153,21 @@ async fn kubectl_logs_follows_and_shows_the_previous_instance() {
         String::from_utf8_lossy(&over_websocket),
         "tick-1\ntick-2\ntick-3\ntick-4\ntick-5\n"
     );
+    // An exited container's last output without a newline is its last line (kubelet sends a
+    // partial entry as it is).
+    ns.pod(
+        "unfinished",
+        node,
+        json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": busybox(),
+            "command": sh("printf 'first\\nno-newline'")}]}),
+    )
+    .await;
+    wait_pod(&ns.pods(), "unfinished", "succeeded", T, |p| {
+        common::pods::phase(p) == "Succeeded"
+    })
+    .await;
+    let unfinished = kubectl(&["-n", &ns.name, "logs", "unfinished"]);
+    assert_eq!(stdout(&unfinished), "first\nno-newline", "{unfinished:?}");
     let never_restarted = kubectl(&["-n", &ns.name, "logs", "--previous", "ticker"]);
     assert!(!never_restarted.status.success());
     assert!(

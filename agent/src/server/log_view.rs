@@ -19,11 +19,36 @@ pub struct LogOptions {
 }
 
 /// Renders complete CRI log text into the user's view; returns the rendered lines (each one
-/// logical line, partial entries joined) so that the caller can tail them.
+/// logical line, partial entries joined) so that the caller can tail them. Partial entries
+/// after the last full one are left out: their line is still being written (a follower sends
+/// it once it ends).
 pub fn render(text: &str, opts: &LogOptions) -> Vec<String> {
+    let (lines, _) = logical_lines(text, opts);
+    tail(lines, opts)
+}
+
+/// [`render`] for a container that has exited, whose log has its last word: partial entries
+/// after the last full one are its last line, sent without a newline (kubelet sends a partial
+/// entry's content as it is).
+pub fn render_ended(text: &str, opts: &LogOptions) -> Vec<String> {
+    let (mut lines, unfinished) = logical_lines(text, opts);
+    lines.extend(unfinished);
+    tail(lines, opts)
+}
+
+/// The logical lines of `text` and the unfinished one after them, if any.
+fn logical_lines(text: &str, opts: &LogOptions) -> (Vec<String>, Option<String>) {
     let mut lines = Vec::new();
     let mut pending = String::new();
     let mut pending_ts: Option<String> = None;
+    let line = |ts: Option<String>, content: &str| {
+        let mut line = match (opts.timestamps, ts) {
+            (true, Some(ts)) => format!("{ts} "),
+            _ => String::new(),
+        };
+        line.push_str(content);
+        line
+    };
     for raw in text.lines() {
         let Some(e) = cri_log::parse(raw) else {
             continue;
@@ -38,18 +63,18 @@ pub fn render(text: &str, opts: &LogOptions) -> Vec<String> {
         }
         pending.push_str(e.content);
         if !e.partial {
-            let ts = pending_ts.take().unwrap_or_default();
-            let mut line = if opts.timestamps {
-                format!("{ts} ")
-            } else {
-                String::new()
-            };
-            line.push_str(&pending);
-            line.push('\n');
-            lines.push(line);
+            let mut full = line(pending_ts.take(), &pending);
+            full.push('\n');
+            lines.push(full);
             pending.clear();
         }
     }
+    let unfinished = pending_ts.map(|ts| line(Some(ts), &pending));
+    (lines, unfinished)
+}
+
+/// The last tailLines of `lines`, or all of them.
+fn tail(mut lines: Vec<String>, opts: &LogOptions) -> Vec<String> {
     if let Some(n) = opts.tail_lines {
         let skip = lines.len().saturating_sub(n);
         lines.drain(..skip);
@@ -91,6 +116,37 @@ mod tests {
 2024-01-01T00:00:02Z stderr P tw\n\
 2024-01-01T00:00:02.5Z stderr F o\n\
 2024-01-01T00:00:03Z stdout F three\n";
+
+    #[test]
+    fn an_exited_containers_last_partial_entries_are_its_last_line() {
+        let log = format!(
+            "{LOG}2024-01-01T00:00:04Z stdout P no-new\n2024-01-01T00:00:05Z stdout P line"
+        );
+        let log = format!("{log}\n");
+        assert_eq!(
+            render(&log, &LogOptions::default()),
+            ["one\n", "two\n", "three\n"]
+        );
+        assert_eq!(
+            render_ended(&log, &LogOptions::default()),
+            ["one\n", "two\n", "three\n", "no-newline"]
+        );
+        let tailed = render_ended(
+            &log,
+            &LogOptions {
+                tail_lines: Some(2),
+                timestamps: true,
+                ..LogOptions::default()
+            },
+        );
+        assert_eq!(
+            tailed,
+            [
+                "2024-01-01T00:00:03Z three\n",
+                "2024-01-01T00:00:04Z no-newline"
+            ]
+        );
+    }
 
     #[test]
     fn partial_entries_are_joined_and_tail_counts_logical_lines() {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
-use super::log_view::{LogOptions, limit, render};
+use super::log_view::{LogOptions, limit, render, render_ended};
 use super::{ServerError, ServerState, lookup};
 use super::{cri_log, tail};
 
@@ -191,12 +191,15 @@ async fn serve(
             .await
             .map_err(|e| ServerError::Runtime(format!("reading the log: {e}")))??
     };
-    let (lines, left) = limit(
-        render(&String::from_utf8_lossy(&head.text), &opts),
-        opts.limit_bytes,
-    );
-    let head_text: String = lines.concat();
     let running = status.state == cri_client::api::ContainerState::ContainerRunning as i32;
+    let text = String::from_utf8_lossy(&head.text);
+    let rendered = if running {
+        render(&text, &opts)
+    } else {
+        render_ended(&text, &opts)
+    };
+    let (lines, left) = limit(rendered, opts.limit_bytes);
+    let head_text: String = lines.concat();
     let builder = Response::builder().header(header::CONTENT_TYPE, "text/plain");
     if !opts.follow || !running || left == Some(0) {
         return builder
