@@ -1,5 +1,5 @@
-//! One look at the static pod directory, as kubelet's file source lists it
-//! (pkg/kubelet/config/file.go `extractFromDir`): every entry whose name does not start with
+//! One look at the static pod directory (or the one file the path names), as kubelet's file
+//! source lists it (pkg/kubelet/config/file.go `extractFromDir`): every entry whose name does not start with
 //! '.', in name order; symlinks are followed (the directory is the administrator's, not a
 //! pod's), directories are not recursed into, anything but a regular file is skipped, and a
 //! file over 10 MiB (kubelet's `maxConfigLength`) is refused. A bad file never hides the good
@@ -24,9 +24,17 @@ pub struct Manifest {
     pub pod: Result<Pod, String>,
 }
 
-/// Reads every manifest in `dir` for node `node`. Errors only when the directory itself
-/// cannot be read (NotFound when it does not exist).
+/// Reads every manifest in `dir` for node `node` (or the one file `dir` names, as kubelet
+/// accepts). Errors only when the path itself cannot be read (NotFound when it does not exist).
 pub fn scan(dir: &Path, node: &str) -> std::io::Result<Vec<Manifest>> {
+    if std::fs::metadata(dir)?.is_file() {
+        let pod =
+            read(dir).and_then(|data| manifest::parse(&data, dir, node).map_err(|e| e.to_string()));
+        return Ok(vec![Manifest {
+            path: dir.to_path_buf(),
+            pod,
+        }]);
+    }
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
@@ -143,6 +151,14 @@ mod tests {
         write(dir.path(), "big.yaml", &big);
         let found = scan(dir.path(), "n").unwrap();
         assert!(found[0].pod.as_ref().unwrap_err().contains("larger than"));
+    }
+
+    #[test]
+    fn a_path_naming_one_file_is_that_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "only.yaml", &POD.replace("NAME", "only"));
+        let found = names(&scan(&dir.path().join("only.yaml"), "n").unwrap());
+        assert_eq!(found, vec![("only.yaml".into(), Ok("only-n".into()))]);
     }
 
     #[test]

@@ -204,7 +204,7 @@ pub async fn run(
                 source.apply(Vec::new());
             }
             Ok(Err(e)) => {
-                warn!(path = %dir.display(), error = %e, "unable to read static pod path")
+                warn!(path = %dir.display(), error = %e, "unable to read static pod path");
             }
             Err(e) => warn!(error = %e, "static pod scan failed"),
         }
