@@ -14,12 +14,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::apiserver::ApiServer;
 use crate::config::Config;
 use crate::events::Events;
 use crate::healthz;
 use crate::node::machine::{self, MachineInfo};
 use crate::node::{self, status::Heartbeat};
 use crate::node_facts::NodeFacts;
+use crate::pods::static_pods::{StaticPods, writer::RoutingWriter};
+use crate::pods::status_writer::PodWriter;
 use crate::pods::{
     self, PodContext, admission::Admission, images::Images, log_rotation::LogRotation,
 };
@@ -121,7 +124,8 @@ const POD_LOG_ROOT: &str = "/var/log/pods";
 
 fn pod_context(
     config: &Config,
-    client: kube::Client,
+    api: &ApiServer,
+    statics: StaticPods,
     cri: CriClient,
     runtime_name: String,
     machine: &MachineInfo,
@@ -143,20 +147,27 @@ fn pod_context(
         memory_capacity_bytes: memory_capacity,
         max_pods: config.max_pods,
     };
-    let events = Events::start(client.clone(), &config.node_name);
+    let events = match api.connected() {
+        Some(client) => Events::start(client.clone(), &config.node_name),
+        None => Events::log_only(),
+    };
     let volumes = crate::volumes::Volumes::new(
         &config.root_dir,
-        client.clone(),
+        api.clone(),
         events.clone(),
         facts.clone(),
         config.sync_frequency,
     );
+    let writer = RoutingWriter {
+        statics,
+        api: (api.connected()).map(|c| Arc::new(c.clone()) as Arc<dyn PodWriter>),
+    };
     Ok(PodContext {
         events,
         volumes,
-        writer: Arc::new(client.clone()),
+        writer: Arc::new(writer),
         env_reads: crate::pods::context::EnvReads::Api,
-        client,
+        api: api.clone(),
         cri: Arc::new(cri),
         runtime_name,
         node: facts,
@@ -220,7 +231,7 @@ async fn bind_healthz(config: &Config) -> Result<Option<tokio::net::TcpListener>
 async fn spawn_runtime_health(
     runtime: CriRuntime,
     config: &Config,
-    client: &kube::Client,
+    api: &ApiServer,
     tasks: &mut tokio::task::JoinSet<()>,
     cancel: &CancellationToken,
 ) -> Result<watch::Receiver<RuntimeHealth>, StartError> {
@@ -236,7 +247,7 @@ async fn spawn_runtime_health(
     // The node sees NetworkReady from the agent's own chain (containerd only sees the delegate).
     let network_ready = crate::network::start(
         &config.network,
-        client.clone(),
+        api.connected().cloned(),
         config.node_name.clone(),
         cri,
         tasks,
@@ -255,21 +266,20 @@ async fn spawn_runtime_health(
     Ok(merged)
 }
 
-/// Runs the agent until a shutdown signal. Pods are left running on shutdown.
-pub async fn run(mut config: Config) -> Result<(), StartError> {
-    let client = kube_client(&config.kubeconfig).await?;
-    let (runtime, runtime_name) = runtime(&config).await?;
-    prepare_root_dir(&mut config)?;
-    let healthz_listener = bind_healthz(&config).await?;
-    let signal = tokio::spawn(shutdown_signal());
+/// The API server from --kubeconfig, or standalone mode without one.
+async fn api_server(config: &Config) -> Result<ApiServer, StartError> {
+    if let Some(path) = &config.kubeconfig {
+        return Ok(ApiServer::Connected(kube_client(path).await?));
+    }
+    info!(
+        "no --kubeconfig: running standalone (static pods only; no Node, Lease, events or \
+         mirror pods in any API server)"
+    );
+    Ok(ApiServer::Standalone)
+}
 
-    let config = Arc::new(config);
-    let cancel = CancellationToken::new();
-    let heartbeat = Heartbeat::default();
-    let mut tasks = tokio::task::JoinSet::new();
-    let cri = runtime.client().clone();
-    let health_rx = spawn_runtime_health(runtime, &config, &client, &mut tasks, &cancel).await?;
-    let machine = MachineInfo::read();
+/// The node's IP: --node-ip, else detected; a loopback one is accepted with a warning.
+fn node_ip(config: &Config) -> std::net::IpAddr {
     let node_ip = config.node_ip.unwrap_or_else(machine::detect_node_ip);
     if node_ip.is_loopback() {
         // kubelet refuses one ("nodeIP can't be loopback address"); this agent runs, but says
@@ -281,67 +291,156 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
              \"address not allowed\"); logs, exec and port-forward work only from this machine"
         );
     }
-    // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.
-    let csi = crate::csi::Csi::new(&config.root_dir, &config.node_name, client.clone());
-    let api_server = crate::server::start(
-        &config,
-        cri.clone(),
-        client.clone(),
-        node_ip,
-        Some(csi.clone()),
-        cancel.clone(),
-    )
-    .await?;
-    let pods = pod_context(
-        &config,
-        client.clone(),
-        cri,
-        runtime_name,
-        &machine,
-        node_ip,
-    )?;
-    pods.volumes.set_external_plugin(Arc::new(csi.clone()));
-    tasks.spawn(csi.watcher().run(cancel.clone()));
-    let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
-    tasks.spawn(node::run(
-        client,
-        config.clone(),
-        machine,
-        node_ip,
-        health_rx,
-        node::status::Reports {
-            heartbeat: heartbeat.clone(),
-            ready: ready_tx,
-        },
-        cancel.clone(),
-    ));
-    let stall_after = config.node_status_update_frequency * 3 + Duration::from_secs(30);
-    let notifier = crate::systemd::Notifier::from_env();
-    tasks.spawn(crate::systemd::follow_node(
-        notifier.clone(),
-        config.node_name.clone(),
-        ready_rx,
-        heartbeat.clone(),
-        stall_after,
-        cancel.clone(),
-    ));
-    tasks.spawn(pods::run(Arc::new(pods), cancel.clone()));
-    tasks.spawn(api_server);
-    if let Some(listener) = healthz_listener {
-        let cancel = cancel.clone();
-        tasks.spawn(async move {
+    node_ip
+}
+
+/// What the tasks of both modes share.
+struct Agent {
+    config: Arc<Config>,
+    tasks: tokio::task::JoinSet<()>,
+    cancel: CancellationToken,
+    heartbeat: Heartbeat,
+    notifier: crate::systemd::Notifier,
+    /// /healthz counts the node status loop stalled after this long without a cycle.
+    stall_after: Duration,
+}
+
+impl Agent {
+    /// With an API server: CSI drivers, the Node (registration, Lease, status) and systemd
+    /// following the node's Ready condition.
+    fn start_connected(
+        &mut self,
+        client: &kube::Client,
+        pods: &PodContext,
+        machine: MachineInfo,
+        node_ip: std::net::IpAddr,
+        health_rx: watch::Receiver<RuntimeHealth>,
+        csi: &crate::csi::Csi,
+    ) {
+        let (config, cancel) = (&self.config, &self.cancel);
+        pods.volumes.set_external_plugin(Arc::new(csi.clone()));
+        self.tasks.spawn(csi.watcher().run(cancel.clone()));
+        let (ready_tx, ready_rx) = tokio::sync::watch::channel(None);
+        self.tasks.spawn(node::run(
+            client.clone(),
+            config.clone(),
+            machine,
+            node_ip,
+            health_rx,
+            node::status::Reports {
+                heartbeat: self.heartbeat.clone(),
+                ready: ready_tx,
+            },
+            cancel.clone(),
+        ));
+        self.tasks.spawn(crate::systemd::follow_node(
+            self.notifier.clone(),
+            config.node_name.clone(),
+            ready_rx,
+            self.heartbeat.clone(),
+            self.stall_after,
+            cancel.clone(),
+        ));
+    }
+
+    /// Without one: systemd hears READY=1 once the static pods were started.
+    fn start_standalone(&mut self, static_pods_listed: watch::Receiver<bool>) {
+        self.tasks.spawn(crate::systemd::follow_standalone(
+            self.notifier.clone(),
+            static_pods_listed,
+            self.cancel.clone(),
+        ));
+    }
+
+    fn serve_healthz(&mut self, listener: Option<tokio::net::TcpListener>) {
+        let Some(listener) = listener else {
+            return;
+        };
+        let (cancel, heartbeat, stall_after) = (
+            self.cancel.clone(),
+            self.heartbeat.clone(),
+            self.stall_after,
+        );
+        self.tasks.spawn(async move {
             if let Err(e) = healthz::serve(listener, heartbeat, stall_after, cancel).await {
                 warn!(error = %e, "/healthz server stopped");
             }
         });
     }
+}
+
+/// Runs the agent until a shutdown signal. Pods are left running on shutdown.
+pub async fn run(mut config: Config) -> Result<(), StartError> {
+    let api = api_server(&config).await?;
+    let (runtime, runtime_name) = runtime(&config).await?;
+    prepare_root_dir(&mut config)?;
+    let healthz_listener = bind_healthz(&config).await?;
+    let signal = tokio::spawn(shutdown_signal());
+
+    let config = Arc::new(config);
+    let mut agent = Agent {
+        stall_after: config.node_status_update_frequency * 3 + Duration::from_secs(30),
+        config: config.clone(),
+        tasks: tokio::task::JoinSet::new(),
+        cancel: CancellationToken::new(),
+        heartbeat: Heartbeat::default(),
+        notifier: crate::systemd::Notifier::from_env(),
+    };
+    let cancel = agent.cancel.clone();
+    let cri = runtime.client().clone();
+    let health_rx = spawn_runtime_health(runtime, &config, &api, &mut agent.tasks, &cancel).await?;
+    let machine = MachineInfo::read();
+    let node_ip = node_ip(&config);
+    let statics = StaticPods::default();
+    // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.
+    let csi = (api.connected())
+        .map(|c| crate::csi::Csi::new(&config.root_dir, &config.node_name, c.clone()));
+    let api_task = crate::server::start(
+        &config,
+        cri.clone(),
+        api.clone(),
+        statics.clone(),
+        node_ip,
+        csi.clone(),
+        cancel.clone(),
+    )
+    .await?;
+    let pods = pod_context(
+        &config,
+        &api,
+        statics.clone(),
+        cri,
+        runtime_name,
+        &machine,
+        node_ip,
+    )?;
+    let (static_pods_listed, listed_rx) = watch::channel(false);
+    match (api.connected(), csi) {
+        (Some(client), Some(csi)) => {
+            agent.start_connected(client, &pods, machine, node_ip, health_rx, &csi);
+        }
+        _ => agent.start_standalone(listed_rx),
+    }
+    let static_pods = pods::controller::StaticPodSettings {
+        path: config.static_pod_path.clone(),
+        file_check_frequency: config.file_check_frequency,
+    };
+    (agent.tasks).spawn(pods::run(
+        Arc::new(pods),
+        statics,
+        static_pods,
+        static_pods_listed,
+        cancel.clone(),
+    ));
+    agent.tasks.spawn(api_task);
+    agent.serve_healthz(healthz_listener);
     info!(node = %config.node_name, "minikubelet started");
 
     let which = signal.await.unwrap_or(Ok("task failure"))?;
     info!(signal = which, "shutting down; pods keep running");
-    notifier.stopping(&format!("Stopping ({which}); pods keep running"));
+    (agent.notifier).stopping(&format!("Stopping ({which}); pods keep running"));
     cancel.cancel();
-    join_within(&mut tasks, SHUTDOWN_GRACE).await;
+    join_within(&mut agent.tasks, SHUTDOWN_GRACE).await;
     Ok(())
 }
 

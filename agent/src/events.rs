@@ -1,6 +1,7 @@
 //! Events about pods and the node (events.k8s.io), sent from a background task so that a pod
 //! worker never waits on the API server to report what it did. The queue is bounded: when the
-//! API server is unreachable, the oldest news is dropped rather than memory growing. Shared by
+//! API server is unreachable, the oldest news is dropped rather than memory growing. Without an
+//! API server (standalone mode) events are log lines. Shared by
 //! node/, pods/ and volumes/, so it lives below all three.
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
@@ -41,6 +42,25 @@ impl Events {
                 if let Err(e) = recorder.publish(&event, &reference).await {
                     debug!(error = %e, reason = %event.reason, "event not recorded");
                 }
+            }
+        });
+        Events { tx }
+    }
+
+    /// A handle whose events go to the log only (standalone mode: no API server to send them
+    /// to), one line each.
+    pub fn log_only() -> Events {
+        let (tx, mut rx) = mpsc::channel::<(Event, ObjectReference)>(QUEUE);
+        tokio::spawn(async move {
+            while let Some((event, reference)) = rx.recv().await {
+                let object = format!(
+                    "{}/{}",
+                    reference.namespace.as_deref().unwrap_or_default(),
+                    reference.name.as_deref().unwrap_or_default()
+                );
+                let warning = event.type_ == EventType::Warning;
+                let note = event.note.unwrap_or_default();
+                tracing::info!(%object, reason = %event.reason, warning, note = %note, "event");
             }
         });
         Events { tx }

@@ -24,11 +24,13 @@
 //! - [`config`]: flags, config file and defaults resolved into one validated `Config` (it
 //!   holds network's settings, hence above it);
 //! - [`network`]: pod networking (the CNI delegate's socket, the chain, NetworkReady, GC);
-//! - leaves: [`events`] (Kubernetes events), [`metrics`] (Prometheus), [`runtime`] (the
+//! - leaves: [`apiserver`] (the API server, or none in standalone mode), [`events`] (Kubernetes
+//!   events), [`metrics`] (Prometheus), [`runtime`] (the
 //!   container runtime boundary and its health), [`backoff`], [`quantity`] (resource
 //!   quantities).
 
 pub mod agent;
+pub mod apiserver;
 pub mod backoff;
 pub mod config;
 pub mod csi;

@@ -160,9 +160,62 @@ pub async fn follow_node(
     }
 }
 
+/// Standalone mode (no Node to follow): READY=1 once the static pods have been started (the
+/// first look at the manifest directory is done), then watchdog pings while the agent runs.
+pub async fn follow_standalone(
+    notifier: Notifier,
+    mut static_pods_listed: watch::Receiver<bool>,
+    cancel: CancellationToken,
+) {
+    if !notifier.enabled() {
+        return;
+    }
+    notifier.status("Starting static pods (standalone)");
+    tokio::select! {
+        () = cancel.cancelled() => return,
+        listed = static_pods_listed.wait_for(|l| *l) => if listed.is_err() { return },
+    }
+    notifier.ready("Static pods started (standalone, no API server)");
+    let Some(period) = notifier.watchdog else {
+        return;
+    };
+    let mut ping = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ping.tick() => notifier.watchdog_ping(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn standalone_is_ready_once_the_static_pods_were_listed() {
+        let (_dir, socket, notifier) = listening();
+        let (tx, rx) = watch::channel(false);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(follow_standalone(notifier, rx, cancel.clone()));
+        let socket = std::sync::Arc::new(socket);
+        let next = || {
+            let s = socket.clone();
+            tokio::task::spawn_blocking(move || receive(&s))
+        };
+        assert_eq!(
+            next().await.unwrap(),
+            "STATUS=Starting static pods (standalone)\n"
+        );
+        tx.send_replace(true);
+        let got = next().await.unwrap();
+        assert!(
+            got.starts_with("READY=1\nSTATUS=Static pods started"),
+            "{got}"
+        );
+        cancel.cancel();
+        task.await.unwrap();
+    }
 
     fn listening() -> (tempfile::TempDir, UnixDatagram, Notifier) {
         let dir = tempfile::tempdir().unwrap();

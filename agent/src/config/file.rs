@@ -68,6 +68,8 @@ pub struct FileConfig {
     #[serde(skip)]
     pub static_pod_path: Option<PathBuf>,
     #[serde(skip)]
+    pub file_check_frequency: Option<String>,
+    #[serde(skip)]
     pub rotate_certificates: Option<bool>,
     #[serde(skip)]
     pub server_tls_bootstrap: Option<bool>,

@@ -165,6 +165,15 @@ pub struct Flags {
     #[arg(long, value_name = "DURATION")]
     pub node_status_report_frequency: Option<String>,
 
+    /// Directory of static pod manifests (one Pod per YAML or JSON file, dot files skipped):
+    /// run as pods on this node, mirrored to the API server when there is one.
+    #[arg(long, value_name = "DIR")]
+    pub pod_manifest_path: Option<PathBuf>,
+
+    /// How often the static pod directory is looked at for changes (default 20s).
+    #[arg(long, value_name = "DURATION")]
+    pub file_check_frequency: Option<String>,
+
     /// How often configMap, secret, downwardAPI and projected volume contents are refreshed
     /// in running pods (e.g. 1m).
     #[arg(long, value_name = "DURATION")]

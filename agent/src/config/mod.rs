@@ -62,7 +62,8 @@ pub enum LogFormat {
 /// The resolved, validated settings the agent runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub kubeconfig: PathBuf,
+    /// None: standalone mode (no API server; only static pods run).
+    pub kubeconfig: Option<PathBuf>,
     pub node_name: String,
     /// None: detect from the default route's interface.
     pub node_ip: Option<IpAddr>,
@@ -94,8 +95,11 @@ pub struct Config {
     pub network: crate::network::NetworkSettings,
     /// Unsafe sysctls (exact names or `prefix*` patterns) pods may set besides the safe set.
     pub allowed_unsafe_sysctls: Vec<String>,
-    /// Static pod manifests (KubeletConfiguration `staticPodPath`); not acted on yet.
+    /// Static pod manifests: `--pod-manifest-path` / `staticPodPath`.
     pub static_pod_path: Option<PathBuf>,
+    /// How often the static pod path is looked at: `--file-check-frequency` /
+    /// `fileCheckFrequency`.
+    pub file_check_frequency: Duration,
     /// The node's own certificates: TLS bootstrap and rotation (not acted on yet).
     pub certificates: Certificates,
 }
@@ -136,6 +140,7 @@ pub mod defaults {
     pub const SYNC_FREQUENCY: &str = "1m";
     pub const NODE_LEASE_DURATION_SECONDS: u32 = 40;
     pub const RUNTIME_REQUEST_TIMEOUT: &str = "2m";
+    pub const FILE_CHECK_FREQUENCY: &str = "20s";
 }
 
 /// Reads the machine's hostname the way kubelet defaults the node name.
@@ -197,11 +202,9 @@ impl Config {
             sync_frequency,
             runtime_request_timeout,
             node_lease_duration_seconds,
+            file_check_frequency,
         } = periods(&flags, &file)?;
-        let kubeconfig = flags
-            .kubeconfig
-            .or(file.kubeconfig)
-            .ok_or(ConfigError::Missing("--kubeconfig"))?;
+        let kubeconfig = flags.kubeconfig.or(file.kubeconfig);
         let node_name = match flags.hostname_override.or(file.hostname_override) {
             Some(n) => node_name(&n)?,
             None => node_name(&system_hostname()?)?,
@@ -227,7 +230,8 @@ impl Config {
             2,
         )?;
         Ok(Config {
-            static_pod_path: file.static_pod_path,
+            static_pod_path: flags.pod_manifest_path.or(file.static_pod_path),
+            file_check_frequency,
             certificates,
             network,
             kubeconfig,
@@ -370,6 +374,7 @@ struct Periods {
     sync_frequency: Duration,
     runtime_request_timeout: Duration,
     node_lease_duration_seconds: u32,
+    file_check_frequency: Duration,
 }
 
 /// Each period's flag or else its file setting or else kubelet's default.
@@ -399,6 +404,16 @@ fn periods(flags: &Flags, file: &FileConfig) -> Result<Periods, ConfigError> {
     if node_status_update_frequency.is_zero() || runtime_request_timeout.is_zero() {
         return Err(invalid("durations")("must be greater than zero".into()));
     }
+    let file_check_frequency = duration(
+        (flags.file_check_frequency.as_deref()).or(file.file_check_frequency.as_deref()),
+        defaults::FILE_CHECK_FREQUENCY,
+        "--file-check-frequency",
+    )?;
+    if file_check_frequency.is_zero() {
+        return Err(invalid("--file-check-frequency")(
+            "must be greater than zero".into(),
+        ));
+    }
     let node_lease_duration_seconds = at_least(
         "--node-lease-duration-seconds",
         flags
@@ -413,6 +428,7 @@ fn periods(flags: &Flags, file: &FileConfig) -> Result<Periods, ConfigError> {
         sync_frequency,
         runtime_request_timeout,
         node_lease_duration_seconds,
+        file_check_frequency,
     })
 }
 
@@ -555,7 +571,7 @@ mod tests {
         let mut f = flags();
         f.max_pods = Some(30);
         let c = Config::merge(f, file).unwrap();
-        assert_eq!(c.kubeconfig, PathBuf::from("/k"));
+        assert_eq!(c.kubeconfig, Some(PathBuf::from("/k")));
         assert_eq!(c.max_pods, 30);
         assert_eq!(c.port, 11000);
         assert_eq!(c.node_labels["a"], "b");
@@ -594,7 +610,27 @@ mod tests {
         f.hostname_override = Some("under_score".into());
         assert!(Config::merge(f, FileConfig::default()).is_err());
 
-        let e = Config::merge(Flags::default(), FileConfig::default()).unwrap_err();
-        assert!(e.to_string().contains("--kubeconfig"));
+        let mut f = flags();
+        f.kubeconfig = None;
+        f.pod_manifest_path = Some("/etc/kubernetes/manifests".into());
+        f.file_check_frequency = Some("2s".into());
+        let c = Config::merge(f, FileConfig::default()).unwrap();
+        assert_eq!(c.kubeconfig, None, "no kubeconfig: standalone");
+        assert_eq!(
+            c.static_pod_path,
+            Some(PathBuf::from("/etc/kubernetes/manifests"))
+        );
+        assert_eq!(c.file_check_frequency, Duration::from_secs(2));
+        assert_eq!(
+            Config::merge(flags(), FileConfig::default())
+                .unwrap()
+                .file_check_frequency,
+            Duration::from_secs(20),
+            "kubelet's default"
+        );
+        let mut f = flags();
+        f.file_check_frequency = Some("0s".into());
+        let e = Config::merge(f, FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("--file-check-frequency"), "{e}");
     }
 }

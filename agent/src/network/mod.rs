@@ -87,7 +87,7 @@ pub struct StartError {
 /// GC. Returns the chain's readiness.
 pub async fn start(
     settings: &NetworkSettings,
-    client: kube::Client,
+    client: Option<kube::Client>,
     node_name: String,
     cri: CriClient,
     tasks: &mut tokio::task::JoinSet<()>,
@@ -103,7 +103,11 @@ pub async fn start(
     // flip Ready off and on (which would move Ready's transition time).
     let known = match settings.pod_cidr {
         Some(c) => Some(c),
-        None => pod_cidr::read_once(client.clone(), &node_name).await,
+        None => match &client {
+            Some(client) => pod_cidr::read_once(client.clone(), &node_name).await,
+            // Standalone: no Node to read it from; only --pod-cidr gives one.
+            None => None,
+        },
     };
     let (cidr_tx, cidr_rx) = watch::channel(known);
     let chain = Arc::new(Chain::new(
@@ -120,13 +124,15 @@ pub async fn start(
     routes::install(routes.clone());
     let first = readiness::check(&chain).await;
     let (ready_tx, ready_rx) = watch::channel(first);
-    tasks.spawn(pod_cidr::follow(
-        client,
-        node_name,
-        settings.pod_cidr,
-        cidr_tx,
-        cancel.clone(),
-    ));
+    if let Some(client) = client {
+        tasks.spawn(pod_cidr::follow(
+            client,
+            node_name,
+            settings.pod_cidr,
+            cidr_tx,
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(server::serve(listener, chain.clone(), cancel.clone()));
     tasks.spawn(readiness::monitor(
         chain.clone(),

@@ -16,7 +16,7 @@ use super::status_writer::PodWriter;
 /// Where container environments read ConfigMaps, Secrets and Services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnvReads {
-    /// The API server, through [`PodContext::client`].
+    /// The API server, through [`PodContext::api`] (none in standalone mode: no object exists).
     Api,
     /// An API without objects: no ConfigMap, Secret or Service exists (scenario tests).
     #[cfg(test)]
@@ -24,10 +24,8 @@ pub enum EnvReads {
 }
 
 /// An API without objects.
-#[cfg(test)]
 pub struct NoObjects;
 
-#[cfg(test)]
 impl super::container::env::EnvSource for NoObjects {
     async fn config_map(
         &self,
@@ -48,8 +46,9 @@ impl super::container::env::EnvSource for NoObjects {
 
 /// Shared by all pod workers.
 pub struct PodContext {
-    /// For the reads the pod side makes (volumes, env sources, pull secrets, runtime classes).
-    pub client: kube::Client,
+    /// For the reads the pod side makes (volumes, env sources, pull secrets, runtime classes);
+    /// none in standalone mode.
+    pub api: crate::apiserver::ApiServer,
     /// Where container environments come from (the API but in scenario tests).
     pub env_reads: EnvReads,
     /// What the pod side writes to the API: status patches and the final deletion.

@@ -2,7 +2,8 @@
 //! This file only declares the modules and re-exports what the rest of the agent uses.
 //!
 //! - [`controller`]: starts and runs everything below until cancelled ([`run`]);
-//! - [`source`]: the pod watch (fieldSelector spec.nodeName);
+//! - [`source`]: the pod watch (fieldSelector spec.nodeName); [`static_pods`]: pods from
+//!   manifest files, their mirror pods, and the writer that keeps their status;
 //! - [`worker`]: one worker per pod UID, the only place a pod is synced (its header is the
 //!   lifecycle's specification);
 //! - [`lifecycle`]: where a pod is on kubelet's timeline (admitting, syncing, terminating,
@@ -47,6 +48,7 @@ pub mod sandbox;
 mod scenarios;
 pub mod source;
 pub mod start;
+pub mod static_pods;
 pub mod status;
 pub mod status_writer;
 mod supervise;

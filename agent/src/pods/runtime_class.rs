@@ -8,7 +8,7 @@ use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Api;
 
 /// The CRI runtime handler for `pod`: "" (the runtime's default) without a RuntimeClass.
-pub async fn handler(client: &kube::Client, pod: &Pod) -> Result<String, String> {
+pub async fn handler(api: &crate::apiserver::ApiServer, pod: &Pod) -> Result<String, String> {
     let Some(name) = pod
         .spec
         .as_ref()
@@ -17,6 +17,9 @@ pub async fn handler(client: &kube::Client, pod: &Pod) -> Result<String, String>
     else {
         return Ok(String::new());
     };
+    let client = api
+        .client()
+        .map_err(|e| format!("failed to get RuntimeClass {name:?}: {e}"))?;
     match Api::<RuntimeClass>::all(client.clone()).get_opt(name).await {
         Ok(Some(class)) => Ok(class.handler),
         Ok(None) => Err(format!("runtimeclass.node.k8s.io {name:?} not found")),

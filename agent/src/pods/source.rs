@@ -1,6 +1,8 @@
 //! The pods bound to this node, from a watch with fieldSelector spec.nodeName=NODE (what the Node
 //! authorizer lets a node see). Each event goes to the pod's worker; after every (re)list, pods
-//! that vanished while the watch was down are reported gone.
+//! that vanished while the watch was down are reported gone. Mirror pods (annotation
+//! `kubernetes.io/config.mirror`, kubelet's rule) are never run: they go to the static pod
+//! registry, and static pods (which the API does not list) are never reported gone.
 
 use std::collections::HashSet;
 
@@ -13,6 +15,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::static_pods::StaticPods;
+use super::static_pods::mirror::is_mirror_pod;
 use super::worker::Workers;
 
 /// Runs the watch until cancelled. `synced` turns true after the first complete list.
@@ -20,6 +24,7 @@ pub async fn run(
     client: kube::Client,
     node_name: String,
     workers: Workers,
+    statics: StaticPods,
     synced: watch::Sender<bool>,
     cancel: CancellationToken,
 ) {
@@ -28,6 +33,7 @@ pub async fn run(
     let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
     let mut listing: HashSet<String> = HashSet::new();
+    let mut mirrors: Vec<Pod> = Vec::new();
     loop {
         let next = tokio::select! {
             () = cancel.cancelled() => return,
@@ -35,7 +41,11 @@ pub async fn run(
         };
         let Some(event) = next else { return };
         match event {
-            Ok(Event::Init) => listing.clear(),
+            Ok(Event::Init) => {
+                listing.clear();
+                mirrors.clear();
+            }
+            Ok(Event::InitApply(pod)) if is_mirror_pod(&pod) => mirrors.push(pod),
             Ok(Event::InitApply(pod)) => {
                 if let Some(uid) = pod.metadata.uid.clone() {
                     listing.insert(uid);
@@ -43,8 +53,9 @@ pub async fn run(
                 workers.update(pod);
             }
             Ok(Event::InitDone) => {
+                statics.mirrors_listed(std::mem::take(&mut mirrors));
                 for uid in workers.uids() {
-                    if !listing.contains(&uid) {
+                    if !listing.contains(&uid) && !statics.contains(&uid) {
                         workers.gone(&uid);
                     }
                 }
@@ -53,7 +64,9 @@ pub async fn run(
                 }
                 synced.send_replace(true);
             }
+            Ok(Event::Apply(pod)) if is_mirror_pod(&pod) => statics.mirror_seen(pod),
             Ok(Event::Apply(pod)) => workers.update(pod),
+            Ok(Event::Delete(pod)) if is_mirror_pod(&pod) => statics.mirror_gone(&pod),
             Ok(Event::Delete(pod)) => {
                 if let Some(uid) = pod.metadata.uid.as_deref() {
                     workers.gone(uid);

@@ -39,7 +39,11 @@ fn waiting(reason: &str, message: String) -> Waiting {
 /// Pull secrets named by the pod; missing ones are skipped (kubelet warns and goes on).
 async fn pull_secrets(ctx: &PodContext, pod: &Pod) -> Vec<Secret> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Ok(client) = ctx.api.client() else {
+        // Standalone: only static pods, which may not reference secrets.
+        return Vec::new();
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let mut out = Vec::new();
     for r in pod
         .spec
@@ -95,9 +99,10 @@ async fn environment(ctx: &PodContext, req: &StartRequest<'_>) -> Result<Resolve
     let (pod, c) = (req.pod, req.container);
     let (node, ips) = (&ctx.node, req.pod_ips);
     let resolved = match ctx.env_reads {
-        super::context::EnvReads::Api => {
-            container::resolve_env(&ctx.client, pod, c, node, ips).await
-        }
+        super::context::EnvReads::Api => match ctx.api.client() {
+            Ok(client) => container::resolve_env(client, pod, c, node, ips).await,
+            Err(_) => container::resolve_env(&super::context::NoObjects, pod, c, node, ips).await,
+        },
         #[cfg(test)]
         super::context::EnvReads::Empty => {
             container::resolve_env(&super::context::NoObjects, pod, c, node, ips).await

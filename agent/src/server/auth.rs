@@ -16,6 +16,7 @@ use kube::api::{Api, PostParams};
 use super::cache::Cache;
 use super::identity::Identity;
 use super::tokens::{Answer, ReviewFailed, TokenCache};
+use crate::apiserver::{ApiServer, Standalone};
 
 const ALLOWED_TTL: Duration = Duration::from_secs(300);
 const DENIED_TTL: Duration = Duration::from_secs(30);
@@ -53,16 +54,16 @@ pub fn attributes(method: &axum::http::Method, path: &str) -> Attributes {
 
 /// Token and access-review checks against the apiserver, with caches.
 pub struct Auth {
-    client: kube::Client,
+    api: ApiServer,
     node: String,
     tokens: Arc<TokenCache>,
     decisions: Cache<(Identity, Attributes), bool>,
 }
 
 impl Auth {
-    pub fn new(client: kube::Client, node: &str) -> Auth {
+    pub fn new(api: ApiServer, node: &str) -> Auth {
         Auth {
-            client,
+            api,
             node: node.to_string(),
             tokens: TokenCache::new(),
             decisions: Cache::new(CACHE_LIMIT),
@@ -71,14 +72,16 @@ impl Auth {
 
     /// The identity behind a bearer token, None if the apiserver does not know it.
     pub async fn authenticate_token(&self, token: &str) -> Answer {
-        let client = self.client.clone();
+        let Some(client) = self.api.connected().cloned() else {
+            return Err(ReviewFailed::Apiserver(Standalone.to_string()));
+        };
         self.tokens
             .authenticate(token, move |token| token_review(client, token))
             .await
     }
 
     /// Whether `who` may do `what` to this node (SubjectAccessReview).
-    pub async fn authorize(&self, who: &Identity, what: &Attributes) -> Result<bool, kube::Error> {
+    pub async fn authorize(&self, who: &Identity, what: &Attributes) -> Result<bool, String> {
         let key = (who.clone(), what.clone());
         if let Some(allowed) = self.decisions.get(&key) {
             return Ok(allowed);
@@ -102,9 +105,11 @@ impl Auth {
             },
             ..Default::default()
         };
-        let answer = Api::<SubjectAccessReview>::all(self.client.clone())
+        let client = self.api.client().map_err(|e| e.to_string())?;
+        let answer = Api::<SubjectAccessReview>::all(client.clone())
             .create(&PostParams::default(), &review)
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         let allowed = answer.status.is_some_and(|s| s.allowed);
         let ttl = if allowed { ALLOWED_TTL } else { DENIED_TTL };
         self.decisions.put(key, allowed, ttl);

@@ -38,7 +38,9 @@ use axum::response::{IntoResponse, Response};
 use cri_client::CriClient;
 use thiserror::Error;
 
+use crate::apiserver::ApiServer;
 use crate::config::server::ServerConfig;
+use crate::pods::static_pods::StaticPods;
 
 /// A request that could not be served, with the status it maps to.
 #[derive(Debug, Error)]
@@ -51,6 +53,9 @@ pub enum ServerError {
     Runtime(String),
     #[error("TLS: {0}")]
     Tls(String),
+    /// kubelet's refusal of webhook authentication or authorisation without an API server.
+    #[error("no client provided, cannot use webhook {0} (standalone mode: no --kubeconfig)")]
+    NoClient(&'static str),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -87,7 +92,9 @@ impl IntoResponse for ServerError {
 /// What the handlers share.
 pub struct ServerState {
     pub cri: CriClient,
-    pub client: kube::Client,
+    pub api: ApiServer,
+    /// The static pods, which /pods lists in standalone mode.
+    pub statics: StaticPods,
     pub node: String,
     pub settings: ServerConfig,
     pub auth: auth::Auth,
@@ -97,11 +104,12 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(cri: CriClient, client: kube::Client, node: &str, settings: ServerConfig) -> Self {
+    pub fn new(cri: CriClient, api: ApiServer, node: &str, settings: ServerConfig) -> Self {
         ServerState {
-            auth: auth::Auth::new(client.clone(), node),
+            auth: auth::Auth::new(api.clone(), node),
             cri,
-            client,
+            api,
+            statics: StaticPods::default(),
             node: node.to_string(),
             settings,
             root_dir: std::path::PathBuf::new(),
@@ -118,12 +126,22 @@ pub type Shared = Arc<ServerState>;
 pub async fn start(
     config: &crate::config::Config,
     cri: CriClient,
-    client: kube::Client,
+    api: ApiServer,
+    statics: StaticPods,
     node_ip: std::net::IpAddr,
     csi: Option<crate::csi::Csi>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServerError> {
     let settings = config.server.clone();
+    if matches!(api, ApiServer::Standalone) {
+        // kubelet's BuildAuth: webhooks need the API server.
+        if settings.authentication_token_webhook {
+            return Err(ServerError::NoClient("authentication"));
+        }
+        if settings.authorization_mode == crate::config::server::AuthorizationMode::Webhook {
+            return Err(ServerError::NoClient("authorization"));
+        }
+    }
     let addr = std::net::SocketAddr::new(settings.address, config.port);
     let tls = {
         // Reads (and may write) certificate files: off the runtime's threads.
@@ -136,7 +154,8 @@ pub async fn start(
         .map_err(|e| ServerError::Tls(e.to_string()))??
     };
     let listener = conn::bind(addr).await?;
-    let mut state = ServerState::new(cri, client, &config.node_name, settings);
+    let mut state = ServerState::new(cri, api, &config.node_name, settings);
+    state.statics = statics;
     state.root_dir.clone_from(&config.root_dir);
     state.csi = csi;
     let state = Arc::new(state);

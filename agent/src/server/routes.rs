@@ -110,17 +110,24 @@ async fn check_then_run(state: &ServerState, req: Request, next: Next) -> Respon
     next.run(req).await
 }
 
-/// /pods: the pods bound to this node, as a v1 PodList.
+/// /pods: the pods bound to this node, as a v1 PodList: from the API, or in standalone mode
+/// the static pods with the status their workers computed.
 async fn pods(State(state): State<Shared>) -> Response {
-    let api: Api<Pod> = Api::all(state.client.clone());
-    let lp = ListParams::default().fields(&format!("spec.nodeName={}", state.node));
-    match api.list(&lp).await {
-        Ok(list) => {
+    let listed = match state.api.connected() {
+        Some(client) => {
+            let api: Api<Pod> = Api::all(client.clone());
+            let lp = ListParams::default().fields(&format!("spec.nodeName={}", state.node));
+            api.list(&lp).await.map(|l| l.items)
+        }
+        None => Ok(state.statics.pods_with_status()),
+    };
+    match listed {
+        Ok(items) => {
             let body = serde_json::json!({
                 "kind": "PodList",
                 "apiVersion": "v1",
                 "metadata": {},
-                "items": list.items,
+                "items": items,
             });
             (
                 [(header::CONTENT_TYPE, "application/json")],

@@ -7,6 +7,7 @@
 //! twice. File system work (stat, mkdir, writes, mount table reads, removals) runs on tokio's
 //! blocking pool, never on the runtime's worker threads.
 
+use crate::apiserver::ApiServer;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -63,7 +64,7 @@ struct PodVolumes {
 /// Shared by all pod workers; a pod's calls come from its worker only, one at a time.
 pub struct Volumes {
     layout: Layout,
-    client: kube::Client,
+    api: ApiServer,
     events: Events,
     node: NodeFacts,
     tokens: Tokens,
@@ -106,14 +107,14 @@ fn make_plugin_dir(layout: &Layout, uid: &str, plugin: Plugin) -> Result<PathBuf
 impl Volumes {
     pub fn new(
         root_dir: &Path,
-        client: kube::Client,
+        api: ApiServer,
         events: Events,
         node: NodeFacts,
         refresh: Duration,
     ) -> Volumes {
         Volumes {
             layout: Layout::new(root_dir),
-            client,
+            api,
             events,
             node,
             tokens: Tokens::default(),
@@ -243,7 +244,7 @@ impl Volumes {
             }
             Plugin::ConfigMap => {
                 let src = v.config_map.clone().unwrap_or_default();
-                let cm = cms::get_configmap(&self.client, ns, &src.name).await?;
+                let cm = cms::get_configmap(self.api.client()?, ns, &src.name).await?;
                 let payload = cms::configmap_payload(
                     &src.name,
                     cm.as_ref(),
@@ -258,7 +259,7 @@ impl Volumes {
             Plugin::Secret => {
                 let src = v.secret.clone().unwrap_or_default();
                 let name = src.secret_name.clone().unwrap_or_default();
-                let secret = cms::get_secret(&self.client, ns, &name).await?;
+                let secret = cms::get_secret(self.api.client()?, ns, &name).await?;
                 let payload = cms::secret_payload(
                     &name,
                     secret.as_ref(),
@@ -285,7 +286,7 @@ impl Volumes {
             Plugin::Projected => {
                 let src = v.projected.clone().unwrap_or_default();
                 let (payload, due) =
-                    projected::payload(&self.client, &self.tokens, &self.node, pod, &src).await?;
+                    projected::payload(&self.api, &self.tokens, &self.node, pod, &src).await?;
                 self.write_volume(uid, plugin, dir, payload, fs_group)
                     .await
                     .map(|p| (p, due))

@@ -103,6 +103,12 @@ pub enum MountError {
     Unsupported,
 }
 
+impl From<crate::apiserver::Standalone> for MountError {
+    fn from(e: crate::apiserver::Standalone) -> Self {
+        MountError::Failed(e.to_string())
+    }
+}
+
 impl MountError {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> MountError {
         MountError::Io {

@@ -27,7 +27,7 @@ fn token_mode(default_mode: i32, fs_group: Option<u32>) -> u32 {
 
 /// The payload of a projected volume and, when it holds a token, when to refresh it.
 pub async fn payload(
-    client: &kube::Client,
+    api: &crate::apiserver::ApiServer,
     tokens: &Tokens,
     node: &NodeFacts,
     pod: &Pod,
@@ -40,7 +40,7 @@ pub async fn payload(
     let mut refresh: Option<Duration> = None;
     for s in source.sources.iter().flatten() {
         let part = if let Some(c) = &s.config_map {
-            let cm = get_configmap(client, ns, &c.name).await?;
+            let cm = get_configmap(api.client()?, ns, &c.name).await?;
             let optional = c.optional.unwrap_or(false);
             configmap_payload(
                 &c.name,
@@ -50,7 +50,7 @@ pub async fn payload(
                 optional,
             )?
         } else if let Some(c) = &s.secret {
-            let secret = get_secret(client, ns, &c.name).await?;
+            let secret = get_secret(api.client()?, ns, &c.name).await?;
             let optional = c.optional.unwrap_or(false);
             secret_payload(
                 &c.name,
@@ -69,7 +69,7 @@ pub async fn payload(
         } else if let Some(t) = &s.service_account_token {
             let expiry = t.expiration_seconds.unwrap_or(3600);
             let (token, due) = tokens
-                .get(client, pod, t.audience.as_deref(), expiry)
+                .get(api.client()?, pod, t.audience.as_deref(), expiry)
                 .await?;
             refresh = Some(refresh.map_or(due, |r| r.min(due)));
             let mut p = Payload::new();

@@ -140,6 +140,8 @@ pub struct Agent {
     /// Port of the agent's HTTPS API (--port).
     pub port: u16,
     cleanup: bool,
+    /// Standalone: started without --kubeconfig.
+    standalone: bool,
     /// Environment variables the agent process gets beyond the test's own.
     envs: Vec<(String, String)>,
 }
@@ -153,8 +155,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The agent binary: `MKL_TEST_AGENT_BINARY` if set (a copy of this build's binary, for when
+/// several worktrees share one target dir and another build may replace it), else this build's.
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_minikubelet"))
+    std::env::var_os("MKL_TEST_AGENT_BINARY").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_minikubelet")),
+        PathBuf::from,
+    )
 }
 
 impl Agent {
@@ -165,7 +172,15 @@ impl Agent {
 
     /// [`Agent::start`] with extra environment variables for the agent process.
     pub fn start_with_env(name: &str, extra: &[&str], envs: &[(&str, &str)]) -> Agent {
-        let kubeconfig = node_kubeconfig(name);
+        Agent::launch(name, extra, envs, false)
+    }
+
+    /// An agent without --kubeconfig (standalone mode: no API server, no Node).
+    pub fn start_standalone(name: &str, extra: &[&str]) -> Agent {
+        Agent::launch(name, extra, &[], true)
+    }
+
+    fn launch(name: &str, extra: &[&str], envs: &[(&str, &str)], standalone: bool) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let healthz_port = free_port();
         let port = free_port();
@@ -175,25 +190,29 @@ impl Agent {
             dir,
             healthz_port,
             port,
-            cleanup: true,
+            cleanup: !standalone,
+            standalone,
             envs: envs
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
         };
-        a.spawn(&kubeconfig, extra);
+        a.spawn(extra);
         a
     }
 
-    fn spawn(&mut self, kubeconfig: &str, extra: &[&str]) {
+    fn spawn(&mut self, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .unwrap();
         let root = self.dir.path().join("root");
-        let child = Command::new(binary())
-            .arg(format!("--kubeconfig={kubeconfig}"))
+        let mut command = Command::new(binary());
+        if !self.standalone {
+            command.arg(format!("--kubeconfig={}", node_kubeconfig(&self.name)));
+        }
+        let child = command
             .arg(format!("--hostname-override={}", self.name))
             .arg("--node-ip=127.0.0.1")
             .arg(format!(
@@ -220,8 +239,7 @@ impl Agent {
     /// Starts the agent again under the same name and root dir after it was stopped.
     pub fn restart(&mut self, extra: &[&str]) {
         assert!(self.child.is_none(), "stop the agent before restarting it");
-        let kubeconfig = node_kubeconfig(&self.name);
-        self.spawn(&kubeconfig, extra);
+        self.spawn(extra);
     }
 
     pub fn log_path(&self) -> PathBuf {

@@ -67,6 +67,10 @@ fn path_of(value: Option<&String>) -> Option<PathBuf> {
 pub fn to_file_config(kc: &KubeletConfiguration) -> Result<FileConfig, ConfigError> {
     let mut file = FileConfig {
         static_pod_path: path_of(kc.static_pod_path.as_ref()),
+        file_check_frequency: duration_text(
+            "fileCheckFrequency",
+            kc.file_check_frequency.as_ref(),
+        )?,
         rotate_certificates: kc.rotate_certificates,
         server_tls_bootstrap: kc.server_tls_bootstrap,
         container_runtime_endpoint: endpoint(kc.container_runtime_endpoint.as_ref())?,

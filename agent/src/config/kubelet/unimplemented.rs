@@ -37,9 +37,7 @@ pub enum Quiet {
 /// 100ms period; pods read the host's /etc/resolv.conf; rustls serves TLS 1.2 and 1.3.
 pub const FIELDS: &[(&str, Quiet)] = &[
     ("enableServer", Quiet::PtrIs("true")),
-    ("staticPodPath", Quiet::Zero),
     ("podLogsDir", Quiet::Is("/var/log/pods")),
-    ("fileCheckFrequency", Quiet::Zero),
     ("httpCheckFrequency", Quiet::Zero),
     ("staticPodURL", Quiet::Zero),
     ("staticPodURLHeader", Quiet::Zero),

@@ -10,8 +10,8 @@
 //!   `deploy/dev/test`; its timing checks allow for the real clock.
 //!
 //! The pods are hostNetwork (no CNI: no agent serves the network delegate here) and have no
-//! volumes, env sources, pull secrets or runtime class, so the `kube::Client` (pointed at a
-//! closed port) is never used. Their containers wait until told to exit
+//! volumes, env sources, pull secrets or runtime class, so they need no API server (the
+//! context is standalone's). Their containers wait until told to exit
 //! ([`Node::exit`]), which the fake does by fiat and containerd through an exec.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -65,12 +65,6 @@ pub(super) struct Node {
     events: RecordedEvents,
     image: String,
     _root: tempfile::TempDir,
-}
-
-/// A client for an address nothing listens on: any use of it fails, none is expected.
-fn unreachable_client() -> kube::Client {
-    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-    kube::Client::try_from(config).unwrap()
 }
 
 /// A UID no other scenario (or earlier run) uses.
@@ -127,7 +121,6 @@ impl Node {
         let writer = Arc::new(RecordingWriter::default());
         let (events, recorded) = Events::recording();
         let root = tempfile::tempdir().unwrap();
-        let client = unreachable_client();
         let facts = NodeFacts {
             node_name: NODE_NAME.into(),
             host_ip: "192.0.2.10".into(),
@@ -138,13 +131,13 @@ impl Node {
         };
         let volumes = crate::volumes::Volumes::new(
             root.path(),
-            client.clone(),
+            crate::apiserver::ApiServer::Standalone,
             events.clone(),
             facts.clone(),
             Duration::from_secs(60),
         );
         let ctx = PodContext {
-            client,
+            api: crate::apiserver::ApiServer::Standalone,
             env_reads: EnvReads::Empty,
             writer: writer.clone(),
             cri: cri.clone(),

@@ -75,7 +75,7 @@ pub(super) async fn create_sandbox(
         warn!(dir = %config.log_directory, error = %e, "cannot create pod log directory");
     }
     let began = Instant::now();
-    let handler = match super::super::runtime_class::handler(&ctx.client, pod).await {
+    let handler = match super::super::runtime_class::handler(&ctx.api, pod).await {
         Ok(h) => h,
         Err(e) => {
             sandbox_failed(ctx, state, pod, &e);

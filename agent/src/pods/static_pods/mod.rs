@@ -1,0 +1,52 @@
+//! Static pods: pods defined by manifest files in `--pod-manifest-path` (KubeletConfiguration
+//! `staticPodPath`) rather than by the API server, run by the same workers as every other pod,
+//! with kubelet's rules:
+//!
+//! - [`manifest`]: one file is one Pod; its name gets `-NODE` appended, its UID is a hash of
+//!   the parsed content, the node and the file's path (a changed file is a new pod, an
+//!   unchanged one keeps its UID across agent restarts and so adopts its running sandbox), and
+//!   it carries the `kubernetes.io/config.{source,hash,seen}` annotations; [`api_refs`]
+//!   refuses manifests that reference API objects, as kubelet 1.35 does;
+//! - [`scan`]: one look at the directory (no recursion, dot files skipped, files capped at
+//!   10 MiB), and [`source`]: the loop that looks every `--file-check-frequency` and starts,
+//!   replaces and stops the pods' workers;
+//! - [`registry`]: what the agent knows of its static pods (the pod, the latest status its
+//!   worker computed) and of the mirror pods the API watch shows; [`writer`] routes the
+//!   workers' status writes for static pods there;
+//! - [`mirror`]: building and recognising mirror pods (annotation `kubernetes.io/config.mirror`);
+//!   [`mirrors`]: the task that keeps one mirror pod per static pod in the API, writes the
+//!   status to it, and deletes mirror pods whose static pod is gone. The mirror pod is a view:
+//!   deleting it never stops the static pod.
+
+pub mod api_refs;
+pub mod manifest;
+pub mod mirror;
+pub mod mirrors;
+pub mod registry;
+pub mod scan;
+pub mod source;
+#[cfg(test)]
+mod source_tests;
+pub mod writer;
+
+pub use registry::StaticPods;
+
+/// Where a pod came from: "file" for static pods (kubelet also has "http" and "api").
+pub const CONFIG_SOURCE: &str = "kubernetes.io/config.source";
+/// The static pod's UID (the hash of its manifest).
+pub const CONFIG_HASH: &str = "kubernetes.io/config.hash";
+/// When the agent first saw the pod (RFC 3339 with nanoseconds).
+pub const CONFIG_SEEN: &str = "kubernetes.io/config.seen";
+/// On mirror pods: the hash of the static pod they mirror.
+pub const CONFIG_MIRROR: &str = "kubernetes.io/config.mirror";
+/// The config source of manifest files.
+pub const FILE_SOURCE: &str = "file";
+
+/// The value of annotation `key` on `pod`.
+fn annotation<'a>(pod: &'a k8s_openapi::api::core::v1::Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
