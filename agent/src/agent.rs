@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cri_client::{ClientOptions, CriClient};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -39,10 +38,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Why the agent could not start.
 #[derive(Debug, Error)]
 pub enum StartError {
-    #[error("cannot read kubeconfig {path}: {message}")]
-    Kubeconfig { path: PathBuf, message: String },
-    #[error("cannot use kubeconfig {path}: {message}")]
-    KubeconfigInvalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Certificates(#[from] crate::certificates::CertError),
     #[error("cannot reach the container runtime at {endpoint}: {message}")]
     Runtime { endpoint: String, message: String },
     #[error("cannot create root dir {path}: {source}")]
@@ -63,21 +60,6 @@ pub enum StartError {
     Network(#[from] crate::network::StartError),
     #[error("invalid --allowed-unsafe-sysctls: {0}")]
     Sysctls(String),
-}
-
-async fn kube_client(path: &PathBuf) -> Result<kube::Client, StartError> {
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| StartError::Kubeconfig {
-        path: path.clone(),
-        message: format!("{e:#}").replace('\n', " "),
-    })?;
-    let invalid = |message: String| StartError::KubeconfigInvalid {
-        path: path.clone(),
-        message,
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| invalid(e.to_string()))?;
-    kube::Client::try_from(config).map_err(|e| invalid(e.to_string()))
 }
 
 async fn runtime(config: &Config) -> Result<(CriRuntime, String), StartError> {
@@ -257,7 +239,8 @@ async fn spawn_runtime_health(
 
 /// Runs the agent until a shutdown signal. Pods are left running on shutdown.
 pub async fn run(mut config: Config) -> Result<(), StartError> {
-    let client = kube_client(&config.kubeconfig).await?;
+    let mut credentials = crate::certificates::start(&config).await?;
+    let client = credentials.client.clone();
     let (runtime, runtime_name) = runtime(&config).await?;
     prepare_root_dir(&mut config)?;
     let healthz_listener = bind_healthz(&config).await?;
@@ -283,15 +266,18 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     }
     // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.
     let csi = crate::csi::Csi::new(&config.root_dir, &config.node_name, client.clone());
+    let serving = credentials.serving(&config, node_ip);
     let api_server = crate::server::start(
         &config,
         cri.clone(),
         client.clone(),
         node_ip,
         Some(csi.clone()),
+        serving,
         cancel.clone(),
     )
     .await?;
+    credentials.spawn(&mut tasks, &cancel);
     let pods = pod_context(
         &config,
         client.clone(),

@@ -96,7 +96,7 @@ pub struct Config {
     pub allowed_unsafe_sysctls: Vec<String>,
     /// Static pod manifests (KubeletConfiguration `staticPodPath`); not acted on yet.
     pub static_pod_path: Option<PathBuf>,
-    /// The node's own certificates: TLS bootstrap and rotation (not acted on yet).
+    /// The node's own certificates: TLS bootstrap and rotation (`certificates/`).
     pub certificates: Certificates,
 }
 

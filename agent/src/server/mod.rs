@@ -121,16 +121,17 @@ pub async fn start(
     client: kube::Client,
     node_ip: std::net::IpAddr,
     csi: Option<crate::csi::Csi>,
+    serving: Option<Arc<dyn tokio_rustls::rustls::server::ResolvesServerCert>>,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServerError> {
     let settings = config.server.clone();
     let addr = std::net::SocketAddr::new(settings.address, config.port);
     let tls = {
         // Reads (and may write) certificate files: off the runtime's threads.
-        let (settings, root_dir) = (settings.clone(), config.root_dir.clone());
+        let (settings, cert_dir) = (settings.clone(), config.certificates.cert_dir.clone());
         let node = config.node_name.clone();
         tokio::task::spawn_blocking(move || {
-            tls::server_config(&settings, &root_dir, &node, &node_ip.to_string())
+            tls::server_config(&settings, &cert_dir, &node, &node_ip.to_string(), serving)
         })
         .await
         .map_err(|e| ServerError::Tls(e.to_string()))??

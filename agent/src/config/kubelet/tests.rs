@@ -52,7 +52,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 #[test]
-fn kubeadm_v1_35_config_with_its_flags_parses_with_four_warnings() {
+fn kubeadm_v1_35_config_with_its_flags_parses_with_three_warnings() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "config.yaml", KUBEADM);
     // 10-kubeadm.conf's KUBELET_KUBECONFIG_ARGS and KUBELET_CONFIG_ARGS, then kubeadm-flags.env.
@@ -65,15 +65,10 @@ fn kubeadm_v1_35_config_with_its_flags_parses_with_four_warnings() {
     .unwrap();
     assert_eq!(
         not_implemented(&warnings),
-        set(&[
-            "cgroupDriver",
-            "resolvConf",
-            "rotateCertificates",
-            "staticPodPath"
-        ]),
+        set(&["cgroupDriver", "resolvConf", "staticPodPath"]),
         "{warnings:#?}"
     );
-    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
     assert_eq!(
         warnings[0].to_string(),
         "KubeletConfiguration field staticPodPath is accepted but not implemented \
@@ -147,7 +142,6 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
             "cgroupRoot",
             "evictionHard",
             "imageGCHighThresholdPercent",
-            "rotateCertificates",
             "staticPodPath",
         ]),
         "failSwapOn: false is what the agent does, so it is quiet: {warnings:#?}"
@@ -160,7 +154,7 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
         })
         .collect();
     assert_eq!(flags, ["--pod-infra-container-image", "--provider-id"]);
-    assert_eq!(warnings.len(), 8, "{warnings:#?}");
+    assert_eq!(warnings.len(), 7, "{warnings:#?}");
     assert!(
         warnings.iter().any(|w| w.to_string()
             == "KubeletConfiguration field imageGCHighThresholdPercent is accepted but not \
@@ -422,7 +416,6 @@ fn kubeadm_flag_forms_parse() {
         [
             "flag --cgroup-driver=systemd is accepted but not implemented: pods get cgroupfs cgroup parents",
             "flag --fail-swap-on is accepted but not implemented: the agent does not check for swap",
-            "flag --rotate-certificates is accepted but not implemented: the client certificate is not renewed",
         ]
     );
     assert!(
@@ -575,6 +568,8 @@ fn every_field_of_the_type_is_honoured_or_warned() {
         "logging",
         "registerWithTaints",
         "containerRuntimeEndpoint",
+        "rotateCertificates",
+        "serverTLSBootstrap",
     ]);
     assert_eq!(
         top.len(),
