@@ -184,6 +184,22 @@ impl Agent {
         a
     }
 
+    /// Starts an agent for node `name` with the given `--kubeconfig` (which may not exist yet:
+    /// the TLS bootstrap writes it) and root inside `dir`, which the test may have prepared.
+    pub fn start_in(name: &str, dir: tempfile::TempDir, kubeconfig: &str, extra: &[&str]) -> Agent {
+        let mut a = Agent {
+            name: name.to_string(),
+            child: None,
+            dir,
+            healthz_port: free_port(),
+            port: free_port(),
+            cleanup: true,
+            envs: Vec::new(),
+        };
+        a.spawn(kubeconfig, extra);
+        a
+    }
+
     fn spawn(&mut self, kubeconfig: &str, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
