@@ -217,10 +217,20 @@ async fn bootstrap_token_gets_an_issued_client_certificate_and_the_node_turns_re
     let current = cert_dir.join("kubelet-client-current.pem");
     let target = std::fs::read_link(&current).unwrap();
     let file_name = target.file_name().unwrap().to_str().unwrap().to_string();
-    assert!(
-        file_name.starts_with("kubelet-client-20") && file_name.ends_with(".pem"),
-        "{file_name}"
-    );
+    // kubelet-client-YYYY-MM-DD-HH-MM-SS.pem
+    let stamp = file_name
+        .strip_prefix("kubelet-client-")
+        .and_then(|s| s.strip_suffix(".pem"))
+        .unwrap_or_default();
+    let shaped = stamp.len() == 19
+        && stamp.char_indices().all(|(i, c)| {
+            if [4, 7, 10, 13, 16].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    assert!(shaped, "{file_name}");
     assert_eq!(mode(&target), 0o600);
     assert!(!cert_dir.join("kubelet-client.key.tmp").exists());
     let pem = std::fs::read(&current).unwrap();
