@@ -33,6 +33,9 @@ use crate::runtime::WallClock;
 
 /// client-go's certificateWaitTimeout.
 pub const ISSUE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// At least this long between two renewals (client-go runs its rotation loop with a 1 s
+/// period), so a signer that issues certificates already due cannot make the loop spin.
+pub const MIN_PERIOD: Duration = Duration::from_secs(1);
 
 fn which(kind: Kind) -> Which {
     match kind {
@@ -135,6 +138,7 @@ impl Rotation {
             which(self.template.kind),
             self.current.as_ref().map(|l| l.not_after),
         );
+        let mut floor = Duration::ZERO;
         loop {
             let now = self.clock.now();
             let at = if std::mem::take(&mut self.force) {
@@ -147,7 +151,7 @@ impl Rotation {
                     now,
                 )
             };
-            let wait = schedule::until(at, now);
+            let wait = schedule::until(at, now).max(std::mem::replace(&mut floor, MIN_PERIOD));
             info!(
                 signer = self.template.kind.signer(),
                 deadline = %k8s_openapi::jiff::Timestamp::try_from(at).map(|t| t.to_string()).unwrap_or_default(),
@@ -241,9 +245,11 @@ mod tests {
         let cancel = CancellationToken::new();
         let task = tokio::spawn(rotation.run(cancel.clone()));
         wait_created(&api, 1).await;
+        // 70-90% of 100 s after notBefore, which X.509 keeps in whole seconds (up to 1 s
+        // before the certificate was made).
         let first = api.created_at.lock().unwrap()[0] - started;
         assert!(
-            first >= Duration::from_secs(70) && first <= Duration::from_secs(90),
+            first > Duration::from_secs(69) && first <= Duration::from_secs(90),
             "{first:?}"
         );
         let csr = &api.created()[0];
@@ -277,9 +283,43 @@ mod tests {
             .checked_sub(first + Duration::from_secs(1))
             .unwrap();
         assert!(
-            second >= Duration::from_secs(700) && second <= Duration::from_secs(900),
+            second > Duration::from_secs(699) && second <= Duration::from_secs(900),
             "{second:?}"
         );
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn certificates_issued_already_due_are_renewed_at_most_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let due = || Outcome::Issue {
+            lifetime: Duration::ZERO,
+            delay: Duration::ZERO,
+        };
+        let api = Arc::new(FakeCsr::new(WallClock::tokio(), vec![due(), due(), due()]));
+        let (mut rotation, _identity) =
+            start(&api, dir.path(), Kind::Client, Duration::from_secs(100));
+        rotation.fraction = || 0.5;
+        let started = tokio::time::Instant::now();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(rotation.run(cancel.clone()));
+        wait_created(&api, 3).await;
+        let at: Vec<Duration> = api
+            .created_at
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| *t - started)
+            .collect();
+        // The first at 80% (notBefore is whole seconds, so up to a second earlier), then
+        // each renewal of an already-due certificate a second after the one before.
+        assert!(
+            at[0] > Duration::from_secs(79) && at[0] <= Duration::from_secs(80),
+            "{at:?}"
+        );
+        assert_eq!(at[1] - at[0], Duration::from_secs(1), "{at:?}");
+        assert_eq!(at[2] - at[1], Duration::from_secs(1), "{at:?}");
         cancel.cancel();
         task.await.unwrap();
     }
