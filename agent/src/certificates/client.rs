@@ -1,7 +1,8 @@
 //! The API client whose identity rotates in place: kube's own layers (base URI, retries on
 //! 429/503/504, auth, extra headers) and timeouts over a hyper client whose TLS asks the
 //! shared [`Identity`] for its client certificate at every handshake, and whose connections
-//! close when that identity is replaced ([`ClosingConnector`]). The kube::Client built here is
+//! close when that identity is replaced ([`ClosingConnector`]); TLS sessions are never resumed,
+//! since a resumed session carries the certificate of its first handshake. The kube::Client built here is
 //! the one every part of the agent uses, so a renewed certificate reaches all of them at once.
 
 use std::sync::Arc;
@@ -32,6 +33,11 @@ pub fn rotating_client(
     config.auth_info.client_key_data = None;
     let mut tls = config.rustls_client_config().map_err(invalid)?;
     tls.client_auth_cert_resolver = identity.clone();
+    // No TLS session resumption (client-go keeps no session cache either): a resumed session
+    // skips the client certificate and the API server keeps the one of the first handshake,
+    // so a connection made after a rotation would still authenticate with the old certificate
+    // and fail with 401 once it expires.
+    tls.resumption = tokio_rustls::rustls::client::Resumption::disabled();
 
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
