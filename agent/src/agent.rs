@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cri_client::{ClientOptions, CriClient};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::apiserver::ApiServer;
+use crate::certificates::NodeCredentials;
 use crate::config::Config;
 use crate::events::Events;
 use crate::healthz;
@@ -42,10 +42,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Why the agent could not start.
 #[derive(Debug, Error)]
 pub enum StartError {
-    #[error("cannot read kubeconfig {path}: {message}")]
-    Kubeconfig { path: PathBuf, message: String },
-    #[error("cannot use kubeconfig {path}: {message}")]
-    KubeconfigInvalid { path: PathBuf, message: String },
+    #[error(transparent)]
+    Certificates(#[from] crate::certificates::CertError),
     #[error("cannot reach the container runtime at {endpoint}: {message}")]
     Runtime { endpoint: String, message: String },
     #[error("cannot create root dir {path}: {source}")]
@@ -66,21 +64,6 @@ pub enum StartError {
     Network(#[from] crate::network::StartError),
     #[error("invalid --allowed-unsafe-sysctls: {0}")]
     Sysctls(String),
-}
-
-async fn kube_client(path: &PathBuf) -> Result<kube::Client, StartError> {
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| StartError::Kubeconfig {
-        path: path.clone(),
-        message: format!("{e:#}").replace('\n', " "),
-    })?;
-    let invalid = |message: String| StartError::KubeconfigInvalid {
-        path: path.clone(),
-        message,
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| invalid(e.to_string()))?;
-    kube::Client::try_from(config).map_err(|e| invalid(e.to_string()))
 }
 
 async fn runtime(config: &Config) -> Result<(CriRuntime, String), StartError> {
@@ -266,16 +249,21 @@ async fn spawn_runtime_health(
     Ok(merged)
 }
 
-/// The API server from --kubeconfig, or standalone mode without one.
-async fn api_server(config: &Config) -> Result<ApiServer, StartError> {
+/// The API server from --kubeconfig, with the node's credentials (bootstrapped and rotated by
+/// `certificates/`), or standalone mode without one.
+async fn api_server(config: &Config) -> Result<(ApiServer, Option<NodeCredentials>), StartError> {
     if let Some(path) = &config.kubeconfig {
-        return Ok(ApiServer::Connected(kube_client(path).await?));
+        let credentials = crate::certificates::start(config, path).await?;
+        return Ok((
+            ApiServer::Connected(credentials.client.clone()),
+            Some(credentials),
+        ));
     }
     info!(
         "no --kubeconfig: running standalone (static pods only; no Node, Lease, events or \
          mirror pods in any API server)"
     );
-    Ok(ApiServer::Standalone)
+    Ok((ApiServer::Standalone, None))
 }
 
 /// The node's IP: --node-ip, else detected; a loopback one is accepted with a warning.
@@ -371,7 +359,7 @@ impl Agent {
 
 /// Runs the agent until a shutdown signal. Pods are left running on shutdown.
 pub async fn run(mut config: Config) -> Result<(), StartError> {
-    let api = api_server(&config).await?;
+    let (api, mut credentials) = api_server(&config).await?;
     let (runtime, runtime_name) = runtime(&config).await?;
     prepare_root_dir(&mut config)?;
     let healthz_listener = bind_healthz(&config).await?;
@@ -395,16 +383,23 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     // CSI: drivers announced in ROOT/plugins_registry serve kubernetes.io/csi volumes.
     let csi = (api.connected())
         .map(|c| crate::csi::Csi::new(&config.root_dir, &config.node_name, c.clone()));
+    let serving = (credentials.as_mut()).and_then(|c| c.serving(&config, node_ip));
     let api_task = crate::server::start(
         &config,
         cri.clone(),
         api.clone(),
         statics.clone(),
-        node_ip,
         csi.clone(),
+        crate::server::ServingIdentity {
+            node_ip,
+            resolver: serving,
+        },
         cancel.clone(),
     )
     .await?;
+    if let Some(credentials) = credentials {
+        credentials.spawn(&mut agent.tasks, &cancel);
+    }
     let pods = pod_context(
         &config,
         &api,

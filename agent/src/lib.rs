@@ -17,6 +17,8 @@
 //! - readers of both sides: [`server`], [`healthz`];
 //! - the pod side: [`pods`];
 //! - the node side: [`node`] (registration, the node Lease and the Node status writer);
+//! - the node's identity: [`certificates`] (TLS bootstrap, the API client whose certificate
+//!   rotates in place, the serving certificate from a CSR);
 //! - volume backends: [`csi`], then [`volumes`] (pod volumes);
 //! - shared by pods/ and volumes/: [`downward`] (downward-API values), [`pod_resources`]
 //!   (resource amounts in a pod spec), [`expand`] (`$(VAR)` expansion), [`node_facts`] (what
@@ -32,6 +34,7 @@
 pub mod agent;
 pub mod apiserver;
 pub mod backoff;
+pub mod certificates;
 pub mod config;
 pub mod csi;
 pub mod downward;

@@ -100,7 +100,7 @@ pub struct Config {
     /// How often the static pod path is looked at: `--file-check-frequency` /
     /// `fileCheckFrequency`.
     pub file_check_frequency: Duration,
-    /// The node's own certificates: TLS bootstrap and rotation (not acted on yet).
+    /// The node's own certificates: TLS bootstrap and rotation (`certificates/`).
     pub certificates: Certificates,
 }
 

@@ -102,12 +102,6 @@ pub fn flag_warnings(flags: &Flags) -> Result<Vec<Warning>, ConfigError> {
     if flags.fail_swap_on == Some(true) {
         warn("--fail-swap-on".into(), "the agent does not check for swap");
     }
-    if flags.rotate_certificates == Some(true) {
-        warn(
-            "--rotate-certificates".into(),
-            "the client certificate is not renewed",
-        );
-    }
     if flags
         .provider_id
         .as_deref()

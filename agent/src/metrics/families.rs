@@ -33,6 +33,7 @@ pub struct Families {
     pub storage_operations: HistogramVec,
     pub http_requests: IntCounterVec,
     pub pod_worker_panics: IntCounter,
+    pub certificates: super::certificates::CertificateFamilies,
 }
 
 fn histogram(
@@ -134,6 +135,7 @@ impl Families {
                 "minikubelet_pod_worker_panics_total",
                 "Pod workers that died of a panic and were restarted by their supervisor",
             ))?,
+            certificates: super::certificates::CertificateFamilies::new()?,
         };
         Ok(f)
     }
@@ -154,6 +156,7 @@ impl Families {
         registry.register(Box::new(self.storage_operations.clone()))?;
         registry.register(Box::new(self.http_requests.clone()))?;
         registry.register(Box::new(self.pod_worker_panics.clone()))?;
+        self.certificates.register(registry)?;
         Ok(())
     }
 }

@@ -3,9 +3,11 @@
 //! as kubelet has: the recorders below are cheap and never fail (a broken registry only logs).
 //!
 //! - [`families`]: the metric families and their registration;
+//! - [`certificates`]: the node certificates' TTLs and renewal errors;
 //! - [`runtime_ops`]: the CRI call observer behind `kubelet_runtime_operations_*`;
 //! - [`snapshot`]: gauges computed from the runtime at scrape time (running pods/containers).
 
+pub mod certificates;
 pub mod families;
 pub mod runtime_ops;
 pub mod snapshot;
@@ -150,6 +152,7 @@ pub fn encode() -> String {
     let Some(m) = global() else {
         return String::new();
     };
+    certificates::refresh();
     let mut out = Vec::new();
     if let Err(error) = TextEncoder::new().encode(&m.registry.gather(), &mut out) {
         tracing::warn!(%error, "encoding metrics failed");

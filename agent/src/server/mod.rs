@@ -121,6 +121,13 @@ impl ServerState {
 /// Shared state handle.
 pub type Shared = Arc<ServerState>;
 
+/// Who the HTTPS API says it is: the node IP its self-signed pair names and, with
+/// serverTLSBootstrap, the resolver of the certificate the cluster issued.
+pub struct ServingIdentity {
+    pub node_ip: std::net::IpAddr,
+    pub resolver: Option<Arc<dyn tokio_rustls::rustls::server::ResolvesServerCert>>,
+}
+
 /// Binds the API and returns the task that serves it until `cancel`. Bind and certificate
 /// problems fail start-up with one clear line.
 pub async fn start(
@@ -128,8 +135,8 @@ pub async fn start(
     cri: CriClient,
     api: ApiServer,
     statics: StaticPods,
-    node_ip: std::net::IpAddr,
     csi: Option<crate::csi::Csi>,
+    identity: ServingIdentity,
     cancel: tokio_util::sync::CancellationToken,
 ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, ServerError> {
     let settings = config.server.clone();
@@ -145,10 +152,11 @@ pub async fn start(
     let addr = std::net::SocketAddr::new(settings.address, config.port);
     let tls = {
         // Reads (and may write) certificate files: off the runtime's threads.
-        let (settings, root_dir) = (settings.clone(), config.root_dir.clone());
+        let (settings, cert_dir) = (settings.clone(), config.certificates.cert_dir.clone());
         let node = config.node_name.clone();
         tokio::task::spawn_blocking(move || {
-            tls::server_config(&settings, &root_dir, &node, &node_ip.to_string())
+            let ServingIdentity { node_ip, resolver } = identity;
+            tls::server_config(&settings, &cert_dir, &node, &node_ip.to_string(), resolver)
         })
         .await
         .map_err(|e| ServerError::Tls(e.to_string()))??

@@ -1,5 +1,6 @@
-//! The HTTPS API's TLS: the serving certificate (given, or self-signed under ROOT_DIR/pki as
-//! kubelet does) and, with --client-ca-file, client certificates verified against that CA but
+//! The HTTPS API's TLS: the serving certificate (given, or self-signed under --cert-dir as
+//! kubelet does, or with serverTLSBootstrap whatever the caller's resolver holds at each
+//! handshake) and, with --client-ca-file, client certificates verified against that CA but
 //! not required (bearer tokens authenticate the rest).
 
 use std::path::{Path, PathBuf};
@@ -8,16 +9,15 @@ use std::sync::Arc;
 use tokio_rustls::rustls::{
     self, RootCertStore, ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::WebPkiClientVerifier,
+    server::{ResolvesServerCert, WebPkiClientVerifier},
 };
 
 use super::ServerError;
 use crate::config::server::ServerConfig as Settings;
 
 /// Where the self-signed certificate goes, as kubelet names it.
-fn self_signed_paths(root_dir: &Path) -> (PathBuf, PathBuf) {
-    let pki = root_dir.join("pki");
-    (pki.join("kubelet.crt"), pki.join("kubelet.key"))
+fn self_signed_paths(cert_dir: &Path) -> (PathBuf, PathBuf) {
+    (cert_dir.join("kubelet.crt"), cert_dir.join("kubelet.key"))
 }
 
 fn tls_error(path: &Path, message: impl std::fmt::Display) -> ServerError {
@@ -27,11 +27,11 @@ fn tls_error(path: &Path, message: impl std::fmt::Display) -> ServerError {
 /// Writes a self-signed certificate for `node` (names: the node name, localhost, the node IP)
 /// unless one is there already.
 fn ensure_self_signed(
-    root_dir: &Path,
+    cert_dir: &Path,
     node: &str,
     node_ip: &str,
 ) -> Result<(PathBuf, PathBuf), ServerError> {
-    let (cert, key) = self_signed_paths(root_dir);
+    let (cert, key) = self_signed_paths(cert_dir);
     if cert.exists() && key.exists() {
         return Ok((cert, key));
     }
@@ -74,19 +74,15 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> 
     Ok(certs)
 }
 
-/// Builds the rustls configuration from the settings.
+/// Builds the rustls configuration from the settings; `serving` (serverTLSBootstrap) replaces
+/// the certificate files.
 pub fn server_config(
     settings: &Settings,
-    root_dir: &Path,
+    cert_dir: &Path,
     node: &str,
     node_ip: &str,
+    serving: Option<Arc<dyn ResolvesServerCert>>,
 ) -> Result<Arc<ServerConfig>, ServerError> {
-    let (cert_path, key_path) = match (&settings.tls_cert_file, &settings.tls_private_key_file) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => ensure_self_signed(root_dir, node, node_ip)?,
-    };
-    let certs = load_certs(&cert_path)?;
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| tls_error(&key_path, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -105,9 +101,20 @@ pub fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| tls_error(&cert_path, e))?;
+    let mut config = if let Some(resolver) = serving {
+        builder.with_cert_resolver(resolver)
+    } else {
+        let (cert_path, key_path) = match (&settings.tls_cert_file, &settings.tls_private_key_file)
+        {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            _ => ensure_self_signed(cert_dir, node, node_ip)?,
+        };
+        let certs = load_certs(&cert_path)?;
+        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| tls_error(&key_path, e))?;
+        builder
+            .with_single_cert(certs, key)
+            .map_err(|e| tls_error(&cert_path, e))?
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -135,10 +142,10 @@ mod tests {
     #[test]
     fn self_signed_certificate_is_made_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        server_config(&settings(), dir.path(), "n1", "127.0.0.1").unwrap();
+        server_config(&settings(), dir.path(), "n1", "127.0.0.1", None).unwrap();
         let (cert, key) = self_signed_paths(dir.path());
         let first = std::fs::read(&cert).unwrap();
-        server_config(&settings(), dir.path(), "n1", "127.0.0.1").unwrap();
+        server_config(&settings(), dir.path(), "n1", "127.0.0.1", None).unwrap();
         assert_eq!(first, std::fs::read(&cert).unwrap());
         let mode = std::fs::metadata(key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -149,7 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings();
         s.client_ca_file = Some(dir.path().join("nope.crt"));
-        let e = server_config(&s, dir.path(), "n1", "127.0.0.1").unwrap_err();
+        let e = server_config(&s, dir.path(), "n1", "127.0.0.1", None).unwrap_err();
         assert!(e.to_string().contains("nope.crt"), "{e}");
     }
 }

@@ -131,6 +131,16 @@ pub async fn wait_ready(
     .await
 }
 
+/// Which --kubeconfig a test agent gets.
+enum Kubeconfig {
+    /// The node's own, minted by `deploy/dev/cluster node-kubeconfig NAME`.
+    Node,
+    /// A path the test chose.
+    Path(String),
+    /// None: standalone.
+    None,
+}
+
 /// A minikubelet process started by a test; killed (by pid) and its Node removed on drop.
 pub struct Agent {
     pub name: String,
@@ -140,8 +150,9 @@ pub struct Agent {
     /// Port of the agent's HTTPS API (--port).
     pub port: u16,
     cleanup: bool,
-    /// Standalone: started without --kubeconfig.
-    standalone: bool,
+    /// The --kubeconfig it runs with: the node's from the dev cluster, one a test chose (which
+    /// the TLS bootstrap may write), or none (standalone).
+    kubeconfig: Kubeconfig,
     /// Environment variables the agent process gets beyond the test's own.
     envs: Vec<(String, String)>,
 }
@@ -172,15 +183,15 @@ impl Agent {
 
     /// [`Agent::start`] with extra environment variables for the agent process.
     pub fn start_with_env(name: &str, extra: &[&str], envs: &[(&str, &str)]) -> Agent {
-        Agent::launch(name, extra, envs, false)
+        Agent::launch(name, extra, envs, Kubeconfig::Node)
     }
 
     /// An agent without --kubeconfig (standalone mode: no API server, no Node).
     pub fn start_standalone(name: &str, extra: &[&str]) -> Agent {
-        Agent::launch(name, extra, &[], true)
+        Agent::launch(name, extra, &[], Kubeconfig::None)
     }
 
-    fn launch(name: &str, extra: &[&str], envs: &[(&str, &str)], standalone: bool) -> Agent {
+    fn launch(name: &str, extra: &[&str], envs: &[(&str, &str)], kubeconfig: Kubeconfig) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let healthz_port = free_port();
         let port = free_port();
@@ -190,12 +201,29 @@ impl Agent {
             dir,
             healthz_port,
             port,
-            cleanup: !standalone,
-            standalone,
+            cleanup: !matches!(kubeconfig, Kubeconfig::None),
+            kubeconfig,
             envs: envs
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
+        };
+        a.spawn(extra);
+        a
+    }
+
+    /// Starts an agent for node `name` with the given `--kubeconfig` (which may not exist yet:
+    /// the TLS bootstrap writes it) and root inside `dir`, which the test may have prepared.
+    pub fn start_in(name: &str, dir: tempfile::TempDir, kubeconfig: &str, extra: &[&str]) -> Agent {
+        let mut a = Agent {
+            name: name.to_string(),
+            child: None,
+            dir,
+            healthz_port: free_port(),
+            port: free_port(),
+            cleanup: true,
+            kubeconfig: Kubeconfig::Path(kubeconfig.to_string()),
+            envs: Vec::new(),
         };
         a.spawn(extra);
         a
@@ -209,8 +237,14 @@ impl Agent {
             .unwrap();
         let root = self.dir.path().join("root");
         let mut command = Command::new(binary());
-        if !self.standalone {
-            command.arg(format!("--kubeconfig={}", node_kubeconfig(&self.name)));
+        match &self.kubeconfig {
+            Kubeconfig::Node => {
+                command.arg(format!("--kubeconfig={}", node_kubeconfig(&self.name)));
+            }
+            Kubeconfig::Path(path) => {
+                command.arg(format!("--kubeconfig={path}"));
+            }
+            Kubeconfig::None => {}
         }
         let child = command
             .arg(format!("--hostname-override={}", self.name))

@@ -65,10 +65,10 @@ fn kubeadm_v1_35_config_with_its_flags_parses_with_three_warnings() {
     .unwrap();
     assert_eq!(
         not_implemented(&warnings),
-        set(&["cgroupDriver", "resolvConf", "rotateCertificates"]),
+        set(&["cgroupDriver", "resolvConf"]),
         "{warnings:#?}"
     );
-    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert_eq!(
         c.kubeconfig,
         Some(PathBuf::from("/etc/kubernetes/kubelet.conf"))
@@ -140,7 +140,6 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
             "cgroupRoot",
             "evictionHard",
             "imageGCHighThresholdPercent",
-            "rotateCertificates",
         ]),
         "failSwapOn: false is what the agent does, so it is quiet: {warnings:#?}"
     );
@@ -152,7 +151,7 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
         })
         .collect();
     assert_eq!(flags, ["--pod-infra-container-image", "--provider-id"]);
-    assert_eq!(warnings.len(), 7, "{warnings:#?}");
+    assert_eq!(warnings.len(), 6, "{warnings:#?}");
     assert!(
         warnings.iter().any(|w| w.to_string()
             == "KubeletConfiguration field imageGCHighThresholdPercent is accepted but not \
@@ -414,7 +413,6 @@ fn kubeadm_flag_forms_parse() {
         [
             "flag --cgroup-driver=systemd is accepted but not implemented: pods get cgroupfs cgroup parents",
             "flag --fail-swap-on is accepted but not implemented: the agent does not check for swap",
-            "flag --rotate-certificates is accepted but not implemented: the client certificate is not renewed",
         ]
     );
     assert!(
@@ -569,6 +567,8 @@ fn every_field_of_the_type_is_honoured_or_warned() {
         "containerRuntimeEndpoint",
         "staticPodPath",
         "fileCheckFrequency",
+        "rotateCertificates",
+        "serverTLSBootstrap",
     ]);
     assert_eq!(
         top.len(),

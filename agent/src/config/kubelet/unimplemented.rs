@@ -44,8 +44,6 @@ pub const FIELDS: &[(&str, Quiet)] = &[
     ("readOnlyPort", Quiet::Zero),
     ("tlsCipherSuites", Quiet::Zero),
     ("tlsMinVersion", Quiet::Is("VersionTLS12")),
-    ("rotateCertificates", Quiet::Zero),
-    ("serverTLSBootstrap", Quiet::Zero),
     ("authentication.webhook.cacheTTL", Quiet::Lasts(120_000)),
     (
         "authorization.webhook.cacheAuthorizedTTL",

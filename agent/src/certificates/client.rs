@@ -1,0 +1,77 @@
+//! The API client whose identity rotates in place: kube's own layers (base URI, retries on
+//! 429/503/504, auth, extra headers) and timeouts over a hyper client whose TLS asks the
+//! shared [`Identity`] for its client certificate at every handshake, and whose connections
+//! close when that identity is replaced ([`ClosingConnector`]); TLS sessions are never resumed,
+//! since a resumed session carries the certificate of its first handshake. The kube::Client built here is
+//! the one every part of the agent uses, so a renewed certificate reaches all of them at once.
+
+use std::sync::Arc;
+
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kube::client::ConfigExt;
+use kube::client::retry::RetryPolicy;
+use tower::ServiceBuilder;
+use tower::retry::RetryLayer;
+
+use super::CertError;
+use super::connector::ClosingConnector;
+use super::identity::Identity;
+
+/// Builds the client for `config` (whose own client certificate, if any, is ignored) with
+/// `identity` as its certificate.
+pub fn rotating_client(
+    mut config: kube::Config,
+    identity: Arc<Identity>,
+) -> Result<kube::Client, CertError> {
+    let invalid = |e: kube::Error| CertError::Client(e.to_string());
+    // The certificate comes from the identity; the kubeconfig's would be fixed for the
+    // connection's life.
+    config.auth_info.client_certificate = None;
+    config.auth_info.client_certificate_data = None;
+    config.auth_info.client_key = None;
+    config.auth_info.client_key_data = None;
+    let mut tls = config.rustls_client_config().map_err(invalid)?;
+    tls.client_auth_cert_resolver = identity.clone();
+    // No TLS session resumption (client-go keeps no session cache either): a resumed session
+    // skips the client certificate and the API server keeps the one of the first handshake,
+    // so a connection made after a rotation would still authenticate with the old certificate
+    // and fail with 401 once it expires.
+    tls.resumption = tokio_rustls::rustls::client::Resumption::disabled();
+
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    let closing = ClosingConnector::new(tcp, identity);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    let builder = match &config.tls_server_name {
+        Some(name) => {
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(name.clone())
+                .map_err(|e| CertError::Client(format!("tls-server-name {name:?}: {e}")))?;
+            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    };
+    let https = builder.enable_http1().wrap_connector(closing);
+    let mut timed = hyper_timeout::TimeoutConnector::new(https);
+    timed.set_connect_timeout(config.connect_timeout);
+    timed.set_read_timeout(config.read_timeout);
+    timed.set_write_timeout(config.write_timeout);
+    timed.set_reset_reader_on_write(config.reset_reader_on_write);
+    let http: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Builder::new(TokioExecutor::new()).build(timed);
+
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(
+            config
+                .default_retry
+                .then(|| RetryLayer::new(RetryPolicy::server_retry())),
+        )
+        .option_layer(config.auth_layer().map_err(invalid)?)
+        .layer(config.extra_headers_layer().map_err(invalid)?)
+        .map_err(tower::BoxError::from)
+        .service(http);
+    Ok(kube::client::ClientBuilder::new(service, config.default_namespace.clone()).build())
+}
