@@ -12,7 +12,8 @@
 //!
 //! Modules only use modules below them in this list (`deploy/dev/lib/module-cycles.py` proves
 //! there is no cycle, at this level and inside each module):
-//! - entry: [`agent`] (start-up checks and the task set that runs until a shutdown signal),
+//! - entry: [`agent`] (start-up checks of the peers, the node's set-up, and the task set that
+//!   runs until a shutdown signal),
 //!   [`logging`], [`systemd`] (sd_notify: READY, STATUS, WATCHDOG, STOPPING);
 //! - readers of both sides: [`server`], [`healthz`];
 //! - the pod side: [`pods`];

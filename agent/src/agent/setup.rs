@@ -1,0 +1,130 @@
+//! What start-up prepares on the node before any task runs: the private root dir, the
+//! /healthz listener, and the pod side's context (admission, node facts, events, volumes, the
+//! status writer).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cri_client::CriClient;
+use tracing::info;
+
+use super::StartError;
+use crate::apiserver::ApiServer;
+use crate::config::Config;
+use crate::events::Events;
+use crate::healthz;
+use crate::node::{self, machine::MachineInfo};
+use crate::node_facts::NodeFacts;
+use crate::pods::static_pods::{StaticPods, writer::RoutingWriter};
+use crate::pods::status_writer::PodWriter;
+use crate::pods::{PodContext, admission::Admission, images::Images, log_rotation::LogRotation};
+
+/// Where pod log directories live, as kubelet has it.
+const POD_LOG_ROOT: &str = "/var/log/pods";
+
+pub(super) fn pod_context(
+    config: &Config,
+    api: &ApiServer,
+    statics: StaticPods,
+    cri: CriClient,
+    runtime_name: String,
+    machine: &MachineInfo,
+    node_ip: std::net::IpAddr,
+) -> Result<PodContext, StartError> {
+    let sysctls = crate::pods::sysctls::Allowlist::new(&config.allowed_unsafe_sysctls)
+        .map_err(StartError::Sysctls)?;
+    let apparmor = crate::pods::container::apparmor::host_enabled();
+    if !apparmor {
+        info!("AppArmor is not enabled on this host: pods that ask for a profile are refused");
+    }
+    let admission = Admission::new(sysctls, apparmor);
+    let (cpu, memory, memory_capacity) = node::allocatable(config, machine);
+    let facts = NodeFacts {
+        node_name: config.node_name.clone(),
+        host_ip: node_ip.to_string(),
+        allocatable_cpu_millis: cpu,
+        allocatable_memory_bytes: memory,
+        memory_capacity_bytes: memory_capacity,
+        max_pods: config.max_pods,
+    };
+    let events = match api.connected() {
+        Some(client) => Events::start(client.clone(), &config.node_name),
+        None => Events::log_only(),
+    };
+    let volumes = crate::volumes::Volumes::new(
+        &config.root_dir,
+        api.clone(),
+        events.clone(),
+        facts.clone(),
+        config.sync_frequency,
+    );
+    let writer = RoutingWriter {
+        statics,
+        api: (api.connected()).map(|c| Arc::new(c.clone()) as Arc<dyn PodWriter>),
+    };
+    Ok(PodContext {
+        events,
+        volumes,
+        writer: Arc::new(writer),
+        env_reads: crate::pods::context::EnvReads::Api,
+        api: api.clone(),
+        cri: Arc::new(cri),
+        runtime_name,
+        node: facts,
+        root_dir: config.root_dir.clone(),
+        log_root: PathBuf::from(POD_LOG_ROOT),
+        host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        cluster_dns: config.cluster_dns.clone(),
+        cluster_domain: config.cluster_domain.clone(),
+        log_rotation: LogRotation {
+            max_size_bytes: config.container_log_max_size,
+            max_files: config.container_log_max_files,
+        },
+        images: Images::default(),
+        admission,
+        clock: crate::runtime::WallClock::System,
+    })
+}
+
+/// Creates the root dir and its `pods` dir with kubelet's mode 0750 (root and its group only:
+/// pods' secrets and tokens live below), correcting the mode of dirs that already exist.
+pub(super) fn private_dir(root: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    for dir in [root.to_path_buf(), root.join("pods")] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750))?;
+    }
+    Ok(())
+}
+
+/// Creates the private root dir and replaces `config.root_dir` with its resolved path.
+pub(super) fn prepare_root_dir(config: &mut Config) -> Result<(), StartError> {
+    let root_error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| StartError::RootDir { path, source }
+    };
+    private_dir(&config.root_dir).map_err(root_error(&config.root_dir))?;
+    // The mount table names resolved paths: a root dir given through a symlink or relatively
+    // would hide its own mounts from the teardown, which then removes through them.
+    config.root_dir =
+        std::fs::canonicalize(&config.root_dir).map_err(root_error(&config.root_dir))?;
+    Ok(())
+}
+
+/// Binds the /healthz listener, or none when its port is 0.
+pub(super) async fn bind_healthz(
+    config: &Config,
+) -> Result<Option<tokio::net::TcpListener>, StartError> {
+    if config.healthz_port == 0 {
+        return Ok(None);
+    }
+    let addr = SocketAddr::new(config.healthz_bind_address, config.healthz_port);
+    let listener = healthz::bind(addr)
+        .await
+        .map_err(|source| StartError::Healthz { addr, source })?;
+    Ok(Some(listener))
+}
