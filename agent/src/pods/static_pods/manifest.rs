@@ -115,7 +115,7 @@ mod tests {
     use super::*;
 
     const YAML: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\n\
-        spec:\n  hostNetwork: true\n  containers:\n  - name: c\n    image: busybox\n";
+        spec:\n  hostNetwork: true\n  containers:\n  - name: c\n    image: 127.0.0.1:5000/busybox:1.35\n";
 
     fn parse_at(text: &str, path: &str, node: &str) -> Result<Pod, ManifestError> {
         parse(text.as_bytes(), Path::new(path), node)
@@ -151,14 +151,14 @@ mod tests {
         let base = uid(&parse_at(YAML, "/m/web.yaml", "n").unwrap());
         assert_eq!(base, uid(&parse_at(YAML, "/m/web.yaml", "n").unwrap()));
         let json = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","labels":{"app":"web"}},
-            "spec":{"hostNetwork":true,"containers":[{"name":"c","image":"busybox"}]}}"#;
+            "spec":{"hostNetwork":true,"containers":[{"name":"c","image":"127.0.0.1:5000/busybox:1.35"}]}}"#;
         assert_eq!(base, uid(&parse_at(json, "/m/web.yaml", "n").unwrap()));
         let commented = format!("# a comment\n{YAML}");
         assert_eq!(
             base,
             uid(&parse_at(&commented, "/m/web.yaml", "n").unwrap())
         );
-        let edited = YAML.replace("image: busybox", "image: busybox:2");
+        let edited = YAML.replace("busybox:1.35", "busybox:1.36");
         assert_ne!(base, uid(&parse_at(&edited, "/m/web.yaml", "n").unwrap()));
         assert_ne!(base, uid(&parse_at(YAML, "/m/other.yaml", "n").unwrap()));
         assert_ne!(base, uid(&parse_at(YAML, "/m/web.yaml", "m").unwrap()));
