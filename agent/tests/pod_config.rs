@@ -372,9 +372,7 @@ async fn grpc_probes_reach_a_real_grpc_health_server_in_the_pod() {
         json!({"containers": [{"name": "c", "image": format!("{registry}/grpc-health:1.0"),
             "args": ["-port=9090", "-healthy-for=8s"],
             "ports": [{"name": "grpc", "containerPort": 9090}],
-            // The first probe waits for the server to listen: an earlier "connection refused"
-            // would be the Unhealthy event the later NOT_SERVING one is folded into (events of
-            // one reason form one series).
+            // The first probe waits for the server to listen (no "connection refused" noise).
             "readinessProbe": {"grpc": {"port": 9090}, "periodSeconds": 1,
                 "initialDelaySeconds": 2}}]}),
     )

@@ -349,6 +349,34 @@ async fn bad_volumes_give_failed_mount_and_the_pod_waits() {
         let dirs: Vec<_> = walk(&vols);
         assert!(dirs.iter().all(|d| !d.ends_with("/v")), "{name}: {dirs:?}");
     }
+    // The retries repeat one message: one event object whose series counts them, as kubelet
+    // counts a repeated event on its first one.
+    let events_api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &n);
+    let want = cases[0].2;
+    let count = wait_for("missing-cm: one FailedMount counted twice", T, || async {
+        let same: Vec<_> = events_api
+            .list(&kube::api::ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("missing-cm")
+                    && e.note.as_deref() == Some(want)
+            })
+            .collect();
+        assert!(
+            same.len() <= 1,
+            "one object for one repeated event: {same:?}"
+        );
+        same.first()?
+            .series
+            .as_ref()
+            .map(|s| s.count)
+            .filter(|c| *c >= 2)
+    })
+    .await;
+    assert!(count >= 2);
     // Optional objects and keys that are missing: the pod runs with what exists.
     ns.pod(
         "optional",

@@ -1,21 +1,26 @@
 //! Events about pods and the node (events.k8s.io), sent from a background task so that a pod
 //! worker never waits on the API server to report what it did. The queue is bounded: when the
-//! API server is unreachable, the oldest news is dropped rather than memory growing. Without an
-//! API server (standalone mode) events are log lines. Shared by
-//! node/, pods/ and volumes/, so it lives below all three.
+//! API server is unreachable, the oldest news is dropped rather than memory growing. A repeat
+//! of an event (same object, reason and message) counts on the first one ([`series`]). Without
+//! an API server (standalone mode) events are log lines. Shared by node/, pods/ and volumes/,
+//! so it lives below all three.
+
+mod publish;
+mod series;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 use tracing::debug;
+
+use publish::{Pending, Publisher};
 
 const QUEUE: usize = 1024;
 
 /// A cheap, cloneable handle to emit events.
 #[derive(Clone)]
 pub struct Events {
-    tx: mpsc::Sender<(Event, ObjectReference)>,
+    tx: mpsc::Sender<Pending>,
 }
 
 /// An event with kubelet's reason, e.g. ("Pulling", "Pulling image \"...\"").
@@ -29,18 +34,13 @@ pub struct Note<'a> {
 impl Events {
     /// Starts the sender task; events are reported as coming from `kubelet` on `node`.
     pub fn start(client: kube::Client, node: &str) -> Events {
-        let recorder = Recorder::new(
-            client,
-            Reporter {
-                controller: "kubelet".to_string(),
-                instance: Some(node.to_string()),
-            },
-        );
-        let (tx, mut rx) = mpsc::channel::<(Event, ObjectReference)>(QUEUE);
+        let mut publisher = Publisher::new(client, node);
+        let (tx, mut rx) = mpsc::channel::<Pending>(QUEUE);
         tokio::spawn(async move {
-            while let Some((event, reference)) = rx.recv().await {
-                if let Err(e) = recorder.publish(&event, &reference).await {
-                    debug!(error = %e, reason = %event.reason, "event not recorded");
+            while let Some(event) = rx.recv().await {
+                let reason = event.reason.clone();
+                if let Err(e) = publisher.publish(event).await {
+                    debug!(error = %e, %reason, "event not recorded");
                 }
             }
         });
@@ -50,17 +50,15 @@ impl Events {
     /// A handle whose events go to the log only (standalone mode: no API server to send them
     /// to), one line each.
     pub fn log_only() -> Events {
-        let (tx, mut rx) = mpsc::channel::<(Event, ObjectReference)>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Pending>(QUEUE);
         tokio::spawn(async move {
-            while let Some((event, reference)) = rx.recv().await {
+            while let Some(event) = rx.recv().await {
                 let object = format!(
                     "{}/{}",
-                    reference.namespace.as_deref().unwrap_or_default(),
-                    reference.name.as_deref().unwrap_or_default()
+                    event.regarding.namespace.as_deref().unwrap_or_default(),
+                    event.regarding.name.as_deref().unwrap_or_default()
                 );
-                let warning = event.type_ == EventType::Warning;
-                let note = event.note.unwrap_or_default();
-                tracing::info!(%object, reason = %event.reason, warning, note = %note, "event");
+                tracing::info!(%object, reason = %event.reason, warning = event.warning, note = %event.note, "event");
             }
         });
         Events { tx }
@@ -85,19 +83,18 @@ impl Events {
         if let Some(name) = container {
             reference.field_path = Some(container_field_path(pod, name));
         }
-        let event = Event {
-            type_: if note.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: note.reason.to_string(),
-            note: Some(truncate(note.message, 1024)),
-            action: note.action.to_string(),
-            secondary: None,
-        };
+        self.send(Pending {
+            regarding: reference,
+            warning: note.warning,
+            reason: note.reason.to_owned(),
+            action: note.action.to_owned(),
+            note: truncate(note.message, 1024),
+        });
+    }
+
+    fn send(&self, event: Pending) {
         // A full queue drops the event: losing news beats blocking a pod worker.
-        let _ = self.tx.try_send((event, reference));
+        let _ = self.tx.try_send(event);
     }
 
     pub fn normal(&self, pod: &Pod, container: Option<&str>, reason: &str, message: String) {
@@ -138,21 +135,20 @@ impl Events {
             uid: Some(node.to_string()),
             ..ObjectReference::default()
         };
-        let event = Event {
-            type_: EventType::Normal,
-            reason: reason.to_string(),
-            note: Some(truncate(message, 1024)),
-            action: reason.to_string(),
-            secondary: None,
-        };
-        let _ = self.tx.try_send((event, reference));
+        self.send(Pending {
+            regarding: reference,
+            warning: false,
+            reason: reason.to_owned(),
+            action: reason.to_owned(),
+            note: truncate(message, 1024),
+        });
     }
 }
 
 /// The events a [`Events::recording`] handle emitted.
 #[cfg(test)]
 pub struct RecordedEvents {
-    rx: mpsc::Receiver<(Event, ObjectReference)>,
+    rx: mpsc::Receiver<Pending>,
 }
 
 /// One recorded event, reduced to what scenarios assert on.
@@ -171,12 +167,12 @@ impl RecordedEvents {
     /// The events emitted since the last call, in order.
     pub fn take(&mut self) -> Vec<RecordedEvent> {
         let mut out = Vec::new();
-        while let Ok((event, reference)) = self.rx.try_recv() {
+        while let Ok(event) = self.rx.try_recv() {
             out.push(RecordedEvent {
-                warning: event.type_ == EventType::Warning,
+                warning: event.warning,
                 reason: event.reason,
-                message: event.note.unwrap_or_default(),
-                field_path: reference.field_path,
+                message: event.note,
+                field_path: event.regarding.field_path,
             });
         }
         out
