@@ -131,6 +131,9 @@ mod tests {
                 port: i32::from(port),
                 service: service.map(str::to_owned),
             }),
+            // Well above kubelet's default of 1 s: a loaded CI machine must not turn these
+            // answers into timeouts (the timeout paths have tests of their own).
+            timeout_seconds: Some(10),
             ..Default::default()
         };
         let exec = ScriptedExec::always(FakeExec::Exit(0, "", ""));

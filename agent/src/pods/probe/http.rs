@@ -745,6 +745,9 @@ mod tests {
     async fn probe_outcome(action: HTTPGetAction) -> ProbeOutcome {
         let probe = Probe {
             http_get: Some(action),
+            // Well above kubelet's default of 1 s: a loaded CI machine must not turn these
+            // answers into timeouts (the timeout path has a test of its own).
+            timeout_seconds: Some(10),
             ..Default::default()
         };
         let exec = ScriptedExec::always(FakeExec::Exit(0, "", ""));
