@@ -43,9 +43,15 @@ fn tmp_file(contents: &str) -> tempfile::NamedTempFile {
 }
 
 #[test]
-fn missing_kubeconfig_flag_is_one_line() {
-    let o = run(&["--hostname-override=x"]);
-    assert_one_line_error(&o, "--kubeconfig");
+fn bootstrap_kubeconfig_without_kubeconfig_is_one_line() {
+    // Without --kubeconfig the agent runs standalone (static pods only); a bootstrap
+    // kubeconfig then has nowhere to write the node's credentials.
+    let o = run(&[
+        "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+        "--hostname-override=x",
+    ]);
+    assert_one_line_error(&o, "--bootstrap-kubeconfig");
+    assert!(o.stderr.contains("--kubeconfig"), "{}", o.stderr);
 }
 
 #[test]

@@ -205,6 +205,13 @@ impl Config {
             file_check_frequency,
         } = periods(&flags, &file)?;
         let kubeconfig = flags.kubeconfig.or(file.kubeconfig);
+        if kubeconfig.is_none() && certificates.bootstrap_kubeconfig.is_some() {
+            // Standalone mode has no API server to bootstrap against; kubelet writes the
+            // bootstrapped credentials to --kubeconfig, so one is needed.
+            return Err(invalid("--bootstrap-kubeconfig")(
+                "needs --kubeconfig, the path the bootstrapped kubeconfig is written to".into(),
+            ));
+        }
         let node_name = match flags.hostname_override.or(file.hostname_override) {
             Some(n) => node_name(&n)?,
             None => node_name(&system_hostname()?)?,
@@ -616,6 +623,11 @@ mod tests {
         f.file_check_frequency = Some("2s".into());
         let c = Config::merge(f, FileConfig::default()).unwrap();
         assert_eq!(c.kubeconfig, None, "no kubeconfig: standalone");
+        let mut b = flags();
+        b.kubeconfig = None;
+        b.bootstrap_kubeconfig = Some("/etc/kubernetes/bootstrap-kubelet.conf".into());
+        let e = Config::merge(b, FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("needs --kubeconfig"), "{e}");
         assert_eq!(
             c.static_pod_path,
             Some(PathBuf::from("/etc/kubernetes/manifests"))
