@@ -256,6 +256,14 @@ impl ProbeResults {
             .map(|r| r.kind)
     }
 
+    /// Whether the container instance `id` has passed its startup probe; false while the
+    /// probe has not answered (kubelet's startup manager has no Success for it).
+    pub fn startup_passed(&self, id: &str) -> bool {
+        self.results.iter().any(|r| {
+            r.container_id == id && r.kind == ProbeKind::Startup && r.success == Some(true)
+        })
+    }
+
     /// The verdicts of `kind` by container name, for the containers of `runtime` that run now
     /// (a container with the probe and no verdict yet counts as failing).
     pub fn by_name(&self, kind: ProbeKind, runtime: &ObservedPod) -> HashMap<String, bool> {

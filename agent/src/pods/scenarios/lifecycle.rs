@@ -387,6 +387,35 @@ scenario! {
 }
 
 scenario! {
+    /// A sidecar with a startup probe has started only once the probe passed: the regular
+    /// containers wait for it, as kubelet starts the next container only then.
+    a_sidecar_holds_the_regular_containers_back_until_its_startup_probe_passes(node) {
+        let p = node.pod(json!({
+            "initContainers": [{"name": "side", "restartPolicy": "Always",
+                "startupProbe": {"exec": {"command": ["true"]}}}],
+        }));
+        let mut state = PodState::default();
+        node.sync(&mut state, &p).await;
+        node.sync(&mut state, &p).await;
+        assert_eq!(node.containers_named(&p, "side").await, (1, 1));
+        assert_eq!(node.containers_named(&p, "app").await, (0, 0), "no startup verdict yet");
+
+        let observed = node.observed(&p).await;
+        let side = observed.containers.iter().find(|c| c.name == "side").unwrap();
+        let passed = ProbeResults::default().with("side", &side.id, ProbeKind::Startup, true);
+        node.sync_probed(&mut state, &p, &passed).await;
+        assert_eq!(node.containers_named(&p, "app").await, (1, 1));
+
+        // A restarted sidecar has no verdict yet, and the app that already ran keeps running.
+        node.exit(&p, "side", 1).await;
+        node.sync_probed(&mut state, &p, &passed).await;
+        node.sync_probed(&mut state, &p, &passed).await;
+        assert_eq!(node.containers_named(&p, "side").await.1, 1);
+        assert_eq!(node.containers_named(&p, "app").await, (1, 1));
+    }
+}
+
+scenario! {
     /// Force delete: the object is gone; the worker removes everything and does not delete the
     /// object again.
     a_pod_whose_object_is_gone_is_cleaned_up_by_its_worker(node) {

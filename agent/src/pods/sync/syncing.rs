@@ -172,6 +172,15 @@ async fn run_init_containers(
                     return InitProgress::Pending;
                 }
                 container_starts::restart_if_unhealthy(ctx, pod, c, probes, &l).await;
+                // A sidecar counts as started once its startup probe passed: until then the
+                // containers after it wait, unless the pod had initialized before (a
+                // restarted sidecar does not hold back containers that already ran).
+                if c.startup_probe.is_some()
+                    && !probes.startup_passed(&l.id)
+                    && !regular_containers_ran(pod, target)
+                {
+                    return InitProgress::Pending;
+                }
             }
             Some(l) if l.exited() && l.exit_code == 0 && !sidecar => {}
             Some(l) if l.exited() => {
@@ -185,7 +194,7 @@ async fn run_init_containers(
                 if !started {
                     return InitProgress::Pending;
                 }
-                if !sidecar {
+                if !sidecar || c.startup_probe.is_some() {
                     return InitProgress::Acted;
                 }
             }
@@ -200,13 +209,23 @@ async fn run_init_containers(
                     outcome,
                 )
                 .await;
-                if !sidecar || !started {
+                // A sidecar with a startup probe has not started until the probe passes.
+                if !sidecar || !started || c.startup_probe.is_some() {
                     return InitProgress::Acted;
                 }
             }
         }
     }
     InitProgress::Complete
+}
+
+/// Whether any regular container of the pod was created in this sandbox: the pod has
+/// initialized (kubelet's podHasInitialized).
+fn regular_containers_ran(pod: &Pod, target: &Target<'_>) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .any(|c| target.runtime.latest(&c.name, target.sandbox_id).is_some())
 }
 
 /// Regular containers: start the missing ones, restart the exited ones the restart policy
