@@ -93,6 +93,15 @@ fn container_status(i: &Inputs<'_>, spec: &Container, default_waiting: &str) -> 
     let latest = history.next();
     let previous = history.next();
     let waiting = i.waiting.get(&spec.name);
+    // A container the runtime no longer holds keeps the terminated status it was last given
+    // (kubelet starts from the old status): the API refuses to take a terminated container
+    // back to waiting, and what it ended with stays readable.
+    if latest.is_none()
+        && waiting.is_none()
+        && let Some(kept) = last_terminated(i.pod, &spec.name)
+    {
+        return kept;
+    }
     let running = latest.is_some_and(ContainerView::running);
     let state = match (latest, waiting) {
         (Some(c), _) if c.running() => ContainerState {
@@ -155,6 +164,19 @@ fn container_status(i: &Inputs<'_>, spec: &Container, default_waiting: &str) -> 
         container_id: latest.map(|c| container_id(i.runtime_name, &c.id)),
         ..ContainerStatus::default()
     }
+}
+
+/// The status the API has for container `name`, when it says the container terminated.
+fn last_terminated(pod: &Pod, name: &str) -> Option<ContainerStatus> {
+    let status = pod.status.as_ref()?;
+    status
+        .init_container_statuses
+        .iter()
+        .chain(status.container_statuses.iter())
+        .flatten()
+        .find(|s| s.name == name)
+        .filter(|s| s.state.as_ref().is_some_and(|st| st.terminated.is_some()))
+        .cloned()
 }
 
 fn is_sidecar(c: &Container) -> bool {
@@ -804,5 +826,37 @@ mod tests {
         assert!(!eph[0].ready);
         let later = eph[1].state.as_ref().unwrap().waiting.as_ref().unwrap();
         assert_eq!(later.reason.as_deref(), Some("ContainerCreating"));
+    }
+
+    #[test]
+    fn a_terminated_container_the_runtime_no_longer_holds_keeps_its_status() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "i"}]},
+            "status": {"phase": "Succeeded", "containerStatuses": [{"name": "app", "image": "i",
+                "imageID": "sha256:1", "ready": false, "restartCount": 0, "started": false,
+                "containerID": "containerd://gone",
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}))
+        .unwrap();
+        let status = compute(&Inputs {
+            pod: &pod,
+            runtime: &ObservedPod::default(),
+            runtime_name: "containerd",
+            pod_ips: &[],
+            host_ip: "192.0.2.1",
+            waiting: &HashMap::new(),
+            readiness: &HashMap::new(),
+            started: &HashMap::new(),
+            termination_messages: &HashMap::new(),
+            terminal: None,
+            now: Timestamp::now(),
+        });
+        let app = &status.container_statuses.unwrap()[0];
+        let ended = app.state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!(
+            (ended.exit_code, ended.reason.as_deref()),
+            (0, Some("Completed"))
+        );
+        assert_eq!(app.container_id.as_deref(), Some("containerd://gone"));
+        assert_eq!(status.phase.as_deref(), Some("Succeeded"));
     }
 }
