@@ -503,6 +503,24 @@ mod tests {
         })
     }
 
+    /// The status of `pod` over `runtime`, with no pod IP, probe verdicts, waiting reasons or
+    /// termination messages.
+    fn status_of(pod: &Pod, runtime: &ObservedPod) -> PodStatus {
+        compute(&Inputs {
+            pod,
+            runtime,
+            runtime_name: "containerd",
+            pod_ips: &[],
+            host_ip: "192.0.2.1",
+            waiting: &HashMap::new(),
+            readiness: &HashMap::new(),
+            started: &HashMap::new(),
+            termination_messages: &HashMap::new(),
+            terminal: None,
+            now: Timestamp::now(),
+        })
+    }
+
     fn check(row: &Row) {
         let mut spec = json!({
             "restartPolicy": row.restart_policy,
@@ -751,19 +769,7 @@ mod tests {
                 }],
                 containers: view("init", held).into_iter().collect(),
             };
-            let status = compute(&Inputs {
-                pod: &pod,
-                runtime: &runtime,
-                runtime_name: "containerd",
-                pod_ips: &[],
-                host_ip: "192.0.2.1",
-                waiting: &HashMap::new(),
-                readiness: &HashMap::new(),
-                started: &HashMap::new(),
-                termination_messages: &HashMap::new(),
-                terminal: None,
-                now: Timestamp::now(),
-            });
+            let status = status_of(&pod, &runtime);
             status.init_container_statuses.unwrap()[0].ready
         };
         assert!(init_ready(Held::Exited(0)));
@@ -796,19 +802,7 @@ mod tests {
             .flatten()
             .collect(),
         };
-        let status = compute(&Inputs {
-            pod: &pod,
-            runtime: &runtime,
-            runtime_name: "containerd",
-            pod_ips: &[],
-            host_ip: "192.0.2.1",
-            waiting: &HashMap::new(),
-            readiness: &HashMap::new(),
-            started: &HashMap::new(),
-            termination_messages: &HashMap::new(),
-            terminal: None,
-            now: Timestamp::now(),
-        });
+        let status = status_of(&pod, &runtime);
         assert_eq!(status.phase.as_deref(), Some("Running"));
         let ready = status
             .conditions
@@ -837,19 +831,7 @@ mod tests {
                 "containerID": "containerd://gone",
                 "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}))
         .unwrap();
-        let status = compute(&Inputs {
-            pod: &pod,
-            runtime: &ObservedPod::default(),
-            runtime_name: "containerd",
-            pod_ips: &[],
-            host_ip: "192.0.2.1",
-            waiting: &HashMap::new(),
-            readiness: &HashMap::new(),
-            started: &HashMap::new(),
-            termination_messages: &HashMap::new(),
-            terminal: None,
-            now: Timestamp::now(),
-        });
+        let status = status_of(&pod, &ObservedPod::default());
         let app = &status.container_statuses.unwrap()[0];
         let ended = app.state.as_ref().unwrap().terminated.as_ref().unwrap();
         assert_eq!(
