@@ -5,13 +5,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use minikubelet::config::{Config, Flags};
+use minikubelet::config::{Config, Flags, VersionFlag};
+use minikubelet::node::object::kubelet_version;
 use minikubelet::{agent, logging};
 
 fn main() -> ExitCode {
     let flags = match Flags::try_parse() {
         Ok(f) => f,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+        Err(e) if e.kind() == ErrorKind::DisplayHelp => {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
@@ -26,6 +27,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match flags.version {
+        Some(VersionFlag::True) => {
+            println!("Kubernetes {}", kubelet_version());
+            return ExitCode::SUCCESS;
+        }
+        Some(VersionFlag::Raw) => {
+            println!(
+                "minikubelet {} (Kubernetes {}, {}/{})",
+                env!("CARGO_PKG_VERSION"),
+                kubelet_version(),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some(VersionFlag::False) | None => {}
+    }
     let (config, warnings) = match Config::resolve(flags) {
         Ok(resolved) => resolved,
         Err(e) => {

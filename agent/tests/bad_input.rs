@@ -142,3 +142,28 @@ fn help_explains_every_kubelet_flag() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+#[test]
+fn version_is_kubelets_line_and_a_bad_value_is_one_line() {
+    // kubeadm's preflight runs `kubelet --version` and parses exactly this shape.
+    let out = Command::new(common::binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let version = line
+        .strip_prefix("Kubernetes v")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let core = version.split('+').next().unwrap();
+    let parts: Vec<u32> = core.split('.').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 3, "{line:?}");
+    assert_eq!(parts[0], 1, "{line:?}");
+    let raw = Command::new(common::binary())
+        .arg("--version=raw")
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    assert!(String::from_utf8_lossy(&raw.stdout).starts_with("minikubelet "));
+    assert_one_line_error(&run(&["--version=maybe"]), "--version");
+}

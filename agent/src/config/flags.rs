@@ -4,13 +4,27 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// The values of `--version`, kubelet's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VersionFlag {
+    True,
+    False,
+    Raw,
+}
 
 /// minikubelet: a small Kubernetes node agent. It registers this machine as a Node, keeps its
 /// Lease and status fresh, and runs the pods bound to it through a CRI runtime.
 #[derive(Debug, Parser, Default)]
-#[command(name = "minikubelet", version, about, long_about = None)]
+#[command(name = "minikubelet", about, long_about = None, disable_version_flag = true)]
 pub struct Flags {
+    /// Print the version and quit, as kubelet does: `--version` prints `Kubernetes VERSION`
+    /// (the kubeletVersion the Node reports; kubeadm's preflight parses this line), and
+    /// `--version=raw` prints the build's details.
+    #[arg(long, value_name = "true|false|raw", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub version: Option<VersionFlag>,
+
     /// Config file: a kubelet.config.k8s.io/v1beta1 KubeletConfiguration (as kubeadm and kind
     /// write /var/lib/kubelet/config.yaml), or the project's flat YAML with the same settings as
     /// the flags (camelCase keys, e.g. `hostnameOverride`). Flags win over the file.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use file::{FileConfig, TaintSpec};
-pub use flags::Flags;
+pub use flags::{Flags, VersionFlag};
 pub use parse::{Reserved, Taint};
 pub use warning::Warning;
 
