@@ -159,10 +159,7 @@ async fn wait_registered(client: &kube::Client, node: &str) -> CSINode {
 async fn pv_and_claim(client: &kube::Client, ns: &TestNamespace, pv: &str, handle: &str) {
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     let _ = pvs.delete(pv, &DeleteParams::default()).await;
-    wait_for("old PV gone", T, || async {
-        pvs.get_opt(pv).await.ok().flatten().is_none().then_some(())
-    })
-    .await;
+    common::wait_gone(&pvs, pv, T).await;
     let obj: PersistentVolume = serde_json::from_value(json!({
         "metadata": {"name": pv},
         "spec": {
@@ -230,16 +227,7 @@ async fn delete_and_wait(ns: &TestNamespace, name: &str) {
         .delete(name, &DeleteParams::default())
         .await
         .unwrap();
-    wait_for(&format!("pod {name} gone"), T, || async {
-        ns.pods()
-            .get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::wait_gone(&ns.pods(), name, T).await;
 }
 
 async fn read(p: &Pod, path: &str) -> String {
@@ -631,16 +619,7 @@ async fn provisioned_claim_keeps_data_across_pods_and_is_deleted_with_the_claim(
         .delete("data", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("PV deleted", T, || async {
-        Api::<PersistentVolume>::all(client.clone())
-            .get_opt(&pv_name)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::wait_gone(&Api::<PersistentVolume>::all(client.clone()), &pv_name, T).await;
     assert!(
         !volumes.join(&handle).exists(),
         "volume directory left behind"

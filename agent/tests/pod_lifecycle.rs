@@ -271,15 +271,7 @@ async fn deletion_runs_prestop_then_stops_within_the_grace_period_and_removes_th
     pods.delete("graceful", &DeleteParams::default())
         .await
         .unwrap();
-    common::wait_for("pod object removed", Duration::from_secs(30), || async {
-        pods.get_opt("graceful")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::wait_gone(&pods, "graceful", Duration::from_secs(30)).await;
     let took = deleted_at.elapsed();
     let hook_at = tokio::time::timeout(Duration::from_secs(1), hook)
         .await
@@ -612,15 +604,7 @@ async fn sandboxes_of_a_pod_deleted_while_the_agent_was_down_are_removed_at_rest
     )
     .await
     .unwrap();
-    common::wait_for("pod object gone", T, || async {
-        pods.get_opt("orphan")
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    common::wait_gone(&pods, "orphan", T).await;
     assert_eq!(
         sandboxes_of(&uid).await.len(),
         1,

@@ -102,6 +102,22 @@ where
     }
 }
 
+/// Polls until the named object is gone from `api` (a 404), or panics after `timeout`.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, timeout: Duration)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(&format!("{name} gone"), timeout, || async {
+        api.get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
 /// The named condition of a Node.
 pub fn condition(node: &Node, kind: &str) -> Option<NodeCondition> {
     node.status

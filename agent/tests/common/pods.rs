@@ -26,19 +26,7 @@ impl TestNamespace {
         let api: Api<Namespace> = Api::all(client.clone());
         let _ = api.delete(name, &DeleteParams::default()).await;
         // A namespace still terminating from an earlier run must finish first.
-        wait_for(
-            &format!("namespace {name} gone"),
-            Duration::from_secs(120),
-            || async {
-                api.get_opt(name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_none()
-                    .then_some(())
-            },
-        )
-        .await;
+        super::wait_gone(&api, name, Duration::from_secs(120)).await;
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
         api.create(&PostParams::default(), &ns).await.unwrap();
         // The service-account controller must create "default" before pods can be created.
