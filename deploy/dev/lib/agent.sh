@@ -18,20 +18,22 @@ build_agent() {
 }
 
 node_ready() {
-	[[ $(kubectl_ get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
+	[[ $(kubectl_ get node "${1:-$NODE}" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }
 
-# wait_node_ready: polls until node NODE is Ready; fails early if the agent exits.
+# wait_node_ready [NODE COMPONENT]: polls until the node (default: the dev node) is Ready;
+# fails early if its agent (default: the minikubelet component) exits.
 wait_node_ready() {
-	local deadline=$((SECONDS + AGENT_READY_TIMEOUT)) logf=$LOGS/minikubelet.log
-	until node_ready; do
-		if ! component_pid minikubelet >/dev/null; then
+	local node=${1:-$NODE} component=${2:-minikubelet}
+	local deadline=$((SECONDS + AGENT_READY_TIMEOUT)) logf=$LOGS/$component.log
+	until node_ready "$node"; do
+		if ! component_pid "$component" >/dev/null; then
 			show_log_tail "$logf" 30
-			die "minikubelet exited before node $NODE became Ready (log: $logf)"
+			die "minikubelet exited before node $node became Ready (log: $logf)"
 		fi
 		if ((SECONDS >= deadline)); then
 			show_log_tail "$logf" 30
-			die "timed out after ${AGENT_READY_TIMEOUT}s waiting for node $NODE to be Ready (log: $logf)"
+			die "timed out after ${AGENT_READY_TIMEOUT}s waiting for node $node to be Ready (log: $logf)"
 		fi
 		sleep "$POLL_INTERVAL"
 	done
@@ -48,7 +50,7 @@ cmd_agent() {
 	check_port_free minikubelet
 	log "starting minikubelet as node $NODE"
 	start_bg minikubelet "${CMD[@]}"
-	wait_node_ready
+	wait_node_ready "$NODE" minikubelet
 	log "node $NODE is Ready (minikubelet pid $(<"$(pid_file minikubelet)"))"
 	kubectl_ get nodes -o wide
 }

@@ -23,14 +23,14 @@ K8S_MAJOR=${K8S_MAJOR%%.*}
 
 # The exact ldflags of the lead's warm-up build, so its GOCACHE entries are reused.
 K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=$K8S_MAJOR -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=$K8S_MAJOR -X k8s.io/client-go/pkg/version.gitMinor=$K8S_MINOR"
-K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubeadm)
 
 version_of() {
 	case $1 in
 	etcd) printf '%s\n' "$ETCD_VERSION" ;;
 	crictl) printf '%s\n' "$CRICTL_VERSION" ;;
 	metrics-server) printf '%s\n' "$(go_mod_version metrics-server sigs.k8s.io/metrics-server)" ;;
-	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) printf '%s\n' "$K8S_VERSION" ;;
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubeadm) printf '%s\n' "$K8S_VERSION" ;;
 	*) die "no version for $1" ;;
 	esac
 }
@@ -131,7 +131,7 @@ build_kubernetes() {
 	mkdir -p "$BIN"
 	tmp=$(mktemp -d "$BIN/.build-kubernetes.XXXXXX")
 	go_build kubernetes kubernetes -trimpath -ldflags "$K8S_LDFLAGS" -o "$tmp/" \
-		"${K8S_BINARIES[@]/#/k8s.io/kubernetes/cmd/}"
+		"${missing[@]/#/k8s.io/kubernetes/cmd/}"
 	for name in "${missing[@]}"; do
 		mv -f "$tmp/$name" "$(bin_path "$name")"
 	done

@@ -31,6 +31,8 @@ CLUSTER_CIDR=10.244.0.0/16
 NODE_POD_SUBNET=10.244.0.0/24
 NODE_CIDR_MASK=24
 SERVICE_CIDR=10.96.0.0/16
+# The cluster DNS address kubeadm gives the kubelets: the service range's tenth address.
+CLUSTER_DNS=10.96.0.10
 SERVICE_IP=10.96.0.1
 CNI_BIN_DIR=/usr/lib/cni
 CNI_CONF_DIR=$STATE/cni/net.d

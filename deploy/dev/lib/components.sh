@@ -10,6 +10,7 @@ component_binary() {
 	case $1 in
 	registry | registry-auth) echo docker-registry ;;
 	csi-controller) echo csi-minihostpath ;;
+	minikubelet-*) echo minikubelet ;; # a node of `cluster join`
 	*) echo "$1" ;;
 	esac
 }
@@ -379,6 +380,9 @@ apply_manifests() {
 		"TOKEN_ID=${token%%.*}" "TOKEN_SECRET=${token#*.}"
 	render "$MANIFESTS/40-cluster-info.yaml.in" "$out/40-cluster-info.yaml" \
 		"CA_DATA=$(b64 "$PKI/ca.crt")" "SERVER=$APISERVER_URL"
+	render "$MANIFESTS/45-kubeadm-config.yaml.in" "$out/45-kubeadm-config.yaml" \
+		"K8S_VERSION=$K8S_VERSION" "ENDPOINT=${APISERVER_URL#https://}" "REGISTRY=$REGISTRY" \
+		"CLUSTER_CIDR=$CLUSTER_CIDR" "SERVICE_CIDR=$SERVICE_CIDR" "CLUSTER_DNS=$CLUSTER_DNS"
 	# Re-applied when the manifests or the apiserver/etcd processes changed (kubectl apply
 	# costs about a second, and a warm `up` should not).
 	stamp="$(cat "$out"/*.yaml | sha256sum | cut -d' ' -f1) $(component_pid etcd || true) $(component_pid kube-apiserver || true)"

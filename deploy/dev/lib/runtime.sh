@@ -34,9 +34,10 @@ record_netns() {
 }
 
 # remove_all_pods: stops and removes every pod sandbox (so CNI DEL runs and frees its IP).
+# remove_all_pods [LABEL=VALUE]: every sandbox (or those with the label) stopped and removed.
 remove_all_pods() {
 	local ids id
-	mapfile -t ids < <(crictl_ pods -q 2>/dev/null)
+	mapfile -t ids < <(crictl_ pods -q ${1:+--label "$1"} 2>/dev/null)
 	((${#ids[@]} > 0)) || return 0
 	log "removing ${#ids[@]} pod sandbox(es)"
 	record_netns "${ids[@]}"

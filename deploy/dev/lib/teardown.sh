@@ -3,7 +3,7 @@
 # only what is provably ours (our pid files, our socket/state paths, recorded netns, mkl0).
 
 # Volatile parts of STATE (removed by down). STATE/pki and STATE/logs are kept.
-VOLATILE=(etcd containerd cni agent registry registry-auth manifests nodes pids
+VOLATILE=(etcd containerd cni agent registry registry-auth manifests nodes joined pids
 	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig node.kubeconfig
 	bootstrap.kubeconfig metrics-server.kubeconfig netns.record ip_forward.orig crictl.yaml
 	csi-minihostpath)
@@ -127,6 +127,7 @@ remove_volatile_state() {
 cmd_down() {
 	local name
 	cmd_agent_stop
+	stop_joined_nodes
 	teardown_pods
 	stop_component containerd 60
 	kill_leftover_shims
@@ -143,5 +144,6 @@ cmd_down() {
 	rmdir_cgroups k8s.io # containerd's default parent; only removed when empty
 	tidy_system_run_dir
 	remove_volatile_state
+	remove_created_mount_points
 	log "down: everything stopped and removed (kept $PKI, $LOGS and $CACHE)"
 }

@@ -1,0 +1,271 @@
+# shellcheck shell=bash
+# `cluster join NAME` / `cluster leave NAME`: one more node, joined the way kubeadm joins a
+# node: a real `kubeadm join` with the dev cluster's bootstrap token and CA hash writes
+# /etc/kubernetes/bootstrap-kubelet.conf, /var/lib/kubelet/config.yaml and kubeadm-flags.env,
+# then waits for the kubelet's TLS bootstrap; minikubelet is started with exactly the flags
+# kubeadm's systemd drop-in (10-kubeadm.conf) gives kubelet.
+#
+# A node here is a mount namespace (RUN/mntns/NAME, kept by a bind mount like `ip netns`)
+# in which /etc/kubernetes and /var/lib/kubelet are the node's own directories under
+# STATE/joined/NAME, so kubeadm's fixed paths are private to the node and nothing is
+# written to the host's. Its root dir (--root-dir, via kubeletExtraArgs) has the same path
+# in both namespaces and is a shared mount, so the tmpfs and bind mounts the agent makes for
+# volumes reach containerd, which runs in the host's namespace. Ports are the node's own
+# (kubeadm's per-node patches set port and healthzPort); the network is the host's.
+
+JOINED=$STATE/joined
+MNTNS_DIR=$RUN/mntns
+JOIN_TIMEOUT=${MKL_JOIN_TIMEOUT:-300}
+# Host directories kubeadm's paths need as mount points (created empty when missing,
+# recorded, and removed by `down` when still empty).
+NODE_MOUNT_POINTS=(/etc/kubernetes /var/lib/kubelet)
+# Preflight checks this machine fails for reasons that are not the joining node's:
+#   Port-10250        the dev node mkl-node listens there; a joined node uses its own port
+#   SystemVerification cgroup v1 here (kubeadm 1.35 rejects it unless failCgroupV1: false,
+#                     which the kubelet-config ConfigMap sets)
+#   FileContent--proc-sys-net-ipv4-ip_forward  the project never turns on forwarding
+#   FileContent--proc-sys-net-bridge-bridge-nf-call-iptables  no kube-proxy, no br_netfilter
+#   Swap              the VM may have swap; the agent does not refuse it
+JOIN_IGNORED_PREFLIGHT=(Port-10250 SystemVerification FileContent--proc-sys-net-ipv4-ip_forward
+	FileContent--proc-sys-net-bridge-bridge-nf-call-iptables Swap)
+
+# The label the agent puts on its sandboxes (agent/src/runtime: NODE_LABEL).
+NODE_SANDBOX_LABEL=minikubelet.io/node
+
+node_has_no_sandboxes() { [[ -z $(crictl_ pods -q --label "$NODE_SANDBOX_LABEL=$1" 2>/dev/null) ]]; }
+
+joined_dir() { printf '%s/%s\n' "$JOINED" "$1"; }
+joined_component() { printf 'minikubelet-%s\n' "$1"; }
+
+# ca_cert_hash: kubeadm's --discovery-token-ca-cert-hash of the cluster CA (sha256 of its
+# DER SubjectPublicKeyInfo).
+ca_cert_hash() {
+	openssl x509 -in "$PKI/ca.crt" -noout -pubkey | openssl pkey -pubin -outform der |
+		sha256sum | cut -d' ' -f1
+}
+
+# free_port_from N: the first port >= N that nothing listens on and no joined node claims.
+free_port_from() {
+	local p=$1
+	while ss -Hltn "sport = :$p" | grep -q . || grep -qsx "$p" "$JOINED"/*/ports; do
+		p=$((p + 1))
+	done
+	printf '%s\n' "$p"
+}
+
+valid_node_name() {
+	[[ $1 =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || die "node name '$1' is not a DNS label"
+	[[ $1 != "$NODE" ]] || die "$NODE is the dev node (cluster agent); pick another name"
+}
+
+# ensure_mount_point DIR: DIR exists on the host (created empty and recorded if it did not).
+ensure_mount_point() {
+	[[ -d $1 ]] && return 0
+	mkdir -p "$1"
+	printf '%s\n' "$1" >>"$JOINED/.created-mount-points"
+}
+
+# ensure_node_namespace NAME: the node's mount namespace, made once.
+ensure_node_namespace() {
+	local name=$1 dir ns mnt
+	dir=$(joined_dir "$name")
+	ns=$MNTNS_DIR/$name
+	if [[ -e $ns ]] && nsenter --mount="$ns" true 2>/dev/null &&
+		[[ -d $dir/etc-kubernetes && -d $dir/var-lib-kubelet ]]; then
+		return 0
+	fi
+	forget_joined_node "$name" # a half-made node from an earlier attempt
+	mkdir -p "$MNTNS_DIR" "$dir/etc-kubernetes" "$dir/var-lib-kubelet" "$dir/root"
+	if ! mountpoint -q "$MNTNS_DIR"; then
+		mount --bind "$MNTNS_DIR" "$MNTNS_DIR"
+		mount --make-private "$MNTNS_DIR"
+	fi
+	if ! mountpoint -q "$dir/root"; then
+		mount --bind "$dir/root" "$dir/root"
+		mount --make-shared "$dir/root"
+	fi
+	for mnt in "${NODE_MOUNT_POINTS[@]}"; do ensure_mount_point "$mnt"; done
+	touch "$ns"
+	# --propagation unchanged keeps the root dir in the host's peer group; the mounts that
+	# hold the two bind targets are made slaves first, so the binds stay in the node.
+	# shellcheck disable=SC2016 # the script expands its own "$1" and "$target"
+	unshare --mount="$ns" --propagation unchanged sh -euc '
+		for target in /etc/kubernetes /var/lib/kubelet; do
+			mount --make-slave "$(findmnt -n -o TARGET -T "$target")"
+		done
+		mount --bind "$1/etc-kubernetes" /etc/kubernetes
+		mount --bind "$1/var-lib-kubelet" /var/lib/kubelet' sh "$dir" ||
+		die "cannot create the mount namespace of node $name"
+}
+
+# write_join_config NAME: kubeadm's JoinConfiguration and the node's kubelet patch.
+write_join_config() {
+	local name=$1 dir port healthz token
+	dir=$(joined_dir "$name")
+	token=$(<"$PKI/bootstrap-token")
+	port=$(free_port_from 10350)
+	healthz=$(free_port_from $((port + 1)))
+	printf '%s\n%s\n' "$port" "$healthz" >"$dir/ports"
+	mkdir -p "$dir/patches"
+	printf 'port: %s\nhealthzPort: %s\n' "$port" "$healthz" >"$dir/patches/kubeletconfiguration.yaml"
+	(
+		umask 077
+		cat >"$dir/join.yaml" <<EOF
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: ${APISERVER_URL#https://}
+    token: $token
+    caCertHashes:
+    - sha256:$(ca_cert_hash)
+nodeRegistration:
+  name: $name
+  criSocket: $CRI_ENDPOINT
+  taints: []
+  kubeletExtraArgs:
+  - name: node-ip
+    value: $HOST
+  - name: root-dir
+    value: $dir/root
+  ignorePreflightErrors:
+$(printf '  - %s\n' "${JOIN_IGNORED_PREFLIGHT[@]}")
+patches:
+  directory: $dir/patches
+EOF
+	)
+}
+
+# joined_agent_cmd NAME: kubelet's command line from kubeadm's drop-in: the kubeconfig and
+# config flags, then KUBELET_KUBEADM_ARGS from the kubeadm-flags.env kubeadm wrote.
+joined_agent_cmd() {
+	local name=$1 env_file line
+	local -a kubeadm_args=()
+	env_file=$(joined_dir "$name")/var-lib-kubelet/kubeadm-flags.env
+	line=$(sed -n 's/^KUBELET_KUBEADM_ARGS="\(.*\)"$/\1/p' "$env_file")
+	[[ -n $line ]] || die "no KUBELET_KUBEADM_ARGS in $env_file"
+	read -ra kubeadm_args <<<"$line"
+	CMD=(nsenter --mount="$MNTNS_DIR/$name" -- "$(minikubelet_bin)"
+		--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf
+		--kubeconfig=/etc/kubernetes/kubelet.conf
+		--config=/var/lib/kubelet/config.yaml
+		"${kubeadm_args[@]}")
+}
+
+# wait_kubeadm_wrote NAME PID: polls until kubeadm has written what the kubelet starts from.
+wait_kubeadm_wrote() {
+	local dir=$1 pid=$2 deadline=$((SECONDS + JOIN_TIMEOUT)) f
+	for f in etc-kubernetes/bootstrap-kubelet.conf var-lib-kubelet/config.yaml var-lib-kubelet/kubeadm-flags.env; do
+		until [[ -s $dir/$f ]]; do
+			pid_alive "$pid" || return 1
+			((SECONDS < deadline)) || return 1
+			sleep "$POLL_INTERVAL"
+		done
+	done
+}
+
+cmd_join() {
+	local name=$1 dir t0=$SECONDS kubeadm_pid rc=0 logf
+	local -a CMD
+	valid_node_name "$name"
+	health_kube-apiserver >/dev/null 2>&1 || die "kube-apiserver is not up: run 'cluster up' first"
+	dir=$(joined_dir "$name")
+	if component_pid "$(joined_component "$name")" >/dev/null; then
+		die "node $name is already joined (cluster leave $name first)"
+	fi
+	[[ -x $(minikubelet_bin) ]] || build_agent
+	apply_manifests
+	mkdir -p "$JOINED" "$LOGS"
+	ensure_node_namespace "$name"
+	# A node joins from empty directories (kubeadm's preflight refuses existing files); they
+	# are emptied, not replaced, as the namespace's binds hold them.
+	find "${dir:?}/etc-kubernetes" "$dir/var-lib-kubelet" -mindepth 1 -delete
+	write_join_config "$name"
+	logf=$LOGS/kubeadm-join-$name.log
+	log "kubeadm join: node $name (log: $logf)"
+	printf '==== %s: kubeadm join\n' "$(date -u +%FT%TZ)" >>"$logf"
+	# kubeadm runs in the node's namespace with minikubelet installed as `kubelet` on its PATH
+	# (its preflight runs `kubelet --version`); its kubelet-start phase finds no running
+	# systemd here, warns, and waits for the kubelet, which this function starts instead.
+	mkdir -p "$JOINED/bin"
+	ln -sfn "$(minikubelet_bin)" "$JOINED/bin/kubelet"
+	PATH=$JOINED/bin:$BIN/current:$PATH setsid nsenter --mount="$MNTNS_DIR/$name" -- \
+		"$(bin_path kubeadm)" join --config "$dir/join.yaml" -v1 </dev/null >>"$logf" 2>&1 9>&- &
+	kubeadm_pid=$!
+	if ! wait_kubeadm_wrote "$dir" "$kubeadm_pid"; then
+		terminate_pid "$kubeadm_pid" "kubeadm join" 10
+		show_log_tail "$logf" 30
+		die "kubeadm join did not write the kubelet's files (log: $logf)"
+	fi
+	joined_agent_cmd "$name"
+	log "kubeadm wrote the kubelet's files in $((SECONDS - t0))s; starting minikubelet as $name"
+	start_bg "$(joined_component "$name")" "${CMD[@]}"
+	wait "$kubeadm_pid" || rc=$?
+	if ((rc != 0)); then
+		show_log_tail "$logf" 30
+		die "kubeadm join failed with exit $rc (log: $logf)"
+	fi
+	wait_node_ready "$name" "$(joined_component "$name")"
+	log "node $name joined through kubeadm and is Ready in $((SECONDS - t0))s"
+}
+
+# cmd_leave NAME: the node's static pod manifests removed and its pods deleted through the
+# API while its agent runs (so it tears them down, CNI DEL included), the agent stopped, any
+# sandbox left of the node removed through CRI, the Node deleted, its mounts and files gone.
+cmd_leave() {
+	local name=$1 dir component
+	valid_node_name "$name"
+	dir=$(joined_dir "$name")
+	component=$(joined_component "$name")
+	if component_pid "$component" >/dev/null; then
+		if [[ -d $dir/etc-kubernetes/manifests ]]; then
+			find "$dir/etc-kubernetes/manifests" -mindepth 1 -delete
+		fi
+		kubectl_ delete pods -A --field-selector "spec.nodeName=$name" --wait=true \
+			--timeout=120s >/dev/null 2>&1 || warn "pods of $name were not all deleted in 120s"
+		(wait_until 60 "the sandboxes of node $name to go" node_has_no_sandboxes "$name") ||
+			warn "node $name still has sandboxes after 60s; removing them through CRI"
+	fi
+	stop_component "$component" 30
+	remove_all_pods "$NODE_SANDBOX_LABEL=$name"
+	kubectl_ delete node "$name" --ignore-not-found >/dev/null
+	forget_joined_node "$name"
+	if [[ -z $(find "$JOINED" -mindepth 1 -maxdepth 1 -type d ! -name bin) ]]; then
+		remove_created_mount_points # the last joined node is gone
+	fi
+	log "node $name left: agent stopped, Node deleted, $dir removed"
+}
+
+# forget_joined_node NAME: unmount the node's mounts and namespace and delete its directory.
+forget_joined_node() {
+	local name=$1 dir mnt
+	dir=$(joined_dir "$name")
+	while read -r mnt; do
+		[[ -n $mnt ]] || continue
+		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || warn "cannot unmount $mnt"
+	done < <(our_mounts | grep -E "^($dir/|$MNTNS_DIR/$name\$)")
+	rm -f "$MNTNS_DIR/$name"
+	if ! our_mounts | grep -q "^$dir/"; then rm -rf --one-file-system "$dir"; fi
+}
+
+# stop_joined_nodes: `down`'s first part: every joined node's agent stopped (their pods go
+# with the others, through CRI; their mounts with the others under STATE and RUN).
+stop_joined_nodes() {
+	local dir
+	for dir in "$JOINED"/*/; do
+		[[ -d $dir ]] || continue
+		stop_component "$(joined_component "$(basename "$dir")")" 30
+	done
+}
+
+# remove_created_mount_points: `down`'s last part: the host directories ensure_mount_point
+# created, when still empty.
+remove_created_mount_points() {
+	local mnt
+	if [[ -f $JOINED/.created-mount-points ]]; then
+		while read -r mnt; do
+			if [[ -n $mnt ]]; then rmdir "$mnt" 2>/dev/null || true; fi
+		done <"$JOINED/.created-mount-points"
+		rm -f "$JOINED/.created-mount-points"
+	fi
+}
