@@ -27,6 +27,8 @@ AUTH_REGISTRY_DIR=$STATE/registry-auth
 AUTH_REGISTRY_USER=mkl
 AUTH_REGISTRY_PASSWORD_FILE=$AUTH_REGISTRY_DIR/password
 PRIVATE_IMAGE=$AUTH_REGISTRY/private/busybox:1.35
+# The dev node's kubeconfig, written by its TLS bootstrap (components.sh: minikubelet_cmd).
+NODE_KUBECONFIG=$STATE/agent/kubelet.conf
 CLUSTER_CIDR=10.244.0.0/16
 NODE_POD_SUBNET=10.244.0.0/24
 NODE_CIDR_MASK=24

@@ -134,8 +134,12 @@ containerd_cmd() {
 minikubelet_bin() { printf '%s/release/minikubelet\n' "$CARGO_TARGET_DIR"; }
 
 minikubelet_cmd() {
+	# The dev node joins as every kubeadm node does: a TLS bootstrap with the bootstrap token
+	# (kube-controller-manager approves and signs its CSR), then its own certificate in
+	# STATE/agent/pki and the kubeconfig it writes; a restart reuses (and rotates) them.
 	CMD=("$(minikubelet_bin)"
-		--kubeconfig "$STATE/node.kubeconfig"
+		--bootstrap-kubeconfig "$STATE/bootstrap.kubeconfig"
+		--kubeconfig "$NODE_KUBECONFIG"
 		--hostname-override "$NODE"
 		--node-ip "$HOST"
 		--container-runtime-endpoint "$CRI_ENDPOINT"

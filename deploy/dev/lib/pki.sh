@@ -141,7 +141,6 @@ ensure_pki() {
 		"$PKI/controller-manager.crt" "$PKI/controller-manager.key"
 	write_kubeconfig "$STATE/scheduler.kubeconfig" system:kube-scheduler "$PKI/scheduler.crt" "$PKI/scheduler.key"
 	write_kubeconfig "$STATE/bootstrap.kubeconfig" kubelet-bootstrap token "$(<"$PKI/bootstrap-token")"
-	ensure_node_credentials "$NODE" "$STATE/node.kubeconfig"
 	ensure_metrics_server_pki
 }
 

@@ -4,7 +4,7 @@
 
 # Volatile parts of STATE (removed by down). STATE/pki and STATE/logs are kept.
 VOLATILE=(etcd containerd cni agent registry registry-auth manifests nodes joined pids
-	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig node.kubeconfig
+	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig
 	bootstrap.kubeconfig metrics-server.kubeconfig netns.record ip_forward.orig crictl.yaml
 	csi-minihostpath)
 
