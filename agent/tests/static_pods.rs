@@ -145,7 +145,16 @@ fn container_id(p: &Pod) -> String {
     container(p, "c").unwrap().container_id.clone().unwrap()
 }
 
-/// Starts a connected agent for `node` watching `manifests` every second; waits for Ready.
+/// Starts a connected agent for `node` looking at `manifests` every `period` (besides its
+/// inotify watch); waits for Ready.
+async fn connected_every(node: &str, manifests: &Manifests, period: &str) -> Agent {
+    let period = format!("--file-check-frequency={period}");
+    let agent = Agent::start(node, &[&manifests.flag(), &period]);
+    wait_ready(&admin().await, node, "True", T).await;
+    agent
+}
+
+/// Starts a connected agent for `node` looking at `manifests` every second; waits for Ready.
 async fn connected(node: &str, manifests: &Manifests) -> Agent {
     let agent = Agent::start(node, &[&manifests.flag(), "--file-check-frequency=1s"]);
     wait_ready(&admin().await, node, "True", T).await;
@@ -259,7 +268,8 @@ async fn editing_the_manifest_replaces_the_pod_and_removing_it_stops_the_pod_and
     let node = "mkl-it-static-edit";
     let manifests = Manifests::new(node);
     manifests.write("web.yaml", &manifest("web", "one"));
-    let _agent = connected(node, &manifests).await;
+    // The periodic look is an hour away: the edit and the removal are seen through inotify.
+    let _agent = connected_every(node, &manifests, "1h").await;
     let name = format!("web-{node}");
     let first = wait_mirror("Running and Ready", &name, ready).await;
     let old_hash = annotation(&first, HASH).unwrap().to_string();

@@ -8,8 +8,9 @@
 //!   it carries the `kubernetes.io/config.{source,hash,seen}` annotations; [`api_refs`]
 //!   refuses manifests that reference API objects, as kubelet 1.35 does;
 //! - [`scan`]: one look at the directory (no recursion, dot files skipped, files capped at
-//!   10 MiB), and [`source`]: the loop that looks every `--file-check-frequency` and starts,
-//!   replaces and stops the pods' workers;
+//!   10 MiB), [`dir_watch`]: inotify on it, and [`source`]: the loop that looks on every
+//!   change and every `--file-check-frequency`, and starts, replaces and stops the pods'
+//!   workers;
 //! - [`registry`]: what the agent knows of its static pods (the pod, the latest status its
 //!   worker computed) and of the mirror pods the API watch shows; [`writer`] routes the
 //!   workers' status writes for static pods there;
@@ -19,6 +20,7 @@
 //!   deleting it never stops the static pod.
 
 pub mod api_refs;
+pub mod dir_watch;
 pub mod manifest;
 pub mod mirror;
 pub mod mirrors;

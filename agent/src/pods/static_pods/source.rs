@@ -1,6 +1,7 @@
-//! The file source: looks at the static pod directory at start and every
-//! `--file-check-frequency` (kubelet: 20 s), and turns what changed into pod worker updates, as
-//! kubelet's config source and pod workers do:
+//! The file source: looks at the static pod directory at start, whenever inotify reports a
+//! change in it ([`super::dir_watch`]), and every `--file-check-frequency` (kubelet: 20 s) as
+//! the backstop, and turns what changed into pod worker updates, as kubelet's config source
+//! and pod workers do:
 //!
 //! - a new manifest (a new UID) starts a pod; a manifest whose content changed has a new UID,
 //!   so its old pod is stopped and the new one started once the old one has finished (kubelet
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::dir_watch::{Change, DirWatch};
 use super::registry::full_name;
 use super::scan::{self, Manifest};
 use super::{CONFIG_SEEN, StaticPods};
@@ -189,7 +191,24 @@ pub async fn run(
     let wake = statics.source_wake.clone();
     let mut source = FileSource::new(workers, statics.clone());
     let mut missing_said = false;
+    let mut watch: Option<DirWatch> = None;
+    let mut watch_error_said = false;
     loop {
+        // Watch before looking, so a change between the look and the watch is not missed.
+        if watch.is_none() {
+            match DirWatch::new(&dir) {
+                Ok(w) => {
+                    watch = Some(w);
+                    watch_error_said = false;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if !watch_error_said => {
+                    warn!(path = %dir.display(), error = %e, "cannot watch the static pod path; looking every file-check-frequency only");
+                    watch_error_said = true;
+                }
+                Err(_) => {}
+            }
+        }
         let (d, n) = (dir.clone(), node.clone());
         match tokio::task::spawn_blocking(move || scan::scan(&d, &n)).await {
             Ok(Ok(manifests)) => {
@@ -216,7 +235,26 @@ pub async fn run(
                 () = cancel.cancelled() => return,
                 () = &mut next => break,
                 () = wake.notified() => source.retire(statics.take_finished()),
+                change = changed(watch.as_mut()) => {
+                    if !matches!(change, Ok(Change::Entries)) {
+                        watch = None; // gone or failed: made again before the next look
+                    }
+                    // An editor's save is several events; let them settle into one look.
+                    tokio::time::sleep(SETTLE).await;
+                    break;
+                }
             }
         }
+    }
+}
+
+/// How long a change may keep arriving before the directory is looked at.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// The watch's next change; never, without a watch.
+async fn changed(watch: Option<&mut DirWatch>) -> std::io::Result<Change> {
+    match watch {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
     }
 }
