@@ -71,6 +71,10 @@ pub struct Flags {
     #[arg(long, value_name = "ID")]
     pub provider_id: Option<String>,
 
+    /// Accepted as kubelet's (staticPodURL): static pods from a URL are not run (a value warns).
+    #[arg(long, value_name = "URL")]
+    pub manifest_url: Option<String>,
+
     /// Node name to register instead of the machine's hostname (lower-cased, like kubelet).
     #[arg(long, value_name = "NAME")]
     pub hostname_override: Option<String>,

@@ -26,6 +26,7 @@ fn overridden_by_flags(flags: &Flags) -> Vec<&'static str> {
         ("failSwapOn", flags.fail_swap_on.is_some()),
         ("rotateCertificates", flags.rotate_certificates.is_some()),
         ("providerID", flags.provider_id.is_some()),
+        ("staticPodURL", flags.manifest_url.is_some()),
     ]
     .into_iter()
     .filter_map(|(field, given)| given.then_some(field))
@@ -110,6 +111,16 @@ pub fn flag_warnings(flags: &Flags) -> Result<Vec<Warning>, ConfigError> {
         warn(
             "--provider-id".into(),
             "the Node's spec.providerID is not set",
+        );
+    }
+    if flags
+        .manifest_url
+        .as_deref()
+        .is_some_and(|url| !url.is_empty())
+    {
+        warn(
+            "--manifest-url".into(),
+            "static pods from a URL are not run",
         );
     }
     Ok(out)

@@ -136,8 +136,9 @@ EOF
 	)
 }
 
-# joined_agent_cmd NAME: kubelet's command line from kubeadm's drop-in: the kubeconfig and
-# config flags, then KUBELET_KUBEADM_ARGS from the kubeadm-flags.env kubeadm wrote.
+# joined_agent_cmd NAME: the ExecStart of deploy/systemd/kubelet.service (kubeadm's contract
+# with kubelet.service): the kubeconfig and config flags, then KUBELET_KUBEADM_ARGS from the
+# kubeadm-flags.env kubeadm wrote.
 joined_agent_cmd() {
 	local name=$1 env_file line
 	local -a kubeadm_args=()

@@ -37,6 +37,17 @@ fn config_arg(path: &Path) -> String {
 }
 
 /// The fields named by NotImplemented warnings.
+/// The flags of the IgnoredFlag warnings, in order.
+fn ignored_flags(warnings: &[Warning]) -> Vec<String> {
+    warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::IgnoredFlag { flag, .. } => Some(flag.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn not_implemented(warnings: &[Warning]) -> BTreeSet<String> {
     warnings
         .iter()
@@ -143,14 +154,10 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
         ]),
         "failSwapOn: false is what the agent does, so it is quiet: {warnings:#?}"
     );
-    let flags: Vec<String> = warnings
-        .iter()
-        .filter_map(|w| match w {
-            Warning::IgnoredFlag { flag, .. } => Some(flag.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(flags, ["--pod-infra-container-image", "--provider-id"]);
+    assert_eq!(
+        ignored_flags(&warnings),
+        ["--pod-infra-container-image", "--provider-id"]
+    );
     assert_eq!(warnings.len(), 6, "{warnings:#?}");
     assert!(
         warnings.iter().any(|w| w.to_string()
@@ -636,5 +643,27 @@ fn the_shipped_kubelet_config_example_is_valid_and_fully_honoured() {
     assert_eq!(
         c.server.client_ca_file.as_deref(),
         Some(Path::new("/etc/kubernetes/pki/ca.crt"))
+    );
+}
+
+#[test]
+fn a_manifest_url_flag_is_one_ignored_flag_warning_and_replaces_the_files_static_pod_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{KUBEADM}staticPodURL: http://127.0.0.1:1/pods\n");
+    let path = write(dir.path(), "config.yaml", &text);
+    let (_, warnings) = resolve(&[
+        "--kubeconfig=/etc/kubernetes/kubelet.conf",
+        &config_arg(&path),
+        "--manifest-url=http://127.0.0.1:1/other",
+    ])
+    .unwrap();
+    assert_eq!(
+        ignored_flags(&warnings),
+        ["--manifest-url"],
+        "{warnings:#?}"
+    );
+    assert!(
+        !not_implemented(&warnings).contains("staticPodURL"),
+        "the flag replaces the field, so only the flag warns: {warnings:#?}"
     );
 }
