@@ -478,3 +478,54 @@ async fn server_tls_bootstrap_serves_the_approved_kubelet_serving_certificate() 
     let current = agent.dir.path().join("root/pki/kubelet-server-current.pem");
     assert_eq!(mode(&std::fs::read_link(&current).unwrap()), 0o600);
 }
+
+#[tokio::test]
+async fn a_wrong_bootstrap_token_is_one_clear_line_per_attempt_and_is_retried() {
+    if !require_cluster() {
+        return;
+    }
+    let client = admin().await;
+    let name = "mkl-it-bootstrap-bad-token";
+    let dir = tempfile::tempdir().unwrap();
+    // The dev cluster's bootstrap kubeconfig with a token the API server does not know.
+    let good =
+        std::fs::read_to_string(format!("{}/bootstrap.kubeconfig", env("MKL_STATE_DIR"))).unwrap();
+    let token =
+        std::fs::read_to_string(format!("{}/pki/bootstrap-token", env("MKL_STATE_DIR"))).unwrap();
+    let bad = good.replace(token.trim(), "abcdef.0123456789abcdef");
+    assert_ne!(bad, good, "the token is in the bootstrap kubeconfig");
+    let bootstrap = dir.path().join("bootstrap.kubeconfig");
+    std::fs::write(&bootstrap, bad).unwrap();
+    let kubeconfig = dir.path().join("kubelet.conf");
+    let mut agent = Agent::start_in(
+        name,
+        dir,
+        kubeconfig.to_str().unwrap(),
+        &[&format!("--bootstrap-kubeconfig={}", bootstrap.display())],
+    );
+    // Two attempts (2 s apart), each one line naming the cause; the agent keeps trying.
+    let lines = wait_for("two failed bootstrap attempts", READY_TIMEOUT, || async {
+        let lines: Vec<String> = agent
+            .log()
+            .lines()
+            .filter(|l| l.contains("TLS bootstrap: no client certificate yet"))
+            .map(str::to_string)
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    })
+    .await;
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("Unauthorized") || l.contains("401")),
+        "{lines:#?}"
+    );
+    let still_running = agent.child.as_mut().unwrap().try_wait().unwrap().is_none();
+    assert!(still_running && !agent.log().contains("panicked"));
+    assert!(!kubeconfig.exists(), "no kubeconfig without a certificate");
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
+    assert!(
+        nodes.get_opt(name).await.unwrap().is_none(),
+        "no Node registered"
+    );
+}

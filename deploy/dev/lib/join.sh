@@ -153,11 +153,12 @@ joined_agent_cmd() {
 		"${kubeadm_args[@]}")
 }
 
-# wait_kubeadm_wrote NAME PID: polls until kubeadm has written what the kubelet starts from.
+# wait_kubeadm_wrote DIR PID: polls until kubeadm (PID) has written what the kubelet starts
+# from into the node's DIR; kubeadm-flags.env is written last, and whole once its line closes.
 wait_kubeadm_wrote() {
 	local dir=$1 pid=$2 deadline=$((SECONDS + JOIN_TIMEOUT)) f
 	for f in etc-kubernetes/bootstrap-kubelet.conf var-lib-kubelet/config.yaml var-lib-kubelet/kubeadm-flags.env; do
-		until [[ -s $dir/$f ]]; do
+		until [[ -s $dir/$f ]] && { [[ $f != *.env ]] || grep -q '^KUBELET_KUBEADM_ARGS=".*"$' "$dir/$f"; }; do
 			pid_alive "$pid" || return 1
 			((SECONDS < deadline)) || return 1
 			sleep "$POLL_INTERVAL"
@@ -203,6 +204,7 @@ cmd_join() {
 	start_bg "$(joined_component "$name")" "${CMD[@]}"
 	wait "$kubeadm_pid" || rc=$?
 	if ((rc != 0)); then
+		stop_component "$(joined_component "$name")" 30
 		show_log_tail "$logf" 30
 		die "kubeadm join failed with exit $rc (log: $logf)"
 	fi
