@@ -5,7 +5,7 @@
 //! namespace, does the TLS bootstrap, and turns Ready. Then the node runs a pod with a
 //! secret volume (mounted in the node's namespace, seen by containerd in the host's), serves
 //! its logs through the API server, and runs a static pod from its /etc/kubernetes/manifests.
-//! `cluster leave` removes the node, its pods and its files.
+//! `cluster leave` removes the node, its pods, its files and its bootstrap token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -59,13 +59,24 @@ async fn check_kubeadm_files(dir: &Path) -> String {
     ports
 }
 
-/// The client certificate came from a CSR the bootstrap token made; the Node reports the
-/// port kubeadm's patch gave it.
-async fn check_bootstrapped(client: &kube::Client, ports: &str) {
+/// The client certificate came from a CSR made with the token of the join command (`cluster
+/// join` asks `kubeadm token create` for a new one); the Node reports the port kubeadm's
+/// patch gave it. Returns the token's ID.
+async fn check_bootstrapped(client: &kube::Client, dir: &Path, ports: &str) -> String {
     let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
-    let token =
+    let join = std::fs::read_to_string(dir.join("join.yaml")).unwrap();
+    let token = join
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap();
+    let dev_token =
         std::fs::read_to_string(PathBuf::from(env("MKL_STATE_DIR")).join("pki/bootstrap-token"))
             .unwrap();
+    assert_ne!(
+        token,
+        dev_token.trim(),
+        "a token of its own, not the dev node's"
+    );
     let user = format!("system:bootstrap:{}", token.split('.').next().unwrap());
     let issued = csrs
         .list(&ListParams::default())
@@ -92,6 +103,7 @@ async fn check_bootstrapped(client: &kube::Client, ports: &str) {
         .unwrap()
         .port;
     assert_eq!(port.to_string(), ports.lines().next().unwrap());
+    token.split('.').next().unwrap().to_string()
 }
 
 /// A pod with a secret volume: the tmpfs is made in the node's namespace and reaches
@@ -169,7 +181,7 @@ async fn kubeadm_join_bootstraps_a_ready_node_that_runs_pods_and_static_pods() {
     eprintln!("kubeadm join to Ready: {:?}\n{out}", started.elapsed());
     wait_ready(&client, NODE, "True", Duration::from_secs(30)).await;
     let ports = check_kubeadm_files(&node_dir()).await;
-    check_bootstrapped(&client, &ports).await;
+    let token_id = check_bootstrapped(&client, &node_dir(), &ports).await;
     let ns = TestNamespace::create(&client, "mkl-kubeadm-join").await;
     check_secret_pod(&client, &ns).await;
     check_static_pod(&ns, &node_dir()).await;
@@ -180,4 +192,10 @@ async fn kubeadm_join_bootstraps_a_ready_node_that_runs_pods_and_static_pods() {
     let nodes: Api<Node> = Api::all(client.clone());
     assert!(nodes.get_opt(NODE).await.unwrap().is_none());
     assert!(!node_dir().exists());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
+    let token_secret = format!("bootstrap-token-{token_id}");
+    assert!(
+        secrets.get_opt(&token_secret).await.unwrap().is_none(),
+        "{token_secret} deleted"
+    );
 }

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # `cluster join NAME` / `cluster leave NAME`: one more node, joined the way kubeadm joins a
-# node: a real `kubeadm join` with the dev cluster's bootstrap token and CA hash writes
+# node: `kubeadm token create --print-join-command` on the control plane's side, then a real
+# `kubeadm join` with that token and CA hash, which writes
 # /etc/kubernetes/bootstrap-kubelet.conf, /var/lib/kubelet/config.yaml and kubeadm-flags.env,
 # then waits for the kubelet's TLS bootstrap; minikubelet is started with exactly the flags
 # kubeadm's systemd drop-in (10-kubeadm.conf) gives kubelet.
@@ -37,11 +38,14 @@ node_has_no_sandboxes() { [[ -z $(crictl_ pods -q --label "$NODE_SANDBOX_LABEL=$
 joined_dir() { printf '%s/%s\n' "$JOINED" "$1"; }
 joined_component() { printf 'minikubelet-%s\n' "$1"; }
 
-# ca_cert_hash: kubeadm's --discovery-token-ca-cert-hash of the cluster CA (sha256 of its
-# DER SubjectPublicKeyInfo).
-ca_cert_hash() {
-	openssl x509 -in "$PKI/ca.crt" -noout -pubkey | openssl pkey -pubin -outform der |
-		sha256sum | cut -d' ' -f1
+# join_command: what a user runs on the control plane to join a node, `kubeadm token create
+# --print-join-command` (a new bootstrap token, 1 h, in kubeadm's default-node-token group;
+# kube-controller-manager's tokencleaner deletes it when it expires). Prints its line.
+join_command() {
+	"$(bin_path kubeadm)" token create --print-join-command --ttl 1h \
+		--description "minikubelet dev cluster: cluster join" \
+		--kubeconfig "$STATE/admin.kubeconfig" 2>>"$LOGS/kubeadm-token.log" ||
+		die "kubeadm token create failed (log: $LOGS/kubeadm-token.log)"
 }
 
 # free_port_from N: the first port >= N that nothing listens on and no joined node claims.
@@ -98,11 +102,16 @@ ensure_node_namespace() {
 		die "cannot create the mount namespace of node $name"
 }
 
-# write_join_config NAME: kubeadm's JoinConfiguration and the node's kubelet patch.
+# write_join_config NAME: kubeadm's JoinConfiguration, with the token and CA hash of the
+# printed join command, and the node's kubelet patch. (The file, not the command's flags:
+# kubeadm takes the patches and kubeletExtraArgs only from a JoinConfiguration.)
 write_join_config() {
-	local name=$1 dir port healthz token
+	local name=$1 dir port healthz line token hash
 	dir=$(joined_dir "$name")
-	token=$(<"$PKI/bootstrap-token")
+	line=$(join_command)
+	token=$(sed -n 's/.* --token \([^ ]*\).*/\1/p' <<<"$line")
+	hash=$(sed -n 's/.* --discovery-token-ca-cert-hash \([^ ]*\).*/\1/p' <<<"$line")
+	[[ -n $token && $hash == sha256:* ]] || die "cannot read the token and CA hash of: kubeadm join ..."
 	port=$(free_port_from 10350)
 	healthz=$(free_port_from $((port + 1)))
 	printf '%s\n%s\n' "$port" "$healthz" >"$dir/ports"
@@ -118,7 +127,7 @@ discovery:
     apiServerEndpoint: ${APISERVER_URL#https://}
     token: $token
     caCertHashes:
-    - sha256:$(ca_cert_hash)
+    - $hash
 nodeRegistration:
   name: $name
   criSocket: $CRI_ENDPOINT
@@ -232,11 +241,23 @@ cmd_leave() {
 	stop_component "$component" 30
 	remove_all_pods "$NODE_SANDBOX_LABEL=$name"
 	kubectl_ delete node "$name" --ignore-not-found >/dev/null
+	delete_join_token "$dir/join.yaml"
 	forget_joined_node "$name"
 	if [[ -z $(find "$JOINED" -mindepth 1 -maxdepth 1 -type d ! -name bin) ]]; then
 		remove_created_mount_points # the last joined node is gone
 	fi
 	log "node $name left: agent stopped, Node deleted, $dir removed"
+}
+
+# delete_join_token JOIN_YAML: the bootstrap token the node joined with is deleted (it would
+# expire within the hour anyway).
+delete_join_token() {
+	local token
+	[[ -r $1 ]] || return 0
+	token=$(sed -n 's/^ *token: \([a-z0-9]\{6\}\)\.[a-z0-9]\{16\}$/\1/p' "$1")
+	[[ -n $token ]] || return 0
+	"$(bin_path kubeadm)" token delete "$token" --kubeconfig "$STATE/admin.kubeconfig" \
+		>/dev/null 2>&1 || warn "could not delete bootstrap token $token"
 }
 
 # forget_joined_node NAME: unmount the node's mounts and namespace and delete its directory.
