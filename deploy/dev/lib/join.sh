@@ -3,8 +3,8 @@
 # node: `kubeadm token create --print-join-command` on the control plane's side, then a real
 # `kubeadm join` with that token and CA hash, which writes
 # /etc/kubernetes/bootstrap-kubelet.conf, /var/lib/kubelet/config.yaml and kubeadm-flags.env,
-# then waits for the kubelet's TLS bootstrap; minikubelet is started with exactly the flags
-# kubeadm's systemd drop-in (10-kubeadm.conf) gives kubelet.
+# then waits for the kubelet's TLS bootstrap; minikubelet is started with the command line of
+# deploy/systemd/kubelet.service (kubeadm's contract with kubelet.service) from those files.
 #
 # A node here is a mount namespace (RUN/mntns/NAME, kept by a bind mount like `ip netns`)
 # in which /etc/kubernetes and /var/lib/kubelet are the node's own directories under
@@ -20,15 +20,13 @@ JOIN_TIMEOUT=${MKL_JOIN_TIMEOUT:-300}
 # Host directories kubeadm's paths need as mount points (created empty when missing,
 # recorded, and removed by `down` when still empty).
 NODE_MOUNT_POINTS=(/etc/kubernetes /var/lib/kubelet)
-# Preflight checks this machine fails for reasons that are not the joining node's:
-#   Port-10250        the dev node mkl-node listens there; a joined node uses its own port
-#   SystemVerification cgroup v1 here (kubeadm 1.35 rejects it unless failCgroupV1: false,
-#                     which the kubelet-config ConfigMap sets)
-#   FileContent--proc-sys-net-ipv4-ip_forward  the project never turns on forwarding
-#   FileContent--proc-sys-net-bridge-bridge-nf-call-iptables  no kube-proxy, no br_netfilter
-#   Swap              the VM may have swap; the agent does not refuse it
-JOIN_IGNORED_PREFLIGHT=(Port-10250 SystemVerification FileContent--proc-sys-net-ipv4-ip_forward
-	FileContent--proc-sys-net-bridge-bridge-nf-call-iptables Swap)
+# Preflight errors of this machine, not of the joining node (kubeadm 1.35.4; the others it
+# reports here are warnings: Hostname, Service-kubelet, ContainerRuntimeVersion):
+#   Port-10250          the dev node mkl-node listens there; a joined node uses its own port
+#   SystemVerification  cgroup v1 ("cgroups v1 support is deprecated ..."; the kubelet-config
+#                       ConfigMap sets failCgroupV1: false, which kubelet needs to run here)
+#   FileContent--proc-sys-net-ipv4-ip_forward  0 until the dev cluster's bridge turns it on
+JOIN_IGNORED_PREFLIGHT=(Port-10250 SystemVerification FileContent--proc-sys-net-ipv4-ip_forward)
 
 # The label the agent puts on its sandboxes (agent/src/runtime: NODE_LABEL).
 NODE_SANDBOX_LABEL=minikubelet.io/node
