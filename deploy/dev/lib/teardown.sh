@@ -4,7 +4,7 @@
 
 # Volatile parts of STATE (removed by down). STATE/pki and STATE/logs are kept.
 VOLATILE=(etcd containerd cni agent registry registry-auth manifests nodes joined pids
-	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig
+	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig node.kubeconfig # (older runs)
 	bootstrap.kubeconfig metrics-server.kubeconfig netns.record ip_forward.orig crictl.yaml
 	csi-minihostpath)
 
@@ -143,7 +143,7 @@ cmd_down() {
 	rmdir_cgroups minikubelet-dev-smoke
 	rmdir_cgroups k8s.io # containerd's default parent; only removed when empty
 	tidy_system_run_dir
+	remove_created_mount_points # before remove_volatile_state, which deletes their record
 	remove_volatile_state
-	remove_created_mount_points
 	log "down: everything stopped and removed (kept $PKI, $LOGS and $CACHE)"
 }
