@@ -260,12 +260,9 @@ delete_join_token() {
 
 # forget_joined_node NAME: unmount the node's mounts and namespace and delete its directory.
 forget_joined_node() {
-	local name=$1 dir mnt
+	local name=$1 dir
 	dir=$(joined_dir "$name")
-	while read -r mnt; do
-		[[ -n $mnt ]] || continue
-		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || warn "cannot unmount $mnt"
-	done < <(our_mounts | grep -E "^($dir/|$MNTNS_DIR/$name\$)")
+	our_mounts | { grep -E "^($dir/|$MNTNS_DIR/$name\$)" || true; } | unmount_listed
 	rm -f "$MNTNS_DIR/$name"
 	if ! our_mounts | grep -q "^$dir/"; then rm -rf --one-file-system "$dir"; fi
 }

@@ -70,13 +70,16 @@ our_mounts() {
 	done < <(awk '{ print $5 }' /proc/self/mountinfo) | tac
 }
 
-unmount_ours() {
+# unmount_listed: unmounts each mount point read from stdin (lazily if it is busy).
+unmount_listed() {
 	local mnt
 	while read -r mnt; do
 		[[ -n $mnt ]] || continue
 		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || warn "cannot unmount $mnt"
-	done < <(our_mounts)
+	done
 }
+
+unmount_ours() { our_mounts | unmount_listed; }
 
 delete_recorded_netns() {
 	[[ -f $NETNS_RECORD ]] || return 0
