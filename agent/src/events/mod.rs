@@ -83,44 +83,39 @@ impl Events {
         if let Some(name) = container {
             reference.field_path = Some(container_field_path(pod, name));
         }
-        self.send(Pending {
-            regarding: reference,
+        self.send(reference, note);
+    }
+
+    fn send(&self, regarding: ObjectReference, note: Note<'_>) {
+        let event = Pending {
+            regarding,
             warning: note.warning,
             reason: note.reason.to_owned(),
             action: note.action.to_owned(),
             note: truncate(note.message, 1024),
-        });
-    }
-
-    fn send(&self, event: Pending) {
+        };
         // A full queue drops the event: losing news beats blocking a pod worker.
         let _ = self.tx.try_send(event);
     }
 
     pub fn normal(&self, pod: &Pod, container: Option<&str>, reason: &str, message: String) {
-        self.emit(
-            pod,
-            container,
-            Note {
-                warning: false,
-                reason,
-                action: reason,
-                message,
-            },
-        );
+        self.emit(pod, container, Note::named(false, reason, message));
     }
 
     pub fn warning(&self, pod: &Pod, container: Option<&str>, reason: &str, message: String) {
-        self.emit(
-            pod,
-            container,
-            Note {
-                warning: true,
-                reason,
-                action: reason,
-                message,
-            },
-        );
+        self.emit(pod, container, Note::named(true, reason, message));
+    }
+}
+
+impl<'a> Note<'a> {
+    /// A note whose action is its reason (kubelet's events name no other action).
+    fn named(warning: bool, reason: &'a str, message: String) -> Note<'a> {
+        Note {
+            warning,
+            reason,
+            action: reason,
+            message,
+        }
     }
 }
 
@@ -135,13 +130,7 @@ impl Events {
             uid: Some(node.to_string()),
             ..ObjectReference::default()
         };
-        self.send(Pending {
-            regarding: reference,
-            warning: false,
-            reason: reason.to_owned(),
-            action: reason.to_owned(),
-            note: truncate(message, 1024),
-        });
+        self.send(reference, Note::named(false, reason, message));
     }
 }
 
