@@ -128,10 +128,7 @@ async fn wait_mirror(what: &str, name: &str, check: impl Fn(&Pod) -> bool) -> Po
 
 async fn wait_mirror_gone(name: &str) {
     let pods: Api<Pod> = Api::namespaced(admin().await, "default");
-    wait_for(&format!("mirror pod {name} gone"), T, || async {
-        pods.get_opt(name).await.ok()?.is_none().then_some(())
-    })
-    .await;
+    common::wait_gone(&pods, name, T).await;
 }
 
 async fn wait_no_sandbox(uid: &str) {
@@ -156,9 +153,7 @@ async fn connected_every(node: &str, manifests: &Manifests, period: &str) -> Age
 
 /// Starts a connected agent for `node` looking at `manifests` every second; waits for Ready.
 async fn connected(node: &str, manifests: &Manifests) -> Agent {
-    let agent = Agent::start(node, &[&manifests.flag(), "--file-check-frequency=1s"]);
-    wait_ready(&admin().await, node, "True", T).await;
-    agent
+    connected_every(node, manifests, "1s").await
 }
 
 #[tokio::test]

@@ -102,18 +102,14 @@ where
     }
 }
 
-/// Polls until the named object is gone from `api` (a 404), or panics after `timeout`.
+/// Polls until the named object is gone from `api` (a 404), or panics after `timeout`. A
+/// failed request is not taken for "gone": it is asked again.
 pub async fn wait_gone<K>(api: &Api<K>, name: &str, timeout: Duration)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     wait_for(&format!("{name} gone"), timeout, || async {
-        api.get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-            .then_some(())
+        api.get_opt(name).await.ok()?.is_none().then_some(())
     })
     .await;
 }
