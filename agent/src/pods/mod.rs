@@ -4,6 +4,7 @@
 //! - [`controller`]: starts and runs everything below until cancelled ([`run`]);
 //! - [`source`]: the pod watch (fieldSelector spec.nodeName); [`static_pods`]: pods from
 //!   manifest files, their mirror pods, and the writer that keeps their status;
+//!   [`config_source`]: the annotations that say where a pod came from (static, mirror);
 //! - [`worker`]: one worker per pod UID, the only place a pod is synced (its header is the
 //!   lifecycle's specification);
 //! - [`lifecycle`]: where a pod is on kubelet's timeline (admitting, syncing, terminating,
@@ -23,6 +24,7 @@
 //! - [`context`]: what every worker shares.
 
 pub mod admission;
+pub mod config_source;
 pub mod container;
 pub mod context;
 pub mod controller;

@@ -432,7 +432,9 @@ async fn value_from<S: EnvSource>(
     Ok(Some(String::new()))
 }
 
-/// The service variables the pod sees.
+/// The service variables the pod sees. A static pod whose Services cannot be listed (no API
+/// server yet: it may be the API server) starts without them, as on kubelet, whose service
+/// lister is empty until its first sync and which waits for that sync only for API pods.
 async fn services_env(
     src: &impl EnvSource,
     pod: &Pod,
@@ -443,18 +445,34 @@ async fn services_env(
         .as_ref()
         .and_then(|s| s.enable_service_links)
         .unwrap_or(true);
+    match list_services(src, ns, links).await {
+        Ok((default_services, namespace_services)) => Ok(service_env(&visible_services(
+            ns,
+            links,
+            default_services,
+            namespace_services,
+        ))),
+        Err(e) if crate::pods::config_source::is_static(pod) => {
+            tracing::debug!(error = %e, "static pod starts without service variables");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The Services of the default namespace and of `ns` (when the pod sees them).
+async fn list_services(
+    src: &impl EnvSource,
+    ns: &str,
+    links: bool,
+) -> Result<(Vec<Service>, Vec<Service>), EnvError> {
     let default_services = src.services("default").await.map_err(EnvError::Services)?;
     let namespace_services = match (links, is_master_namespace(ns)) {
         (false, _) => Vec::new(),
         (true, true) => default_services.clone(),
         (true, false) => src.services(ns).await.map_err(EnvError::Services)?,
     };
-    Ok(service_env(&visible_services(
-        ns,
-        links,
-        default_services,
-        namespace_services,
-    )))
+    Ok((default_services, namespace_services))
 }
 
 #[cfg(test)]
@@ -471,6 +489,8 @@ mod tests {
         secrets: HashMap<(String, String), Secret>,
         services: Vec<Service>,
         fail: bool,
+        /// Listing Services fails (no API server).
+        services_down: bool,
         reads: Mutex<Vec<String>>,
     }
 
@@ -564,6 +584,9 @@ mod tests {
         }
 
         async fn services(&self, ns: &str) -> Result<Vec<Service>, kube::Error> {
+            if self.services_down {
+                return Err(Self::error());
+            }
             Ok(self
                 .services
                 .iter()
@@ -842,6 +865,30 @@ mod tests {
             err.to_string(),
             "couldn't get configmap ns/x: configmaps \"x\" is forbidden"
         );
+    }
+
+    #[tokio::test]
+    async fn a_static_pod_starts_without_service_variables_when_services_cannot_be_listed() {
+        let src = FakeSource {
+            services_down: true,
+            ..Default::default()
+        };
+        let spec = json!({"containers": [{"name": "c", "env": [{"name": "A", "value": "a"}]}]});
+        let file = pod_with(
+            json!({"name": "etcd-n", "namespace": "kube-system", "uid": "u",
+                "annotations": {"kubernetes.io/config.source": "file"}}),
+            spec.clone(),
+        );
+        let env = resolve_env(&src, &file, first(&file), &node(), &pod_ips())
+            .await
+            .unwrap();
+        assert_eq!(env.vars, pairs(&[("A", "a")]));
+        // An API pod waits for the Services: its container fails until they can be listed.
+        let api = pod_with(json!({"name": "web", "namespace": "ns", "uid": "u2"}), spec);
+        let err = resolve_env(&src, &api, first(&api), &node(), &pod_ips())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EnvError::Services(_)), "{err}");
     }
 
     #[tokio::test]

@@ -169,12 +169,10 @@ fn is_node_critical(pod: &Pod) -> bool {
     if spec.priority_class_name.as_deref() != Some("system-node-critical") {
         return false;
     }
-    let annotations = pod.metadata.annotations.as_ref();
-    let static_pod = annotations
-        .and_then(|a| a.get("kubernetes.io/config.source"))
-        .is_some_and(|s| s != "api");
-    let mirror = annotations.is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
-    static_pod || mirror || spec.priority.is_some_and(|p| p >= SYSTEM_CRITICAL_PRIORITY)
+    let mirror = crate::pods::config_source::is_mirror(pod);
+    crate::pods::config_source::is_static(pod)
+        || mirror
+        || spec.priority.is_some_and(|p| p >= SYSTEM_CRITICAL_PRIORITY)
 }
 
 /// Hugepage limits from `hugepages-<size>` limits, page sizes written as the runtime expects

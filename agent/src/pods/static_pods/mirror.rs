@@ -12,10 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use super::{CONFIG_HASH, CONFIG_MIRROR, annotation};
 
-/// kubelet's IsMirrorPod.
-pub fn is_mirror_pod(pod: &Pod) -> bool {
-    annotation(pod, CONFIG_MIRROR).is_some()
-}
+pub use crate::pods::config_source::is_mirror as is_mirror_pod;
 
 /// kubelet's IsMirrorPodOf: same name and namespace, and the mirror's hash is the static
 /// pod's.

@@ -33,22 +33,6 @@ pub mod writer;
 
 pub use registry::StaticPods;
 
-/// Where a pod came from: "file" for static pods (kubelet also has "http" and "api").
-pub const CONFIG_SOURCE: &str = "kubernetes.io/config.source";
-/// The static pod's UID (the hash of its manifest).
-pub const CONFIG_HASH: &str = "kubernetes.io/config.hash";
-/// When the agent first saw the pod (RFC 3339 with nanoseconds).
-pub const CONFIG_SEEN: &str = "kubernetes.io/config.seen";
-/// On mirror pods: the hash of the static pod they mirror.
-pub const CONFIG_MIRROR: &str = "kubernetes.io/config.mirror";
-/// The config source of manifest files.
-pub const FILE_SOURCE: &str = "file";
-
-/// The value of annotation `key` on `pod`.
-fn annotation<'a>(pod: &'a k8s_openapi::api::core::v1::Pod, key: &str) -> Option<&'a str> {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key))
-        .map(String::as_str)
-}
+pub use super::config_source::{
+    CONFIG_HASH, CONFIG_MIRROR, CONFIG_SEEN, CONFIG_SOURCE, FILE_SOURCE, annotation,
+};
