@@ -85,7 +85,7 @@ pub struct InvokerConfig {
     pub conf_dir: PathBuf,
     /// Plugin directories in search order; also passed as `CNI_PATH`.
     pub bin_dirs: Vec<PathBuf>,
-    /// The result cache root (e.g. `/var/lib/minikubelet/cni`).
+    /// The result cache root (e.g. `/var/lib/kubelet/cni`).
     pub cache_dir: PathBuf,
     /// Per-operation deadlines.
     pub timeouts: Timeouts,

@@ -24,7 +24,7 @@
 //! let invoker = Invoker::new(InvokerConfig::new(
 //!     "/etc/cni/net.d",
 //!     vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
-//!     "/var/lib/minikubelet/cni",
+//!     "/var/lib/kubelet/cni",
 //! ));
 //! let network = invoker.load_network().await?;
 //! let request = AttachmentRequest::new("4f1c0a", "/run/netns/cni-4f1c0a", "eth0")

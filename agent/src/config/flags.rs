@@ -88,7 +88,8 @@ pub struct Flags {
     #[arg(long, value_name = "ENDPOINT")]
     pub container_runtime_endpoint: Option<String>,
 
-    /// Directory for the agent's own state (pods, volumes, plugins). Default /var/lib/minikubelet.
+    /// Directory for the agent's own state (pods, volumes, plugins). Default /var/lib/kubelet, as
+    /// kubelet.
     #[arg(long, value_name = "DIR")]
     pub root_dir: Option<PathBuf>,
 

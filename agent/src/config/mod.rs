@@ -130,7 +130,7 @@ fn certificates(flags: &Flags, file: &FileConfig, root_dir: &std::path::Path) ->
 
 /// Kubelet's defaults.
 pub mod defaults {
-    pub const ROOT_DIR: &str = "/var/lib/minikubelet";
+    pub const ROOT_DIR: &str = "/var/lib/kubelet";
     pub const CONTAINER_RUNTIME_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
     pub const MAX_PODS: u32 = 110;
     pub const PORT: u16 = 10250;
