@@ -23,14 +23,17 @@ K8S_MAJOR=${K8S_MAJOR%%.*}
 
 # The exact ldflags of the lead's warm-up build, so its GOCACHE entries are reused.
 K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=$K8S_MAJOR -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=$K8S_MAJOR -X k8s.io/client-go/pkg/version.gitMinor=$K8S_MINOR"
-K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubeadm)
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubeadm kube-proxy)
+# CoreDNS at the release kubeadm deploys.
+COREDNS_VERSION=$(go_mod_version coredns github.com/coredns/coredns)
 
 version_of() {
 	case $1 in
 	etcd) printf '%s\n' "$ETCD_VERSION" ;;
 	crictl) printf '%s\n' "$CRICTL_VERSION" ;;
 	metrics-server) printf '%s\n' "$(go_mod_version metrics-server sigs.k8s.io/metrics-server)" ;;
-	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubeadm) printf '%s\n' "$K8S_VERSION" ;;
+	coredns) printf '%s\n' "$COREDNS_VERSION" ;;
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubeadm | kube-proxy) printf '%s\n' "$K8S_VERSION" ;;
 	*) die "no version for $1" ;;
 	esac
 }
@@ -138,30 +141,31 @@ build_kubernetes() {
 	rm -rf "$tmp"
 }
 
-build_etcd() {
-	local out
-	out=$(bin_path etcd)
+# build_pinned NAME DIR PACKAGE [GO_BUILD_ARG...]: NAME at its pinned version, built from the
+# wrapper module DIR into bin_path NAME unless it is there.
+build_pinned() {
+	local name=$1 dir=$2 pkg=$3 out
+	shift 3
+	out=$(bin_path "$name")
 	[[ -x $out ]] && return 0
-	require_go etcd
-	log "building etcd $ETCD_VERSION"
+	require_go "$name"
+	log "building $name $(version_of "$name")"
 	mkdir -p "$BIN"
-	go_build etcd etcd -trimpath -ldflags "-s -w" -o "$out.tmp" go.etcd.io/etcd/server/v3
+	go_build "$dir" "$name" -trimpath "$@" -o "$out.tmp" "$pkg"
 	mv -f "$out.tmp" "$out"
 }
 
+build_etcd() { build_pinned etcd etcd go.etcd.io/etcd/server/v3 -ldflags "-s -w"; }
+
+# Some of cri-tools' dependencies are missing from the checksum database; go.sum is committed.
 build_crictl() {
-	local out
-	out=$(bin_path crictl)
-	[[ -x $out ]] && return 0
-	require_go crictl
-	log "building crictl $CRICTL_VERSION"
-	mkdir -p "$BIN"
-	# Some of cri-tools' dependencies are missing from the checksum database; go.sum is committed.
-	GOSUMDB=off go_build cri-tools crictl -trimpath \
-		-ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
-		-o "$out.tmp" sigs.k8s.io/cri-tools/cmd/crictl
-	mv -f "$out.tmp" "$out"
+	GOSUMDB=off build_pinned crictl cri-tools sigs.k8s.io/cri-tools/cmd/crictl \
+		-ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION"
 }
+
+# build_coredns: CoreDNS, static (CGO_ENABLED=0, as its release images are), for the kubeadm
+# cluster's coredns image (built on demand by lib/kubeadm.sh).
+build_coredns() { CGO_ENABLED=0 build_pinned coredns coredns github.com/coredns/coredns -ldflags "-s -w"; }
 
 # link_current: CACHE/bin/current/NAME -> ../NAME-VERSION for every built binary.
 link_current() {

@@ -8,7 +8,9 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler registry 
 # component_binary NAME: the basename prefix of the component's argv[0].
 component_binary() {
 	case $1 in
-	registry | registry-auth) echo docker-registry ;;
+	registry | registry-auth | kadm-registry) echo docker-registry ;;
+	kadm-*-containerd) echo containerd ;;   # a node of the kubeadm cluster (lib/kubeadm.sh)
+	kadm-*-minikubelet) echo minikubelet ;;
 	csi-controller) echo csi-minihostpath ;;
 	minikubelet-*) echo minikubelet ;; # a node of `cluster join`
 	*) echo "$1" ;;
@@ -218,7 +220,8 @@ prepare_containerd() {
 	local common=("STATE=$STATE" "RUN=$RUN" "REGISTRY=$REGISTRY")
 	mkdir -p "$STATE/containerd/root" "$RUN/containerd" "$CNI_CONF_DIR" "$STATE/cni/ipam"
 	render "$TEMPLATES/containerd-config.toml.in" "$STATE/containerd/config.toml" "${common[@]}" \
-		"PAUSE_IMAGE=$PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" "CNI_CONF_DIR=$CNI_CONF_DIR"
+		"PAUSE_IMAGE=$PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" "CNI_CONF_DIR=$CNI_CONF_DIR" \
+		"NETNS_UNDER_STATE=false"
 	render "$TEMPLATES/hosts.toml.in" "$STATE/containerd/certs.d/$REGISTRY/hosts.toml" "${common[@]}"
 	# containerd reads certs.d on every pull, so this one is not in config_files: adding it
 	# needs no containerd restart.
@@ -371,7 +374,8 @@ cmd_restart() {
 
 # --- RBAC and bootstrap manifests -----------------------------------------------------------
 
-kubectl_() { "$(bin_path kubectl)" --kubeconfig "$STATE/admin.kubeconfig" "$@"; }
+# kubectl_: kubectl on the dev cluster, or on the cluster of the caller's KUBECTL_KUBECONFIG.
+kubectl_() { "$(bin_path kubectl)" --kubeconfig "${KUBECTL_KUBECONFIG:-$STATE/admin.kubeconfig}" "$@"; }
 
 apply_manifests() {
 	local token out=$STATE/manifests f stamp

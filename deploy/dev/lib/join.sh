@@ -16,6 +16,10 @@
 
 JOINED=$STATE/joined
 MNTNS_DIR=$RUN/mntns
+# The host directories created as mount points of nodes (removed when no node is left).
+CREATED_MOUNT_POINTS=$STATE/node-mount-points
+# ensure_node_namespace's directories shared with the host (callers set their own, local).
+NODE_SHARED_SUBDIRS=()
 JOIN_TIMEOUT=${MKL_JOIN_TIMEOUT:-300}
 # Host directories kubeadm's paths need as mount points (created empty when missing,
 # recorded, and removed by `down` when still empty).
@@ -36,14 +40,31 @@ node_has_no_sandboxes() { [[ -z $(crictl_ pods -q --label "$NODE_SANDBOX_LABEL=$
 joined_dir() { printf '%s/%s\n' "$JOINED" "$1"; }
 joined_component() { printf 'minikubelet-%s\n' "$1"; }
 
-# join_command: what a user runs on the control plane to join a node, `kubeadm token create
-# --print-join-command` (a new bootstrap token, 1 h, in kubeadm's default-node-token group;
-# kube-controller-manager's tokencleaner deletes it when it expires). Prints its line.
-join_command() {
-	"$(bin_path kubeadm)" token create --print-join-command --ttl 1h \
-		--description "minikubelet dev cluster: cluster join" \
-		--kubeconfig "$STATE/admin.kubeconfig" 2>>"$LOGS/kubeadm-token.log" ||
+# join_discovery KUBECONFIG ENDPOINT: what a user runs on the control plane to join a node,
+# `kubeadm token create --print-join-command` (a new bootstrap token, 1 h, in kubeadm's
+# default-node-token group; kube-controller-manager's tokencleaner deletes it when it
+# expires), turned into the head of a JoinConfiguration: discovery through ENDPOINT with the
+# printed token and CA hash. (The file, not the command's flags: kubeadm takes the patches and
+# kubeletExtraArgs only from a JoinConfiguration.) Run it in $(...) and check its status.
+join_discovery() {
+	local kubeconfig=$1 endpoint=$2 line token hash
+	line=$("$(bin_path kubeadm)" token create --print-join-command --ttl 1h \
+		--description "minikubelet dev cluster: a joining node" \
+		--kubeconfig "$kubeconfig" 2>>"$LOGS/kubeadm-token.log") ||
 		die "kubeadm token create failed (log: $LOGS/kubeadm-token.log)"
+	token=$(sed -n 's/.* --token \([^ ]*\).*/\1/p' <<<"$line")
+	hash=$(sed -n 's/.* --discovery-token-ca-cert-hash \([^ ]*\).*/\1/p' <<<"$line")
+	[[ -n $token && $hash == sha256:* ]] || die "cannot read the token and CA hash of: kubeadm join ..."
+	cat <<EOF
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: JoinConfiguration
+discovery:
+  bootstrapToken:
+    apiServerEndpoint: $endpoint
+    token: $token
+    caCertHashes:
+    - $hash
+EOF
 }
 
 # free_port_from N: the first port >= N that nothing listens on and no joined node claims.
@@ -63,53 +84,71 @@ valid_node_name() {
 # ensure_mount_point DIR: DIR exists on the host (created empty and recorded if it did not).
 ensure_mount_point() {
 	[[ -d $1 ]] && return 0
-	mkdir -p "$1"
-	printf '%s\n' "$1" >>"$JOINED/.created-mount-points"
+	mkdir -p "$1" "$(dirname "$CREATED_MOUNT_POINTS")"
+	printf '%s\n' "$1" >>"$CREATED_MOUNT_POINTS"
 }
 
-# ensure_node_namespace NAME: the node's mount namespace, made once.
+# node_subdir PATH: the directory of a node that stands for PATH (/var/lib/kubelet ->
+# var-lib-kubelet).
+node_subdir() {
+	local s=${1#/}
+	printf '%s\n' "${s//\//-}"
+}
+
+# ensure_node_namespace NAME DIR PATH...: the mount namespace MNTNS_DIR/NAME of a node, made
+# once, in which every PATH is a bind mount of the node's own DIR/$(node_subdir PATH). The
+# caller's NODE_SHARED_SUBDIRS (optional) names directories of DIR bound onto themselves and
+# made shared first, so mounts below them are seen in both namespaces.
 ensure_node_namespace() {
-	local name=$1 dir ns mnt
-	dir=$(joined_dir "$name")
-	ns=$MNTNS_DIR/$name
-	if [[ -e $ns ]] && nsenter --mount="$ns" true 2>/dev/null &&
-		[[ -d $dir/etc-kubernetes && -d $dir/var-lib-kubelet ]]; then
+	local name=$1 dir=$2 ns=$MNTNS_DIR/$1 mnt sub
+	shift 2
+	local -a subdirs=()
+	for mnt in "$@"; do subdirs+=("$dir/$(node_subdir "$mnt")"); done
+	for sub in "${NODE_SHARED_SUBDIRS[@]}"; do subdirs+=("$dir/$sub"); done
+	if [[ -e $ns ]] && nsenter --mount="$ns" true 2>/dev/null && dirs_exist "${subdirs[@]}"; then
 		return 0
 	fi
-	forget_joined_node "$name" # a half-made node from an earlier attempt
-	mkdir -p "$MNTNS_DIR" "$dir/etc-kubernetes" "$dir/var-lib-kubelet" "$dir/root"
+	forget_node "$name" "$dir" # a half-made node from an earlier attempt
+	mkdir -p "$MNTNS_DIR" "${subdirs[@]}"
 	if ! mountpoint -q "$MNTNS_DIR"; then
 		mount --bind "$MNTNS_DIR" "$MNTNS_DIR"
 		mount --make-private "$MNTNS_DIR"
 	fi
-	if ! mountpoint -q "$dir/root"; then
-		mount --bind "$dir/root" "$dir/root"
-		mount --make-shared "$dir/root"
-	fi
-	for mnt in "${NODE_MOUNT_POINTS[@]}"; do ensure_mount_point "$mnt"; done
+	for sub in "${NODE_SHARED_SUBDIRS[@]}"; do
+		if ! mountpoint -q "$dir/$sub"; then
+			mount --bind "$dir/$sub" "$dir/$sub"
+			mount --make-shared "$dir/$sub"
+		fi
+	done
+	for mnt in "$@"; do ensure_mount_point "$mnt"; done
 	touch "$ns"
-	# --propagation unchanged keeps the root dir in the host's peer group; the mounts that
-	# hold the two bind targets are made slaves first, so the binds stay in the node.
+	# --propagation unchanged keeps the shared directories in the host's peer group; the
+	# mounts that hold the bind targets are made slaves first, so the binds stay in the node.
 	# shellcheck disable=SC2016 # the script expands its own "$1" and "$target"
 	unshare --mount="$ns" --propagation unchanged sh -euc '
-		for target in /etc/kubernetes /var/lib/kubelet; do
+		dir=$1
+		shift
+		for target in "$@"; do
 			mount --make-slave "$(findmnt -n -o TARGET -T "$target")"
 		done
-		mount --bind "$1/etc-kubernetes" /etc/kubernetes
-		mount --bind "$1/var-lib-kubelet" /var/lib/kubelet' sh "$dir" ||
+		for target in "$@"; do
+			sub=$(printf "%s" "${target#/}" | tr / -)
+			mount --bind "$dir/$sub" "$target"
+		done' sh "$dir" "$@" ||
 		die "cannot create the mount namespace of node $name"
 }
 
-# write_join_config NAME: kubeadm's JoinConfiguration, with the token and CA hash of the
-# printed join command, and the node's kubelet patch. (The file, not the command's flags:
-# kubeadm takes the patches and kubeletExtraArgs only from a JoinConfiguration.)
+dirs_exist() {
+	local d
+	for d in "$@"; do [[ -d $d ]] || return 1; done
+}
+
+# write_join_config NAME: kubeadm's JoinConfiguration (join_discovery's head) and the node's
+# kubelet patch.
 write_join_config() {
-	local name=$1 dir port healthz line token hash
+	local name=$1 dir port healthz discovery
 	dir=$(joined_dir "$name")
-	line=$(join_command)
-	token=$(sed -n 's/.* --token \([^ ]*\).*/\1/p' <<<"$line")
-	hash=$(sed -n 's/.* --discovery-token-ca-cert-hash \([^ ]*\).*/\1/p' <<<"$line")
-	[[ -n $token && $hash == sha256:* ]] || die "cannot read the token and CA hash of: kubeadm join ..."
+	discovery=$(join_discovery "$STATE/admin.kubeconfig" "${APISERVER_URL#https://}") || exit 1
 	port=$(free_port_from 10350)
 	healthz=$(free_port_from $((port + 1)))
 	printf '%s\n%s\n' "$port" "$healthz" >"$dir/ports"
@@ -118,14 +157,7 @@ write_join_config() {
 	(
 		umask 077
 		cat >"$dir/join.yaml" <<EOF
-apiVersion: kubeadm.k8s.io/v1beta4
-kind: JoinConfiguration
-discovery:
-  bootstrapToken:
-    apiServerEndpoint: ${APISERVER_URL#https://}
-    token: $token
-    caCertHashes:
-    - $hash
+$discovery
 nodeRegistration:
   name: $name
   criSocket: $CRI_ENDPOINT
@@ -143,28 +175,32 @@ EOF
 	)
 }
 
-# joined_agent_cmd NAME: the ExecStart of deploy/systemd/kubelet.service (kubeadm's contract
-# with kubelet.service): the kubeconfig and config flags, then KUBELET_KUBEADM_ARGS from the
-# kubeadm-flags.env kubeadm wrote.
+# joined_agent_cmd DIR PREFIX...: CMD becomes the ExecStart of deploy/systemd/kubelet.service
+# (kubeadm's contract with kubelet.service) after PREFIX (the nsenter into the node): the
+# kubeconfig and config flags, then KUBELET_KUBEADM_ARGS from the kubeadm-flags.env kubeadm
+# wrote into the node's DIR.
 joined_agent_cmd() {
-	local name=$1 env_file line
+	local dir=$1 env_file line
 	local -a kubeadm_args=()
-	env_file=$(joined_dir "$name")/var-lib-kubelet/kubeadm-flags.env
+	shift
+	env_file=$dir/var-lib-kubelet/kubeadm-flags.env
 	line=$(sed -n 's/^KUBELET_KUBEADM_ARGS="\(.*\)"$/\1/p' "$env_file")
 	[[ -n $line ]] || die "no KUBELET_KUBEADM_ARGS in $env_file"
 	read -ra kubeadm_args <<<"$line"
-	CMD=(nsenter --mount="$MNTNS_DIR/$name" -- "$(minikubelet_bin)"
+	CMD=("$@" "$(minikubelet_bin)"
 		--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf
 		--kubeconfig=/etc/kubernetes/kubelet.conf
 		--config=/var/lib/kubelet/config.yaml
 		"${kubeadm_args[@]}")
 }
 
-# wait_kubeadm_wrote DIR PID: polls until kubeadm (PID) has written what the kubelet starts
-# from into the node's DIR; kubeadm-flags.env is written last, and whole once its line closes.
+# wait_kubeadm_wrote DIR PID FILE...: polls until kubeadm (PID) has written FILE... (relative
+# to the node's DIR) that the kubelet starts from; kubeadm-flags.env is written last, and is
+# whole once its line closes.
 wait_kubeadm_wrote() {
 	local dir=$1 pid=$2 deadline=$((SECONDS + JOIN_TIMEOUT)) f
-	for f in etc-kubernetes/bootstrap-kubelet.conf var-lib-kubelet/config.yaml var-lib-kubelet/kubeadm-flags.env; do
+	shift 2
+	for f in "$@"; do
 		until [[ -s $dir/$f ]] && { [[ $f != *.env ]] || grep -q '^KUBELET_KUBEADM_ARGS=".*"$' "$dir/$f"; }; do
 			pid_alive "$pid" || return 1
 			((SECONDS < deadline)) || return 1
@@ -185,7 +221,8 @@ cmd_join() {
 	[[ -x $(minikubelet_bin) ]] || build_agent
 	apply_manifests
 	mkdir -p "$JOINED" "$LOGS"
-	ensure_node_namespace "$name"
+	local -a NODE_SHARED_SUBDIRS=(root) # the root dir, where the agent mounts volumes
+	ensure_node_namespace "$name" "$dir" "${NODE_MOUNT_POINTS[@]}"
 	# A node joins from empty directories (kubeadm's preflight refuses existing files); they
 	# are emptied, not replaced, as the namespace's binds hold them.
 	find "${dir:?}/etc-kubernetes" "$dir/var-lib-kubelet" -mindepth 1 -delete
@@ -201,12 +238,13 @@ cmd_join() {
 	PATH=$JOINED/bin:$BIN/current:$PATH setsid nsenter --mount="$MNTNS_DIR/$name" -- \
 		"$(bin_path kubeadm)" join --config "$dir/join.yaml" -v1 </dev/null >>"$logf" 2>&1 9>&- &
 	kubeadm_pid=$!
-	if ! wait_kubeadm_wrote "$dir" "$kubeadm_pid"; then
+	if ! wait_kubeadm_wrote "$dir" "$kubeadm_pid" etc-kubernetes/bootstrap-kubelet.conf \
+		var-lib-kubelet/config.yaml var-lib-kubelet/kubeadm-flags.env; then
 		terminate_pid "$kubeadm_pid" "kubeadm join" 10
 		show_log_tail "$logf" 30
 		die "kubeadm join did not write the kubelet's files (log: $logf)"
 	fi
-	joined_agent_cmd "$name"
+	joined_agent_cmd "$dir" nsenter --mount="$MNTNS_DIR/$name" --
 	log "kubeadm wrote the kubelet's files in $((SECONDS - t0))s; starting minikubelet as $name"
 	start_bg "$(joined_component "$name")" "${CMD[@]}"
 	wait "$kubeadm_pid" || rc=$?
@@ -240,10 +278,8 @@ cmd_leave() {
 	remove_all_pods "$NODE_SANDBOX_LABEL=$name"
 	kubectl_ delete node "$name" --ignore-not-found >/dev/null
 	delete_join_token "$dir/join.yaml"
-	forget_joined_node "$name"
-	if [[ -z $(find "$JOINED" -mindepth 1 -maxdepth 1 -type d ! -name bin) ]]; then
-		remove_created_mount_points # the last joined node is gone
-	fi
+	forget_node "$name" "$dir"
+	remove_created_mount_points when-no-node-is-left
 	log "node $name left: agent stopped, Node deleted, $dir removed"
 }
 
@@ -258,10 +294,9 @@ delete_join_token() {
 		>/dev/null 2>&1 || warn "could not delete bootstrap token $token"
 }
 
-# forget_joined_node NAME: unmount the node's mounts and namespace and delete its directory.
-forget_joined_node() {
-	local name=$1 dir
-	dir=$(joined_dir "$name")
+# forget_node NAME DIR: unmount the node's mounts and namespace and delete its directory.
+forget_node() {
+	local name=$1 dir=$2
 	our_mounts | { grep -E "^($dir/|$MNTNS_DIR/$name\$)" || true; } | unmount_listed
 	rm -f "$MNTNS_DIR/$name"
 	if ! our_mounts | grep -q "^$dir/"; then rm -rf --one-file-system "$dir"; fi
@@ -277,14 +312,21 @@ stop_joined_nodes() {
 	done
 }
 
-# remove_created_mount_points: `down`'s last part: the host directories ensure_mount_point
-# created, when still empty.
+# any_node_left: a node of `join` or of the kubeadm cluster still has its directory.
+any_node_left() {
+	[[ -n $(find "$JOINED" "$KUBEADM_NODES/nodes" -mindepth 1 -maxdepth 1 -type d ! -name bin 2>/dev/null) ]]
+}
+
+# remove_created_mount_points when-no-node-is-left|all: the host directories
+# ensure_mount_point created, when still empty: once no node is left (`leave` of the last one,
+# `kubeadm-reset`), or all of them at `down` (its nodes are stopped and unmounted by then).
 remove_created_mount_points() {
 	local mnt
-	if [[ -f $JOINED/.created-mount-points ]]; then
+	[[ $1 == all ]] || ! any_node_left || return 0
+	if [[ -f $CREATED_MOUNT_POINTS ]]; then
 		while read -r mnt; do
 			if [[ -n $mnt ]]; then rmdir "$mnt" 2>/dev/null || true; fi
-		done <"$JOINED/.created-mount-points"
-		rm -f "$JOINED/.created-mount-points"
+		done <"$CREATED_MOUNT_POINTS"
+		rm -f "$CREATED_MOUNT_POINTS"
 	fi
 }

@@ -6,7 +6,7 @@
 VOLATILE=(etcd containerd cni agent registry registry-auth manifests nodes joined pids
 	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig node.kubeconfig # (older runs)
 	bootstrap.kubeconfig metrics-server.kubeconfig netns.record ip_forward.orig crictl.yaml
-	csi-minihostpath)
+	csi-minihostpath kubeadm node-mount-points)
 
 # Pods first, while containerd can still run CNI DEL. A stopped containerd with state left
 # behind is started briefly for this.
@@ -25,9 +25,14 @@ teardown_pods() {
 }
 
 # Shims and containers that survived containerd (they belong to our socket/state only).
-kill_leftover_shims() {
-	local root pid cmd id
-	for root in "$RUN"/containerd/runc/*; do
+kill_leftover_shims() { kill_shims_of "$RUN/containerd"; }
+
+# kill_shims_of DIR: the containers of the runc roots below DIR/runc deleted, and the shims
+# of the containerd whose socket and state are in DIR ended, each checked by its command line
+# and signalled by pid.
+kill_shims_of() {
+	local dir=$1 root pid cmd id
+	for root in "$dir"/runc/*; do
 		[[ -d $root ]] || continue
 		while read -r id; do
 			[[ -n $id ]] || continue
@@ -36,10 +41,10 @@ kill_leftover_shims() {
 		done < <(runc --root "$root" list -q 2>/dev/null)
 	done
 	# Candidates by name (comm is truncated to "containerd-shim"), then each one checked
-	# against our socket/state paths before it is signalled by pid.
+	# against the socket/state paths before it is signalled by pid.
 	for pid in $(pgrep -f '^(/usr/bin/)?containerd-shim' 2>/dev/null); do
 		cmd=$(cmdline_of "$pid")
-		[[ $cmd == *" -address $CONTAINERD_SOCK"* || $cmd == *"$RUN/containerd/"* ]] || continue
+		[[ $cmd == *" -address $dir/containerd.sock"* || $cmd == *"$dir/"* ]] || continue
 		warn "killing leftover shim pid $pid"
 		terminate_pid "$pid" containerd-shim 10
 	done
@@ -130,6 +135,7 @@ remove_volatile_state() {
 cmd_down() {
 	local name
 	cmd_agent_stop
+	cmd_kubeadm_reset
 	stop_joined_nodes
 	teardown_pods
 	stop_component containerd 60
@@ -146,7 +152,7 @@ cmd_down() {
 	rmdir_cgroups minikubelet-dev-smoke
 	rmdir_cgroups k8s.io # containerd's default parent; only removed when empty
 	tidy_system_run_dir
-	remove_created_mount_points # before remove_volatile_state, which deletes their record
+	remove_created_mount_points all # before remove_volatile_state, which deletes their record
 	remove_volatile_state
 	log "down: everything stopped and removed (kept $PKI, $LOGS and $CACHE)"
 }
