@@ -46,8 +46,14 @@ pub fn require_cluster() -> bool {
 
 /// Runs `deploy/dev/cluster VERB...` and returns its stdout; panics with its output on failure.
 pub fn cluster(args: &[&str]) -> String {
+    cluster_with(args, &[])
+}
+
+/// [`cluster`] with more environment variables for the script.
+pub fn cluster_with(args: &[&str], envs: &[(&str, &str)]) -> String {
     let out = Command::new(repo_root().join("deploy/dev/cluster"))
         .args(args)
+        .envs(envs.iter().copied())
         .output()
         .expect("run deploy/dev/cluster");
     assert!(
