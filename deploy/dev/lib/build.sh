@@ -33,7 +33,7 @@ version_of() {
 	crictl) printf '%s\n' "$CRICTL_VERSION" ;;
 	metrics-server) printf '%s\n' "$(go_mod_version metrics-server sigs.k8s.io/metrics-server)" ;;
 	coredns) printf '%s\n' "$COREDNS_VERSION" ;;
-	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubeadm | kube-proxy) printf '%s\n' "$K8S_VERSION" ;;
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubeadm | kube-proxy | kubelet) printf '%s\n' "$K8S_VERSION" ;;
 	*) die "no version for $1" ;;
 	esac
 }
@@ -166,6 +166,10 @@ build_crictl() {
 # build_coredns: CoreDNS, static (CGO_ENABLED=0, as its release images are), for the kubeadm
 # cluster's coredns image (built on demand by lib/kubeadm.sh).
 build_coredns() { CGO_ENABLED=0 build_pinned coredns coredns github.com/coredns/coredns -ldflags "-s -w"; }
+
+# build_kubelet: the real kubelet, for the comparison node of the kubeadm cluster
+# (`cluster kubeadm-join-kubelet`; built on demand, not by `up`).
+build_kubelet() { build_pinned kubelet kubernetes k8s.io/kubernetes/cmd/kubelet -ldflags "$K8S_LDFLAGS"; }
 
 # link_current: CACHE/bin/current/NAME -> ../NAME-VERSION for every built binary.
 link_current() {

@@ -11,6 +11,7 @@ component_binary() {
 	registry | registry-auth | kadm-registry) echo docker-registry ;;
 	kadm-*-containerd) echo containerd ;;   # a node of the kubeadm cluster (lib/kubeadm.sh)
 	kadm-*-minikubelet) echo minikubelet ;;
+	kadm-*-kubelet) echo kubelet ;;
 	csi-controller) echo csi-minihostpath ;;
 	minikubelet-*) echo minikubelet ;; # a node of `cluster join`
 	*) echo "$1" ;;
@@ -221,7 +222,7 @@ prepare_containerd() {
 	mkdir -p "$STATE/containerd/root" "$RUN/containerd" "$CNI_CONF_DIR" "$STATE/cni/ipam"
 	render "$TEMPLATES/containerd-config.toml.in" "$STATE/containerd/config.toml" "${common[@]}" \
 		"PAUSE_IMAGE=$PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" "CNI_CONF_DIR=$CNI_CONF_DIR" \
-		"NETNS_UNDER_STATE=false"
+		"NETNS_UNDER_STATE=false" "CNI_CONF_TEMPLATE="
 	render "$TEMPLATES/hosts.toml.in" "$STATE/containerd/certs.d/$REGISTRY/hosts.toml" "${common[@]}"
 	# containerd reads certs.d on every pull, so this one is not in config_files: adding it
 	# needs no containerd restart.

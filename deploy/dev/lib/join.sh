@@ -175,19 +175,19 @@ EOF
 	)
 }
 
-# joined_agent_cmd DIR PREFIX...: CMD becomes the ExecStart of deploy/systemd/kubelet.service
-# (kubeadm's contract with kubelet.service) after PREFIX (the nsenter into the node): the
-# kubeconfig and config flags, then KUBELET_KUBEADM_ARGS from the kubeadm-flags.env kubeadm
-# wrote into the node's DIR.
+# joined_agent_cmd DIR BINARY PREFIX...: CMD becomes the ExecStart of
+# deploy/systemd/kubelet.service (kubeadm's contract with kubelet.service) with BINARY as the
+# kubelet, after PREFIX (the nsenter into the node): the kubeconfig and config flags, then
+# KUBELET_KUBEADM_ARGS from the kubeadm-flags.env kubeadm wrote into the node's DIR.
 joined_agent_cmd() {
-	local dir=$1 env_file line
+	local dir=$1 binary=$2 env_file line
 	local -a kubeadm_args=()
-	shift
+	shift 2
 	env_file=$dir/var-lib-kubelet/kubeadm-flags.env
 	line=$(sed -n 's/^KUBELET_KUBEADM_ARGS="\(.*\)"$/\1/p' "$env_file")
 	[[ -n $line ]] || die "no KUBELET_KUBEADM_ARGS in $env_file"
 	read -ra kubeadm_args <<<"$line"
-	CMD=("$@" "$(minikubelet_bin)"
+	CMD=("$@" "$binary"
 		--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf
 		--kubeconfig=/etc/kubernetes/kubelet.conf
 		--config=/var/lib/kubelet/config.yaml
@@ -244,7 +244,7 @@ cmd_join() {
 		show_log_tail "$logf" 30
 		die "kubeadm join did not write the kubelet's files (log: $logf)"
 	fi
-	joined_agent_cmd "$dir" nsenter --mount="$MNTNS_DIR/$name" --
+	joined_agent_cmd "$dir" "$(minikubelet_bin)" nsenter --mount="$MNTNS_DIR/$name" --
 	log "kubeadm wrote the kubelet's files in $((SECONDS - t0))s; starting minikubelet as $name"
 	start_bg "$(joined_component "$name")" "${CMD[@]}"
 	wait "$kubeadm_pid" || rc=$?

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# `cluster kubeadm-init`, `kubeadm-join NAME`, `kubeadm-reset`: a second cluster, made by
-# kubeadm the way users make one, whose every node runs minikubelet as its kubelet.
+# `cluster kubeadm-init`, `kubeadm-join NAME`, `kubeadm-agent NAME`, `kubeadm-reset`: a second
+# cluster, made by kubeadm the way users make one, whose nodes run minikubelet as their
+# kubelet; `kubeadm-join-kubelet NAME` adds a node running the real kubelet, for comparison.
 # `kubeadm init` on node mkl-kcp runs the control plane (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler) as static pods of that node's agent and deploys
 # kube-proxy and CoreDNS; `kubeadm join` adds workers through the bootstrap token.
@@ -11,12 +12,13 @@
 #     route: the control plane's ports (6443, 2379, 10257, 10259, 10250) are the node's own and
 #     kube-proxy's rules stay inside it;
 #   - a mount namespace (ensure_node_namespace in join.sh) in which /etc/kubernetes,
-#     /var/lib/kubelet, /var/lib/etcd and /var/log/pods are the node's own directories under
-#     STATE/kubeadm/nodes/NAME;
+#     /var/lib/kubelet, /var/lib/etcd, /var/log/pods and /var/log/containers are the node's
+#     own directories under STATE/kubeadm/nodes/NAME;
 #   - its own containerd (kubelet garbage-collects what it does not own, so nodes never share
 #     one), whose pulls of REGISTRY go to the second registry process serving the same store
 #     on the bridge (10.250.0.1:5000), and whose CNI config is the minikubelet-cni delegate
-#     to the node's agent; the agent runs the bridge chain on the node's podCIDR;
+#     to the node's agent; the agent runs the bridge chain on the node's podCIDR (on a kubelet
+#     node containerd runs that chain itself);
 #   - pods have routes to the cluster's pod and Service ranges and to the nodes' subnet via
 #     their node's bridge, and no default route;
 #   - the harness routes every node's podCIDR to its address in the other nodes, as a
@@ -45,7 +47,7 @@ KUBEADM_TIMEOUT=${MKL_KUBEADM_TIMEOUT:-600}
 # a few minutes to see client certificates rotate.
 KUBEADM_SIGNING_DURATION=${MKL_KUBEADM_SIGNING_DURATION:-}
 # The host paths a kubeadm node has of its own.
-KUBEADM_MOUNT_POINTS=(/etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/log/pods)
+KUBEADM_MOUNT_POINTS=(/etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/log/pods /var/log/containers)
 # Preflight errors of this machine (as for `cluster join`): cgroup v1.
 KUBEADM_IGNORED_PREFLIGHT=(SystemVerification)
 
@@ -54,7 +56,18 @@ kadm_run() { printf '%s/%s\n' "$KUBEADM_RUN" "$1"; }
 kadm_netns() { printf 'kadm-%s\n' "$1"; }
 kadm_mntns() { printf 'kadm-%s\n' "$1"; }
 kadm_socket() { printf '%s/containerd/containerd.sock\n' "$(kadm_run "$1")"; }
-kadm_agent() { printf 'kadm-%s-minikubelet\n' "$1"; }
+# kadm_kind NAME: the node's kubelet, minikubelet or (the comparison node) kubelet.
+kadm_kind() { cat "$(kadm_dir "$1")/kubelet-kind" 2>/dev/null || echo minikubelet; }
+kadm_agent() { printf 'kadm-%s-%s\n' "$1" "$(kadm_kind "$1")"; }
+kadm_agent_bin() {
+	case $(kadm_kind "$1") in
+	kubelet) bin_path kubelet ;;
+	*) minikubelet_bin ;;
+	esac
+}
+# kubelet's cgroup root on the comparison node: its own, so that its orphaned-pod cleanup
+# never sees the pod cgroups of the minikubelet agents (/kubepods) on this host.
+kadm_cgroup_root() { printf 'kubelet-%s\n' "$1"; }
 kadm_containerd() { printf 'kadm-%s-containerd\n' "$1"; }
 kadm_nodes() { find "$KUBEADM_NODES/nodes" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort; }
 
@@ -176,31 +189,41 @@ kadm_routes() {
 
 # --- a node: namespaces, containerd, files kubeadm reads ------------------------------------
 
-# kadm_prepare_node NAME: everything a node needs before kubeadm runs on it.
+# kadm_prepare_node NAME KIND: everything a node whose kubelet is KIND (minikubelet or
+# kubelet) needs before kubeadm runs on it. A minikubelet node's containerd has the
+# minikubelet-cni delegate and the agent runs the bridge chain; kubelet's containerd runs the
+# same chain itself, from a conf_template it renders with the podCIDR kubelet sends.
 kadm_prepare_node() {
-	local name=$1 dir run
+	local name=$1 kind=$2 dir run template='' d
 	dir=$(kadm_dir "$name")
 	run=$(kadm_run "$name")
-	kadm_node_network "$name"
 	ensure_node_namespace "$(kadm_mntns "$name")" "$dir" "${KUBEADM_MOUNT_POINTS[@]}"
+	printf '%s\n' "$kind" >"$dir/kubelet-kind"
+	kadm_node_network "$name"
 	# A node joins from empty directories (kubeadm's preflight refuses existing files).
 	find "$dir/etc-kubernetes" "$dir/var-lib-kubelet" "$dir/var-lib-etcd" -mindepth 1 -delete
 	mkdir -p "$dir/containerd/root" "$run/containerd" "$dir/cni/net.d" "$dir/cni/agent.d" \
 		"$dir/cni/ipam" "$dir/cni/routes" "$dir/cni/cache"
-	render "$TEMPLATES/containerd-config.toml.in" "$dir/containerd/config.toml" \
-		"STATE=$dir" "RUN=$run" "PAUSE_IMAGE=$KUBEADM_PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" \
-		"CNI_CONF_DIR=$dir/cni/net.d" "NETNS_UNDER_STATE=true"
-	# Pulls of REGISTRY/... go to the same registry on the bridge.
-	render "$TEMPLATES/hosts.toml.in" "$dir/containerd/certs.d/$REGISTRY/hosts.toml" \
-		"REGISTRY=$KUBEADM_REGISTRY"
-	render "$TEMPLATES/10-minikubelet-cni.conflist.in" "$dir/cni/net.d/10-minikubelet-cni.conflist" \
-		"SOCKET=/var/lib/kubelet/cni/minikubelet.sock" "ROUTES_DIR=$dir/cni/routes"
 	render "$TEMPLATES/10-node-pods.conflist.in" "$dir/cni/agent.d/10-node-pods.conflist" \
 		"CNI_BRIDGE=$CNI_BRIDGE" "IPAM_DIR=$dir/cni/ipam" "CLUSTER_CIDR=$KUBEADM_POD_SUBNET" \
 		"SERVICE_CIDR=$KUBEADM_SERVICE_SUBNET" "NODE_SUBNET=$KUBEADM_NET.0/24"
+	if [[ $kind == kubelet ]]; then
+		template=$dir/cni/agent.d/10-node-pods.conflist
+		for d in /sys/fs/cgroup/*/; do mkdir -p "$d$(kadm_cgroup_root "$name")"; done
+	else
+		render "$TEMPLATES/10-minikubelet-cni.conflist.in" "$dir/cni/net.d/10-minikubelet-cni.conflist" \
+			"SOCKET=/var/lib/kubelet/cni/minikubelet.sock" "ROUTES_DIR=$dir/cni/routes"
+	fi
+	render "$TEMPLATES/containerd-config.toml.in" "$dir/containerd/config.toml" \
+		"STATE=$dir" "RUN=$run" "PAUSE_IMAGE=$KUBEADM_PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" \
+		"CNI_CONF_DIR=$dir/cni/net.d" "NETNS_UNDER_STATE=true" "CNI_CONF_TEMPLATE=$template"
+	# Pulls of REGISTRY/... go to the same registry on the bridge.
+	render "$TEMPLATES/hosts.toml.in" "$dir/containerd/certs.d/$REGISTRY/hosts.toml" \
+		"REGISTRY=$KUBEADM_REGISTRY"
 	kadm_start_containerd "$name"
-	mkdir -p "$KUBEADM_NODES/bin"
-	ln -sfn "$(minikubelet_bin)" "$KUBEADM_NODES/bin/kubelet"
+	# kubeadm finds the node's kubelet as `kubelet` on its PATH (its preflight runs --version).
+	mkdir -p "$KUBEADM_NODES/bin-$kind"
+	ln -sfn "$(kadm_agent_bin "$name")" "$KUBEADM_NODES/bin-$kind/kubelet"
 }
 
 # kadm_start_containerd NAME: the node's containerd, in the node's namespaces, started unless
@@ -239,14 +262,33 @@ nodeRegistration:
   kubeletExtraArgs:
   - name: node-ip
     value: $(kadm_ip "$name")
+$(kadm_kind_args "$name")
+  ignorePreflightErrors:
+$(printf '  - %s\n' "${KUBEADM_IGNORED_PREFLIGHT[@]}")
+EOF
+}
+
+# kadm_kind_args NAME: the kubeletExtraArgs of the node's kind: minikubelet's CNI paths of the
+# node, or kubelet's own cgroup root and volume plugin dir (both inside what is the node's).
+kadm_kind_args() {
+	local name=$1 dir
+	dir=$(kadm_dir "$name")
+	if [[ $(kadm_kind "$name") == kubelet ]]; then
+		cat <<EOF
+  - name: cgroup-root
+    value: /$(kadm_cgroup_root "$name")
+  - name: volume-plugin-dir
+    value: /var/lib/kubelet/volumeplugins
+EOF
+		return 0
+	fi
+	cat <<EOF
   - name: cni-conf-dir
     value: $dir/cni/agent.d
   - name: cni-routes-dir
     value: $dir/cni/routes
   - name: cni-cache-dir
     value: $dir/cni/cache
-  ignorePreflightErrors:
-$(printf '  - %s\n' "${KUBEADM_IGNORED_PREFLIGHT[@]}")
 EOF
 }
 
@@ -302,20 +344,20 @@ EOF
 }
 
 # kadm_run_kubeadm NAME LOG KUBEADM_ARG...: kubeadm on the node, in the background (pid in
-# KUBEADM_PID), with minikubelet installed as `kubelet` on its PATH.
+# KUBEADM_PID), with the node's kubelet (kadm_prepare_node) as `kubelet` on its PATH.
 kadm_run_kubeadm() {
 	local name=$1 logf=$2
 	local -a ENTER
 	shift 2
 	kadm_enter "$name"
 	printf '==== %s: kubeadm %s\n' "$(date -u +%FT%TZ)" "$*" >>"$logf"
-	PATH=$KUBEADM_NODES/bin:$BIN/current:$PATH setsid "${ENTER[@]}" \
+	PATH=$KUBEADM_NODES/bin-$(kadm_kind "$name"):$BIN/current:$PATH setsid "${ENTER[@]}" \
 		"$(bin_path kubeadm)" "$@" </dev/null >>"$logf" 2>&1 9>&- &
 	KUBEADM_PID=$!
 }
 
 # kadm_start_agent NAME LOG FILE...: waits for kubeadm to write FILE... (relative to the
-# node's dir, the flags file last), then starts minikubelet with the unit's command line.
+# node's dir, the flags file last), then starts the node's kubelet with the unit's command line.
 kadm_start_agent() {
 	local name=$1 logf=$2 dir
 	local -a CMD ENTER
@@ -327,8 +369,8 @@ kadm_start_agent() {
 		die "kubeadm did not write the kubelet's files on $name (log: $logf)"
 	fi
 	kadm_enter "$name"
-	joined_agent_cmd "$dir" "${ENTER[@]}"
-	log "kubeadm wrote the kubelet's files; starting minikubelet as $name"
+	joined_agent_cmd "$dir" "$(kadm_agent_bin "$name")" "${ENTER[@]}"
+	log "kubeadm wrote the kubelet's files; starting $(kadm_kind "$name") as $name"
 	start_bg "$(kadm_agent "$name")" "${CMD[@]}"
 }
 
@@ -359,7 +401,7 @@ cmd_kubeadm_init() {
 	cmd_kubeadm_reset
 	mkdir -p "$KUBEADM_NODES" "$LOGS"
 	kadm_bridge
-	kadm_prepare_node "$KUBEADM_CP"
+	kadm_prepare_node "$KUBEADM_CP" minikubelet
 	write_init_config
 	log "kubeadm init: control plane node $KUBEADM_CP at $KUBEADM_CP_IP (log: $logf)"
 	t0=$SECONDS
@@ -380,15 +422,18 @@ kadm_wait_addons() {
 		die "CoreDNS did not roll out (kubectl --kubeconfig $KUBEADM_ADMIN -n kube-system get pods)"
 }
 
+# cmd_kubeadm_join NAME [KIND]: a worker whose kubelet is KIND (default minikubelet; kubelet
+# for `kubeadm-join-kubelet`, the comparison node of the conformance and benchmark lanes).
 cmd_kubeadm_join() {
-	local name=$1 dir t0 logf discovery
+	local name=$1 kind=${2:-minikubelet} dir t0 logf discovery
 	valid_kadm_name "$name"
 	[[ $name != "$KUBEADM_CP" ]] || die "$KUBEADM_CP is the control plane node"
 	component_pid "$(kadm_agent "$KUBEADM_CP")" >/dev/null || die "the kubeadm cluster is not up: run 'cluster kubeadm-init' first"
 	component_pid "$(kadm_agent "$name")" >/dev/null && die "node $name is already in the kubeadm cluster"
 	dir=$(kadm_dir "$name")
 	logf=$LOGS/kubeadm-join-$name.log
-	kadm_prepare_node "$name"
+	[[ $kind == minikubelet ]] || build_kubelet
+	kadm_prepare_node "$name" "$kind"
 	discovery=$(join_discovery "$KUBEADM_ADMIN" "$KUBEADM_CP_IP:6443") || exit 1
 	(
 		umask 077
@@ -397,7 +442,7 @@ $discovery
 $(kadm_node_registration "$name")
 EOF
 	)
-	log "kubeadm join: node $name at $(kadm_ip "$name") (log: $logf)"
+	log "kubeadm join: node $name ($kind) at $(kadm_ip "$name") (log: $logf)"
 	t0=$SECONDS
 	kadm_run_kubeadm "$name" "$logf" join --config "$dir/join.yaml" -v1
 	kadm_start_agent "$name" "$logf" etc-kubernetes/bootstrap-kubelet.conf \
@@ -417,7 +462,7 @@ cmd_kubeadm_agent() {
 	[[ -s $(kadm_dir "$name")/var-lib-kubelet/kubeadm-flags.env ]] || die "no kubeadm node $name"
 	stop_component "$(kadm_agent "$name")" 30
 	kadm_enter "$name"
-	joined_agent_cmd "$(kadm_dir "$name")" "${ENTER[@]}"
+	joined_agent_cmd "$(kadm_dir "$name")" "$(kadm_agent_bin "$name")" "${ENTER[@]}"
 	start_bg "$(kadm_agent "$name")" "${CMD[@]}"
 	KUBECTL_KUBECONFIG=$KUBEADM_ADMIN wait_node_ready "$name" "$(kadm_agent "$name")"
 	log "node $name's agent restarted; the node is Ready"
@@ -456,6 +501,8 @@ kadm_forget_node() {
 	our_mounts | { grep -E "^($run/|$dir/)" || true; } | unmount_listed
 	forget_node "$(kadm_mntns "$name")" "$dir"
 	if [[ -e /run/netns/$ns ]]; then ip netns delete "$ns" 2>/dev/null || warn "cannot delete netns $ns"; fi
+	# The comparison kubelet's cgroup root, innermost first (empty once its pods are gone).
+	find /sys/fs/cgroup/*/"$(kadm_cgroup_root "$name")" -depth -type d -exec rmdir {} + 2>/dev/null || true
 	ip link delete "kv-$name" 2>/dev/null || true
 	rm -rf --one-file-system "$run"
 	log "kubeadm node $name removed"
