@@ -43,7 +43,54 @@ struct KubeadmCluster;
 
 impl Drop for KubeadmCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            print_diagnostics();
+        }
         cluster_with(&["kubeadm-reset"], &[]);
+    }
+}
+
+/// What a failed run needs to be understood from CI's output alone: the kubeadm cluster's pods
+/// with their conditions and container states, its events, and the tail of each node agent's
+/// log (the harness keeps the logs, but CI shows only the test's output).
+fn print_diagnostics() {
+    let kubectl = PathBuf::from(env("MKL_CACHE_DIR")).join("bin/current/kubectl");
+    let kubeconfig = kubeadm_dir().join("admin.conf");
+    let status = "{range .items[*]}{.metadata.namespace}/{.metadata.name} {.spec.nodeName} \
+                  {.status.phase} {.status.conditions} {.status.containerStatuses}{\"\\n\"}{end}";
+    let queries: [&[&str]; 3] = [
+        &["get", "nodes", "-o", "wide"],
+        &["get", "pods", "-A", "-o", &format!("jsonpath={status}")],
+        &["get", "events", "-A", "--sort-by=.lastTimestamp"],
+    ];
+    for args in queries {
+        let out = std::process::Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output();
+        match out {
+            Ok(o) => eprintln!(
+                "== kubectl {args:?}\n{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("== kubectl {args:?}: {e}"),
+        }
+    }
+    let logs = PathBuf::from(env("MKL_STATE_DIR")).join("logs");
+    for node in [CP, WORKER] {
+        let log = logs.join(format!("kadm-{node}-minikubelet.log"));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        // The tail of this run (the harness appends a header line per start).
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(150)..];
+        eprintln!(
+            "== {} (last {} lines)\n{}",
+            log.display(),
+            tail.len(),
+            tail.join("\n")
+        );
     }
 }
 

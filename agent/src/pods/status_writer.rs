@@ -2,12 +2,18 @@
 //! strategic-merge patch carrying the pod's UID as a precondition (as kubelet does), so it never
 //! conflicts with concurrent writers and never lands on a re-created pod of the same name.
 //! [`PodWriter`] is the seam: `kube::Client` writes to the API, tests record in memory.
+//!
+//! Others write pod status too: the node lifecycle controller marks every pod of a node it saw
+//! NotReady unready (condition Ready False, event NodeNotReady), also the control plane's mirror
+//! pods while their node first comes up. [`overwritten`] finds that in the API's copy so the
+//! writer puts its own conditions back, as kubelet's status manager reconciles
+//! (`needsReconcile`).
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::api::{Api, Patch};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::node::register::patch_params;
 
@@ -47,13 +53,50 @@ pub async fn write(
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let patch = json!({
+    api.patch_status(
+        name,
+        &patch_params(),
+        &Patch::Strategic(patch_body(pod, status)),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The patch: the UID precondition and the status. Conditions merge by type in a
+/// strategic-merge patch, so a field a condition no longer has (the reason and message of a
+/// ContainersReady that turned True) is sent as null, which removes it; otherwise the API
+/// would keep the old text beside the new status (kubelet's two-way patch does the same).
+fn patch_body(pod: &Pod, status: &PodStatus) -> Value {
+    let mut status = serde_json::to_value(status).unwrap_or(Value::Null);
+    if let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
+            for field in ["reason", "message"] {
+                c.entry(field).or_insert(Value::Null);
+            }
+        }
+    }
+    json!({
         "metadata": { "uid": pod.metadata.uid },
         "status": status,
-    });
-    api.patch_status(name, &patch_params(), &Patch::Strategic(patch))
-        .await
-        .map(|_| ())
+    })
+}
+
+/// True when the API's copy of a pod's status shows one of the conditions in `ours` otherwise
+/// than `ours` has it (or not at all): another writer changed it since, so it must be written
+/// again. Only conditions count: they are what others write, and a field the API server drops
+/// (one of a feature it has off) must not make every sync write. Compared as the API stores
+/// them (times in whole seconds).
+pub fn overwritten(api: Option<&PodStatus>, ours: &PodStatus) -> bool {
+    let stored: Vec<Value> = api
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+        .collect();
+    ours.conditions.iter().flatten().any(|c| {
+        let want = serde_json::to_value(c).unwrap_or(Value::Null);
+        !stored.contains(&want)
+    })
 }
 
 /// Deletes the pod object with grace 0 and a UID precondition (the last step of termination).
@@ -153,5 +196,78 @@ pub mod recording {
         fn delete<'a>(&'a self, pod: &'a Pod) -> BoxFuture<'a, Result<(), kube::Error>> {
             self.record(Written::Deleted { uid: uid(pod) })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(v: Value) -> PodStatus {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn ready(flag: &str, time: &str) -> PodStatus {
+        status(json!({"phase": "Running", "conditions": [
+            {"type": "Ready", "status": flag, "lastTransitionTime": time},
+            {"type": "ContainersReady", "status": flag, "lastTransitionTime": time}
+        ]}))
+    }
+
+    #[test]
+    fn a_condition_another_writer_changed_is_overwritten() {
+        let ours = ready("True", "2026-12-02T10:00:00Z");
+        // The node lifecycle controller's mark: Ready False, ContainersReady untouched.
+        let mut marked = ours.clone();
+        marked.conditions.as_mut().unwrap()[0] = serde_json::from_value(
+            json!({"type": "Ready", "status": "False", "lastTransitionTime": "2026-12-02T10:00:05Z"}),
+        )
+        .unwrap();
+        assert!(overwritten(Some(&marked), &ours));
+        assert!(overwritten(None, &ours), "nothing stored yet");
+        assert!(!overwritten(Some(&ours), &ours));
+    }
+
+    #[test]
+    fn only_conditions_count_and_others_conditions_and_fields_are_left_alone() {
+        let ours = ready("True", "2026-12-02T10:00:00Z");
+        let mut stored = ours.clone();
+        // The scheduler's condition, and a field the API server left out.
+        stored.conditions.as_mut().unwrap().push(
+            serde_json::from_value(json!({"type": "PodScheduled", "status": "True"})).unwrap(),
+        );
+        stored.phase = None;
+        assert!(!overwritten(Some(&stored), &ours));
+    }
+
+    #[test]
+    fn times_compare_in_the_whole_seconds_the_api_stores() {
+        let mut ours = ready("True", "2026-12-02T10:00:00Z");
+        for c in ours.conditions.as_mut().unwrap() {
+            c.last_transition_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-12-02T10:00:00.750Z".parse().unwrap(),
+            ));
+        }
+        let stored = ready("True", "2026-12-02T10:00:00Z");
+        assert!(!overwritten(Some(&stored), &ours));
+    }
+
+    #[test]
+    fn the_patch_removes_a_reason_and_message_a_condition_no_longer_has() {
+        let pod: Pod =
+            serde_json::from_value(json!({"metadata": {"name": "p", "uid": "u1"}})).unwrap();
+        let body = patch_body(&pod, &ready("True", "2026-12-02T10:00:00Z"));
+        assert_eq!(body["metadata"]["uid"], "u1");
+        let c = &body["status"]["conditions"][1];
+        assert_eq!(c["type"], "ContainersReady");
+        assert!(c.get("reason").is_some_and(Value::is_null), "{c}");
+        assert!(c.get("message").is_some_and(Value::is_null), "{c}");
+        let unready = status(json!({"conditions": [{"type": "Ready", "status": "False",
+            "reason": "ContainersNotReady", "message": "containers with unready status: [c]"}]}));
+        let body = patch_body(&pod, &unready);
+        assert_eq!(
+            body["status"]["conditions"][0]["reason"],
+            "ContainersNotReady"
+        );
     }
 }

@@ -257,29 +257,18 @@ async fn shorter_grace(rx: &mut watch::Receiver<Desired>, pod: &Pod) {
 }
 
 /// True when `new` differs from `old` in what a sync acts on: spec, deletion, labels,
-/// annotations, or conditions others own (readiness gates).
+/// annotations, or conditions: readiness gates are others' to set, and the agent's own ones
+/// may have been changed by another writer, which the sync then puts back (a change the agent
+/// made itself costs one sync that writes nothing).
 fn needs_sync(old: &Pod, new: &Pod) -> bool {
     let (a, b) = (&old.metadata, &new.metadata);
-    let gates = |p: &Pod| {
-        let types: Vec<&str> = p
-            .spec
-            .iter()
-            .flat_map(|s| s.readiness_gates.iter().flatten())
-            .map(|g| g.condition_type.as_str())
-            .collect();
-        p.status
-            .iter()
-            .flat_map(|s| s.conditions.iter().flatten())
-            .filter(|c| types.contains(&c.type_.as_str()))
-            .map(|c| (c.type_.clone(), c.status.clone()))
-            .collect::<Vec<_>>()
-    };
+    let conditions = |p: &Pod| p.status.as_ref().and_then(|s| s.conditions.clone());
     old.spec != new.spec
         || a.deletion_timestamp != b.deletion_timestamp
         || a.deletion_grace_period_seconds != b.deletion_grace_period_seconds
         || a.labels != b.labels
         || a.annotations != b.annotations
-        || gates(old) != gates(new)
+        || conditions(old) != conditions(new)
 }
 
 /// A pod that already ran before this worker saw it (agent restart): its start is not ours to time.
@@ -324,6 +313,16 @@ mod tests {
         assert!(
             needs_sync(&gated, &opened),
             "readiness gates are set by others"
+        );
+        let mut marked = b.clone();
+        marked.status = Some(
+            serde_json::from_value(json!({"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "False"}]}))
+            .unwrap(),
+        );
+        assert!(
+            needs_sync(&b, &marked),
+            "the node lifecycle controller's mark is put back by a sync"
         );
     }
 }

@@ -81,6 +81,30 @@ scenario! {
 }
 
 scenario! {
+    /// Another writer's change (the node lifecycle controller marks the pods of a node it saw
+    /// NotReady: Ready False) is put back by the next sync, once.
+    a_ready_condition_another_writer_changed_is_written_back(node) {
+        let p = node.pod(json!({}));
+        let mut state = PodState::default();
+        node.sync(&mut state, &p).await;
+        let writes = node.statuses().len();
+
+        let mut marked = node.with_written(p.clone());
+        for c in marked.status.as_mut().unwrap().conditions.as_mut().unwrap() {
+            if c.type_ == "Ready" {
+                c.status = "False".into();
+            }
+        }
+        node.sync(&mut state, &marked).await;
+        assert_eq!(node.statuses().len(), writes + 1, "written back");
+        assert_eq!(condition(&node.last_status(&p), "Ready"), "True");
+
+        node.sync(&mut state, &node.with_written(p.clone())).await;
+        assert_eq!(node.statuses().len(), writes + 1, "and only once");
+    }
+}
+
+scenario! {
     /// Crash loop: the first restart is immediate, then 10 s, then 20 s after the exit.
     a_crash_looping_container_restarts_at_once_then_after_10s_then_20s(node) {
         let p = node.pod(json!({}));

@@ -10,7 +10,10 @@
 //!   mirror but gets no new one.
 //! - A mirror pod with no static pod of its name is deleted, once both the API and the
 //!   manifest directory have been listed (so a restart does not delete what is still there).
-//! - It runs after every change the registry announces, and every 10 s to retry failures.
+//! - A mirror pod whose conditions another writer changed (the node lifecycle controller
+//!   marks a NotReady node's pods unready, mirror pods included) gets its status again.
+//! - It runs after every change the registry announces, and every 10 s to retry failures and
+//!   to put back what others changed.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -117,7 +120,8 @@ impl Mirrors {
             None => (self.create(&s.pod).await?, true),
         };
         if let Some(status) = &s.status
-            && self.written.get(&uid(&mirror)) != Some(status)
+            && (self.written.get(&uid(&mirror)) != Some(status)
+                || crate::pods::status_writer::overwritten(mirror.status.as_ref(), status))
         {
             match crate::pods::status_writer::write(&self.client, &mirror, status).await {
                 Ok(()) => {

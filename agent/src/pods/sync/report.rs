@@ -1,16 +1,19 @@
 //! The pod's status as a sync leaves it: computed from the runtime, the worker's memory and the
-//! probes' word ([`super::super::status::compute`]), and written only when it changed. The
-//! first write showing the pod Ready also emits the startup breakdown event.
+//! probes' word ([`super::super::status::compute`]), and written when it changed or when the
+//! API's copy no longer shows it ([`status_writer::overwritten`]). The first write showing the
+//! pod Ready also emits the startup breakdown event.
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use tracing::warn;
 
+use super::super::config_source;
 use super::super::context::PodContext;
 use super::super::observe::ObservedPod;
 use super::super::pod_probes::ProbeResults;
 use super::super::probe::ProbeKind;
 use super::super::status;
+use super::super::status_writer;
 use super::super::termination_message;
 use super::PodState;
 
@@ -43,7 +46,13 @@ pub async fn write_status(
         terminal: state.lifecycle.verdict(),
         now: Timestamp::now(),
     });
-    if state.last_written.as_ref() == Some(&status) {
+    // Unchanged, and the API's copy still shows it (another writer may have changed the
+    // conditions since; a static pod's copy is its mirror pod's, which the mirror task checks).
+    let unchanged = state.last_written.as_ref() == Some(&status);
+    if unchanged
+        && (config_source::is_static(pod)
+            || !status_writer::overwritten(pod.status.as_ref(), &status))
+    {
         return status;
     }
     let ready = status
