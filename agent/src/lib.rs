@@ -29,13 +29,14 @@
 //! - [`network`]: pod networking (the CNI delegate's socket, the chain, NetworkReady, GC);
 //! - leaves: [`apiserver`] (the API server, or none in standalone mode), [`events`] (Kubernetes
 //!   events), [`metrics`] (Prometheus), [`runtime`] (the
-//!   container runtime boundary and its health), [`backoff`], [`quantity`] (resource
-//!   quantities).
+//!   container runtime boundary and its health), [`cgroups`] (where pods' cgroups go: driver,
+//!   root, QoS layout, cgroup version), [`backoff`], [`quantity`] (resource quantities).
 
 pub mod agent;
 pub mod apiserver;
 pub mod backoff;
 pub mod certificates;
+pub mod cgroups;
 pub mod config;
 pub mod csi;
 pub mod downward;

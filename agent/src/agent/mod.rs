@@ -19,8 +19,8 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::node::{machine::MachineInfo, status::Heartbeat};
 use crate::pods::{self, static_pods::StaticPods};
-use peers::{api_server, node_ip, runtime, spawn_runtime_health};
-use setup::{bind_healthz, pod_context, prepare_root_dir};
+use peers::{api_server, node_ip, pod_cgroups, runtime, spawn_runtime_health};
+use setup::{RuntimeSide, bind_healthz, pod_context, prepare_root_dir};
 use tasks::Running;
 
 /// How long tasks get to finish after a shutdown signal.
@@ -33,6 +33,8 @@ pub enum StartError {
     Certificates(#[from] crate::certificates::CertError),
     #[error("cannot reach the container runtime at {endpoint}: {message}")]
     Runtime { endpoint: String, message: String },
+    #[error("pod cgroups: {0}")]
+    Cgroups(String),
     #[error("cannot create root dir {path}: {source}")]
     RootDir {
         path: PathBuf,
@@ -67,6 +69,7 @@ async fn shutdown_signal() -> Result<&'static str, StartError> {
 pub async fn run(mut config: Config) -> Result<(), StartError> {
     let (api, mut credentials) = api_server(&config).await?;
     let (runtime, runtime_name) = runtime(&config).await?;
+    let (cgroups, cgroup_hierarchy) = pod_cgroups(&runtime, &config).await?;
     prepare_root_dir(&mut config)?;
     let healthz_listener = bind_healthz(&config).await?;
     let signal = tokio::spawn(shutdown_signal());
@@ -110,8 +113,12 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         &config,
         &api,
         statics.clone(),
-        cri,
-        runtime_name,
+        RuntimeSide {
+            cri,
+            name: runtime_name,
+            cgroups,
+            cgroup_hierarchy,
+        },
         &machine,
         node_ip,
     )?;

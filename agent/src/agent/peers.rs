@@ -1,6 +1,6 @@
-//! The peers start-up checks once: the container runtime (its answer within 10 s, then its
-//! health every 5 s with the network's readiness laid over it), the API server (with the
-//! node's credentials) or standalone mode, and the node's IP.
+//! The peers start-up checks once: the container runtime (its answer within 10 s, its cgroup
+//! driver, then its health every 5 s with the network's readiness laid over it), the API server
+//! (with the node's credentials) or standalone mode, and the node's IP.
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::StartError;
 use crate::apiserver::ApiServer;
 use crate::certificates::NodeCredentials;
+use crate::cgroups::{DriverChoice, Hierarchy, PodCgroups};
 use crate::config::Config;
 use crate::node::machine;
 use crate::runtime::{CriRuntime, RuntimeHealth, RuntimeInfo, health};
@@ -49,6 +50,53 @@ pub(super) async fn runtime(config: &Config) -> Result<(CriRuntime, String), Sta
             "no answer within {RUNTIME_STARTUP_TIMEOUT:?}"
         ))),
     }
+}
+
+/// Where pods' cgroups go: the driver the runtime names through the CRI `RuntimeConfig` call
+/// (kubelet asks the same at start) or, from a runtime without the call, the configured one;
+/// and the host's cgroup version.
+pub(super) async fn pod_cgroups(
+    runtime: &CriRuntime,
+    config: &Config,
+) -> Result<(PodCgroups, Hierarchy), StartError> {
+    let answer = match runtime.client().runtime_config().await {
+        Ok(response) => response.linux.map(|l| l.cgroup_driver),
+        Err(e) if e.code() == Some(tonic::Code::Unimplemented) => {
+            info!(
+                "CRI implementation should be updated to support RuntimeConfig. Falling back to using cgroupDriver from kubelet config."
+            );
+            None
+        }
+        Err(e) => {
+            return Err(StartError::Runtime {
+                endpoint: config.container_runtime_endpoint.clone(),
+                message: format!("RuntimeConfig: {e}"),
+            });
+        }
+    };
+    let choice =
+        crate::cgroups::choose(config.cgroups.driver, answer).map_err(|e| StartError::Runtime {
+            endpoint: config.container_runtime_endpoint.clone(),
+            message: e.to_string(),
+        })?;
+    if let DriverChoice::Runtime(d) = choice {
+        info!(
+            cgroup_driver = d.as_str(),
+            "Using cgroup driver setting received from the CRI runtime"
+        );
+    }
+    let layout = PodCgroups::new(&config.cgroups, choice.driver())
+        .map_err(|e| StartError::Cgroups(e.to_string()))?;
+    let hierarchy = Hierarchy::detect()
+        .map_err(|e| StartError::Cgroups(format!("cannot stat /sys/fs/cgroup: {e}")))?;
+    info!(
+        cgroup_driver = choice.driver().as_str(),
+        cgroup_version = hierarchy.version().as_str(),
+        cgroups_per_qos = config.cgroups.per_qos,
+        cgroup_root = %config.cgroups.root.to_cgroupfs(),
+        "pod cgroups"
+    );
+    Ok((layout, hierarchy))
 }
 
 /// Starts the runtime health monitor and the agent's network plugin, and returns the runtime's

@@ -11,6 +11,7 @@ use tracing::info;
 
 use super::StartError;
 use crate::apiserver::ApiServer;
+use crate::cgroups::{Hierarchy, PodCgroups};
 use crate::config::Config;
 use crate::events::Events;
 use crate::healthz;
@@ -23,12 +24,20 @@ use crate::pods::{PodContext, admission::Admission, images::Images, log_rotation
 /// Where pod log directories live, as kubelet has it.
 const POD_LOG_ROOT: &str = "/var/log/pods";
 
+/// What start-up learnt of the container runtime, for the pod side.
+pub(super) struct RuntimeSide {
+    pub cri: CriClient,
+    /// "containerd", for containerID fields.
+    pub name: String,
+    pub cgroups: PodCgroups,
+    pub cgroup_hierarchy: Hierarchy,
+}
+
 pub(super) fn pod_context(
     config: &Config,
     api: &ApiServer,
     statics: StaticPods,
-    cri: CriClient,
-    runtime_name: String,
+    runtime: RuntimeSide,
     machine: &MachineInfo,
     node_ip: std::net::IpAddr,
 ) -> Result<PodContext, StartError> {
@@ -69,8 +78,8 @@ pub(super) fn pod_context(
         writer: Arc::new(writer),
         env_reads: crate::pods::context::EnvReads::Api,
         api: api.clone(),
-        cri: Arc::new(cri),
-        runtime_name,
+        cri: Arc::new(runtime.cri),
+        runtime_name: runtime.name,
         node: facts,
         root_dir: config.root_dir.clone(),
         log_root: PathBuf::from(POD_LOG_ROOT),
@@ -84,6 +93,8 @@ pub(super) fn pod_context(
         images: Images::default(),
         admission,
         clock: crate::runtime::WallClock::System,
+        cgroups: runtime.cgroups,
+        cgroup_hierarchy: runtime.cgroup_hierarchy,
     })
 }
 

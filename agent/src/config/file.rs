@@ -73,6 +73,12 @@ pub struct FileConfig {
     pub rotate_certificates: Option<bool>,
     #[serde(skip)]
     pub server_tls_bootstrap: Option<bool>,
+    #[serde(skip)]
+    pub cgroup_driver: Option<String>,
+    #[serde(skip)]
+    pub cgroup_root: Option<String>,
+    #[serde(skip)]
+    pub cgroups_per_qos: Option<bool>,
 }
 
 impl FileConfig {

@@ -58,10 +58,20 @@ pub struct Flags {
     #[arg(long, value_name = "IMAGE")]
     pub pod_infra_container_image: Option<String>,
 
-    /// cgroupfs or systemd (deprecated flag; cgroupDriver in the config file). Pods get cgroupfs
-    /// cgroup parents, so systemd is accepted with a warning.
+    /// cgroupfs or systemd (deprecated flag; cgroupDriver in the config file): how pods'
+    /// cgroups are named. A runtime that answers the CRI RuntimeConfig call names its own.
     #[arg(long, value_name = "DRIVER")]
     pub cgroup_driver: Option<String>,
+
+    /// The cgroup below which kubepods lives (cgroupfs form, default /; cgroupRoot in the
+    /// config file).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_root: Option<String>,
+
+    /// Pods in per-QoS-class cgroups below ROOT/kubepods (default true; cgroupsPerQOS in the
+    /// config file); false leaves pods in the runtime's default cgroup.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub cgroups_per_qos: Option<bool>,
 
     /// Accepted for kubeadm: the agent does not check for swap (true warns).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::cgroups::{CgroupDriver, CgroupName, CgroupSettings};
+
 pub use file::{FileConfig, TaintSpec};
 pub use flags::{Flags, VersionFlag};
 pub use parse::{Reserved, Taint};
@@ -102,6 +104,41 @@ pub struct Config {
     pub file_check_frequency: Duration,
     /// The node's own certificates: TLS bootstrap and rotation (`certificates/`).
     pub certificates: Certificates,
+    /// Where pods' cgroups go: driver, root, per-QoS layout (`cgroups/`).
+    pub cgroups: CgroupSettings,
+}
+
+/// `--port` (default 10250): 1-65535.
+fn port(given: Option<u16>) -> Result<u16, ConfigError> {
+    match given.unwrap_or(defaults::PORT) {
+        0 => Err(invalid("--port")("must be 1-65535".into())),
+        port => Ok(port),
+    }
+}
+
+/// `--cgroup-driver`, `--cgroup-root`, `--cgroups-per-qos` over the file's fields.
+fn cgroup_settings(flags: &Flags, file: &FileConfig) -> Result<CgroupSettings, ConfigError> {
+    let driver = match flags
+        .cgroup_driver
+        .as_deref()
+        .or(file.cgroup_driver.as_deref())
+    {
+        None => CgroupDriver::default(),
+        Some(d) => CgroupDriver::parse(d).ok_or_else(|| {
+            invalid("--cgroup-driver")(format!("{d:?} (expected cgroupfs or systemd)"))
+        })?,
+    };
+    let root = flags.cgroup_root.as_deref().or(file.cgroup_root.as_deref());
+    let root = CgroupName::parse_root(root.unwrap_or("/"))
+        .map_err(|e| invalid("--cgroup-root")(e.to_string()))?;
+    Ok(CgroupSettings {
+        driver,
+        root,
+        per_qos: flags
+            .cgroups_per_qos
+            .or(file.cgroups_per_qos)
+            .unwrap_or(true),
+    })
 }
 
 /// Where the node's certificates come from (kubelet's TLS bootstrap settings).
@@ -181,7 +218,7 @@ impl Config {
     /// with one warning per setting accepted but not acted on, for the caller to log.
     pub fn resolve(flags: Flags) -> Result<(Self, Vec<Warning>), ConfigError> {
         let (file, mut warnings) = source::load(&flags)?;
-        warnings.extend(source::flag_warnings(&flags)?);
+        warnings.extend(source::flag_warnings(&flags));
         Ok((Self::merge(flags, file)?, warnings))
     }
 
@@ -195,6 +232,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(defaults::ROOT_DIR));
         let network = network_settings(&flags, &file, &root_dir)?;
         let certificates = certificates(&flags, &file, &root_dir);
+        let cgroups = cgroup_settings(&flags, &file)?;
         let healthz_bind_address = healthz_bind_address(&flags, &file)?;
         let Periods {
             node_status_update_frequency,
@@ -224,10 +262,7 @@ impl Config {
                 .unwrap_or(defaults::MAX_PODS),
             1,
         )?;
-        let port = flags.port.or(file.port).unwrap_or(defaults::PORT);
-        if port == 0 {
-            return Err(invalid("--port")("must be 1-65535".into()));
-        }
+        let port = port(flags.port.or(file.port))?;
         let container_log_max_files = at_least(
             "--container-log-max-files",
             flags
@@ -237,6 +272,7 @@ impl Config {
             2,
         )?;
         Ok(Config {
+            cgroups,
             static_pod_path: flags.pod_manifest_path.or(file.static_pod_path),
             file_check_frequency,
             certificates,

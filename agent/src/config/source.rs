@@ -22,7 +22,6 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 /// flag is judged for a warning.
 fn overridden_by_flags(flags: &Flags) -> Vec<&'static str> {
     [
-        ("cgroupDriver", flags.cgroup_driver.is_some()),
         ("failSwapOn", flags.fail_swap_on.is_some()),
         ("rotateCertificates", flags.rotate_certificates.is_some()),
         ("providerID", flags.provider_id.is_some()),
@@ -77,8 +76,8 @@ pub fn load(flags: &Flags) -> Result<(FileConfig, Vec<Warning>), ConfigError> {
 }
 
 /// Warnings for the kubelet flags (from kubeadm-flags.env, kind) that the agent takes but does
-/// not act on; `--cgroup-driver` must still name a driver.
-pub fn flag_warnings(flags: &Flags) -> Result<Vec<Warning>, ConfigError> {
+/// not act on.
+pub fn flag_warnings(flags: &Flags) -> Vec<Warning> {
     let mut out = Vec::new();
     let mut warn = |flag: String, why: &'static str| out.push(Warning::IgnoredFlag { flag, why });
     if flags.pod_infra_container_image.is_some() {
@@ -86,19 +85,6 @@ pub fn flag_warnings(flags: &Flags) -> Result<Vec<Warning>, ConfigError> {
             "--pod-infra-container-image".into(),
             "the container runtime's own sandbox image is used",
         );
-    }
-    match flags.cgroup_driver.as_deref() {
-        None | Some("cgroupfs") => {}
-        Some("systemd") => warn(
-            "--cgroup-driver=systemd".into(),
-            "pods get cgroupfs cgroup parents",
-        ),
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                setting: "--cgroup-driver",
-                message: format!("{other:?} (expected cgroupfs or systemd)"),
-            });
-        }
     }
     if flags.fail_swap_on == Some(true) {
         warn("--fail-swap-on".into(), "the agent does not check for swap");
@@ -123,5 +109,5 @@ pub fn flag_warnings(flags: &Flags) -> Result<Vec<Warning>, ConfigError> {
             "static pods from a URL are not run",
         );
     }
-    Ok(out)
+    out
 }

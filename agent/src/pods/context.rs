@@ -74,6 +74,10 @@ pub struct PodContext {
     pub clock: WallClock,
     /// Pod volumes (set up before containers start, torn down after they stop).
     pub volumes: crate::volumes::Volumes,
+    /// Where pods' cgroups go (the sandbox's cgroup parent).
+    pub cgroups: crate::cgroups::PodCgroups,
+    /// The host's cgroup hierarchies, where a gone pod's cgroups are removed.
+    pub cgroup_hierarchy: crate::cgroups::Hierarchy,
 }
 
 impl PodContext {

@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 
 use super::context::PodContext;
 use super::observe::ObservedPod;
+use crate::cgroups::{PodCgroups, QosTier};
 
 /// Stops every running container of the pod in parallel, each within `deadline`, emitting
 /// kubelet's Killing event. `pre_stop` runs before each stop (it gets the time left).
@@ -103,12 +104,15 @@ pub async fn remove_all(
     }
     // A pod's logs can be large: remove them (and its cgroups) off the async runtime's threads.
     let log_dir = log_dir.map(Path::to_path_buf);
-    let pod_uid = uid.to_string();
+    let cgroups = pod_cgroup_paths(&ctx.cgroups, uid);
+    let hierarchy = ctx.cgroup_hierarchy.clone();
     let removed = tokio::task::spawn_blocking(move || {
         if let Some(dir) = log_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
-        remove_pod_cgroups(&pod_uid);
+        for path in &cgroups {
+            hierarchy.remove(path);
+        }
     })
     .await;
     if let Err(e) = removed {
@@ -117,18 +121,12 @@ pub async fn remove_all(
     debug!(%uid, "pod removed from the node");
 }
 
-/// Removes the (empty) pod cgroup directories runc left under every controller.
-pub fn remove_pod_cgroups(uid: &str) {
-    let leaf = format!("pod{uid}");
-    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for ctrl in controllers.filter_map(Result::ok) {
-        for qos in ["", "burstable", "besteffort"] {
-            let dir = ctrl.path().join("kubepods").join(qos).join(&leaf);
-            if dir.is_dir() {
-                let _ = std::fs::remove_dir(&dir);
-            }
-        }
-    }
+/// The pod's cgroup under each QoS class (the class is not known once the pod object is
+/// gone; only the one the pod had exists), in the driver's form: what the runtime left, empty.
+fn pod_cgroup_paths(cgroups: &PodCgroups, uid: &str) -> Vec<String> {
+    [QosTier::Guaranteed, QosTier::Burstable, QosTier::BestEffort]
+        .into_iter()
+        .filter_map(|tier| cgroups.pod(tier, uid))
+        .map(|name| cgroups.form(&name))
+        .collect()
 }

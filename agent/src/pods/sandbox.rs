@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::container::{QosClass, qos_class};
 use super::labels;
+use crate::cgroups::{PodCgroups, QosTier};
 
 /// Facts from the node that shape sandboxes.
 pub struct SandboxEnv<'a> {
@@ -23,6 +24,8 @@ pub struct SandboxEnv<'a> {
     /// Cluster DNS servers (--cluster-dns); empty when the cluster has none.
     pub cluster_dns: &'a [String],
     pub cluster_domain: &'a str,
+    /// Where the pod's cgroup goes.
+    pub cgroups: &'a PodCgroups,
 }
 
 /// The pod's log directory: LOG_ROOT/NAMESPACE_NAME_UID.
@@ -36,14 +39,15 @@ pub fn log_directory(log_root: &Path, pod: &Pod) -> std::path::PathBuf {
     ))
 }
 
-/// The cgroup parent (cgroupfs driver) for the pod's QoS class, as kubelet lays it out.
-pub fn cgroup_parent(pod: &Pod) -> String {
+/// The pod's cgroup parent: its own cgroup below its QoS class's, in the driver's form.
+pub fn cgroup_parent(cgroups: &PodCgroups, pod: &Pod) -> String {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-    match qos_class(pod) {
-        QosClass::Guaranteed => format!("/kubepods/pod{uid}"),
-        QosClass::Burstable => format!("/kubepods/burstable/pod{uid}"),
-        QosClass::BestEffort => format!("/kubepods/besteffort/pod{uid}"),
-    }
+    let tier = match qos_class(pod) {
+        QosClass::Guaranteed => QosTier::Guaranteed,
+        QosClass::Burstable => QosTier::Burstable,
+        QosClass::BestEffort => QosTier::BestEffort,
+    };
+    cgroups.parent(tier, uid)
 }
 
 /// Kubelet's labels on every sandbox: the pod's own labels plus name, namespace and UID.
@@ -266,7 +270,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, env: &SandboxEnv<'_>) -> PodSandb
             .into_iter()
             .collect(),
         linux: Some(LinuxPodSandboxConfig {
-            cgroup_parent: cgroup_parent(pod),
+            cgroup_parent: cgroup_parent(env.cgroups, pod),
             security_context: Some(security_context(pod)),
             sysctls,
             ..LinuxPodSandboxConfig::default()
@@ -288,12 +292,15 @@ mod tests {
         .unwrap()
     }
 
+    static CGROUPS: std::sync::LazyLock<PodCgroups> = std::sync::LazyLock::new(PodCgroups::default);
+
     fn env(cluster_dns: &[String]) -> SandboxEnv<'_> {
         SandboxEnv {
             log_root: Path::new("/var/log/pods"),
             host_resolv_conf: "nameserver 192.0.2.53\nsearch example.test\noptions edns0\n",
             cluster_dns,
             cluster_domain: "cluster.local",
+            cgroups: &CGROUPS,
         }
     }
 

@@ -93,6 +93,12 @@ impl Workers {
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
+        if !acceptable_uid(&uid) {
+            // The UID names the pod's directory, log directory and cgroup: one that is no
+            // plain name (the API server's are UUIDs, static pods' hex) is never used as one.
+            warn!(%uid, pod = ?pod.metadata.name, "pod refused: its UID is not a plain name");
+            return;
+        }
         let pod = Arc::new(pod);
         let mut map = self.lock();
         if let Some(h) = map.get(&uid) {
@@ -271,6 +277,11 @@ fn needs_sync(old: &Pod, new: &Pod) -> bool {
         || conditions(old) != conditions(new)
 }
 
+/// A UID fit to name directories and cgroups: 1 to 128 ASCII letters, digits and dashes.
+fn acceptable_uid(uid: &str) -> bool {
+    (1..=128).contains(&uid.len()) && uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 /// A pod that already ran before this worker saw it (agent restart): its start is not ours to time.
 fn adopted(pod: &Pod) -> bool {
     pod.status
@@ -286,6 +297,15 @@ mod tests {
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn only_plain_uids_are_accepted() {
+        assert!(acceptable_uid("5f0e1c2a-0b1d-4c6e-9a7b-3d2f1e0c9b8a"));
+        assert!(acceptable_uid("371a179877675bd5fd272e8028bf003d"));
+        for bad in ["", "../x", "a/b", "a_b", "a b", &"a".repeat(129)] {
+            assert!(!acceptable_uid(bad), "{bad:?}");
+        }
     }
 
     #[test]

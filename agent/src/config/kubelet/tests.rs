@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::unimplemented::FIELDS;
+use crate::cgroups::{CgroupDriver, CgroupName, PodCgroups, QosTier};
 use crate::config::server::AuthorizationMode;
 use crate::config::{Config, ConfigError, Flags, LogFormat, Warning};
 
@@ -63,7 +64,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 #[test]
-fn kubeadm_v1_35_config_with_its_flags_parses_with_three_warnings() {
+fn kubeadm_v1_35_config_with_its_flags_parses_with_one_field_warning() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "config.yaml", KUBEADM);
     // 10-kubeadm.conf's KUBELET_KUBECONFIG_ARGS and KUBELET_CONFIG_ARGS, then kubeadm-flags.env.
@@ -76,10 +77,13 @@ fn kubeadm_v1_35_config_with_its_flags_parses_with_three_warnings() {
     .unwrap();
     assert_eq!(
         not_implemented(&warnings),
-        set(&["cgroupDriver", "resolvConf"]),
+        set(&["resolvConf"]),
         "{warnings:#?}"
     );
-    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(c.cgroups.driver, CgroupDriver::Systemd);
+    assert_eq!(c.cgroups.root, CgroupName::root());
+    assert!(c.cgroups.per_qos);
     assert_eq!(
         c.kubeconfig,
         Some(PathBuf::from("/etc/kubernetes/kubelet.conf"))
@@ -146,19 +150,21 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
     .unwrap();
     assert_eq!(
         not_implemented(&warnings),
-        set(&[
-            "cgroupDriver",
-            "cgroupRoot",
-            "evictionHard",
-            "imageGCHighThresholdPercent",
-        ]),
+        set(&["evictionHard", "imageGCHighThresholdPercent",]),
         "failSwapOn: false is what the agent does, so it is quiet: {warnings:#?}"
     );
     assert_eq!(
         ignored_flags(&warnings),
         ["--pod-infra-container-image", "--provider-id"]
     );
-    assert_eq!(warnings.len(), 6, "{warnings:#?}");
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    // kind's node cgroups: systemd slices below /kubelet (kind.sigs.k8s.io/kubelet.slice).
+    let layout = PodCgroups::new(&c.cgroups, c.cgroups.driver).unwrap();
+    assert_eq!(
+        layout.parent(QosTier::Burstable, "u1"),
+        "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/\
+         kubelet-kubepods-burstable-podu1.slice"
+    );
     assert!(
         warnings.iter().any(|w| w.to_string()
             == "KubeletConfiguration field imageGCHighThresholdPercent is accepted but not \
@@ -417,10 +423,7 @@ fn kubeadm_flag_forms_parse() {
     let lines: Vec<String> = warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         lines,
-        [
-            "flag --cgroup-driver=systemd is accepted but not implemented: pods get cgroupfs cgroup parents",
-            "flag --fail-swap-on is accepted but not implemented: the agent does not check for swap",
-        ]
+        ["flag --fail-swap-on is accepted but not implemented: the agent does not check for swap",]
     );
     assert!(
         resolve(&["--kubeconfig=/k", "--cgroup-driver=cgroupfs"])
@@ -432,6 +435,35 @@ fn kubeadm_flag_forms_parse() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("--cgroup-driver"), "{e}");
+}
+
+#[test]
+fn cgroup_flags_beat_the_file_and_bad_roots_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "config.yaml", KIND);
+    let (c, _) = resolve(&[
+        "--kubeconfig=/k",
+        &config_arg(&path),
+        "--cgroup-driver=cgroupfs",
+        "--cgroup-root=/nodes/n1",
+        "--cgroups-per-qos=false",
+    ])
+    .unwrap();
+    assert_eq!(c.cgroups.driver, CgroupDriver::Cgroupfs);
+    assert_eq!(c.cgroups.root.to_cgroupfs(), "/nodes/n1");
+    assert!(!c.cgroups.per_qos);
+    let layout = PodCgroups::new(&c.cgroups, c.cgroups.driver).unwrap();
+    assert_eq!(
+        layout.parent(QosTier::BestEffort, "u1"),
+        "",
+        "without cgroupsPerQOS the runtime places the pod"
+    );
+    for bad in ["kubelet", "/a/../b", "/a_b"] {
+        let e = resolve(&["--kubeconfig=/k", &format!("--cgroup-root={bad}")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--cgroup-root"), "{bad}: {e}");
+    }
 }
 
 #[test]
@@ -576,6 +608,9 @@ fn every_field_of_the_type_is_honoured_or_warned() {
         "fileCheckFrequency",
         "rotateCertificates",
         "serverTLSBootstrap",
+        "cgroupDriver",
+        "cgroupRoot",
+        "cgroupsPerQOS",
     ]);
     assert_eq!(
         top.len(),

@@ -2,7 +2,7 @@
 //! deserves the warning. The rule follows Go's types: a plain field (string, number, duration,
 //! map, list, struct) at its zero value is unset, so kubeadm's `cacheTTL: 0s` or `memorySwap: {}`
 //! say nothing; a pointer field (`*bool`, `*int32`) that is present was chosen. A value that is
-//! what the agent does anyway (`cgroupDriver: cgroupfs`, `failSwapOn: false`) is quiet too.
+//! what the agent does anyway (`failSwapOn: false`) is quiet too.
 //!
 //! Fields that are honoured are not listed; a test checks that the two sets cover the type.
 //! When a field becomes implemented, drop its line here.
@@ -33,8 +33,8 @@ pub enum Quiet {
 
 /// The fields accepted but not implemented, by path. The values in `Is`/`Lasts` are the agent's
 /// own behaviour: server/auth caches tokens 2m, allowed 5m, denied 30s; pods/ writes logs under
-/// /var/log/pods, lays cgroups out per QoS class with cgroupfs paths, sets CFS quotas with a
-/// 100ms period; pods read the host's /etc/resolv.conf; rustls serves TLS 1.2 and 1.3.
+/// /var/log/pods, sets CFS quotas with a 100ms period; pods read the host's /etc/resolv.conf;
+/// rustls serves TLS 1.2 and 1.3.
 pub const FIELDS: &[(&str, Quiet)] = &[
     ("enableServer", Quiet::PtrIs("true")),
     ("podLogsDir", Quiet::Is("/var/log/pods")),
@@ -69,9 +69,6 @@ pub const FIELDS: &[(&str, Quiet)] = &[
     ("volumeStatsAggPeriod", Quiet::Zero),
     ("kubeletCgroups", Quiet::Zero),
     ("systemCgroups", Quiet::Zero),
-    ("cgroupRoot", Quiet::Zero),
-    ("cgroupsPerQOS", Quiet::PtrIs("true")),
-    ("cgroupDriver", Quiet::Is("cgroupfs")),
     ("cpuManagerPolicy", Quiet::Is("none")),
     ("singleProcessOOMKill", Quiet::Present),
     ("cpuManagerPolicyOptions", Quiet::Zero),

@@ -157,6 +157,10 @@ impl Node {
             admission: Admission::new(super::sysctls::Allowlist::new(&[]).unwrap(), false),
             clock,
             volumes,
+            cgroups: crate::cgroups::PodCgroups::default(),
+            cgroup_hierarchy: crate::cgroups::Hierarchy::detect().unwrap_or_else(|_| {
+                crate::cgroups::Hierarchy::new("/sys/fs/cgroup", crate::cgroups::CgroupVersion::V1)
+            }),
         };
         Node {
             ctx: Arc::new(ctx),

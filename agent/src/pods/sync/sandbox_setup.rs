@@ -20,6 +20,7 @@ pub(super) fn sandbox_env(ctx: &PodContext) -> SandboxEnv<'_> {
         host_resolv_conf: &ctx.host_resolv_conf,
         cluster_dns: &ctx.cluster_dns,
         cluster_domain: &ctx.cluster_domain,
+        cgroups: &ctx.cgroups,
     }
 }
 

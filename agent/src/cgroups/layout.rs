@@ -1,0 +1,186 @@
+//! This node's pod cgroups, as kubelet's QoS and pod container managers name them: with
+//! `cgroupsPerQOS` (the default) every pod lives below ROOT/kubepods, Burstable and BestEffort
+//! pods in a cgroup of their class and Guaranteed pods directly in kubepods, each in its own
+//! `pod<UID>` cgroup; the sandbox's cgroup parent is that cgroup in the driver's form. Without
+//! `cgroupsPerQOS` pods get no cgroup parent (the runtime's default place).
+
+use super::driver::CgroupDriver;
+use super::name::{CgroupName, NameError};
+
+/// kubelet's node allocatable cgroup, below the cgroup root.
+const KUBEPODS: &str = "kubepods";
+
+/// The cgroup settings of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupSettings {
+    /// `--cgroup-driver` / `cgroupDriver`; the runtime's `RuntimeConfig` may override it.
+    pub driver: CgroupDriver,
+    /// `--cgroup-root` / `cgroupRoot` (default `/`).
+    pub root: CgroupName,
+    /// `--cgroups-per-qos` / `cgroupsPerQOS` (default true).
+    pub per_qos: bool,
+}
+
+impl Default for CgroupSettings {
+    fn default() -> Self {
+        CgroupSettings {
+            driver: CgroupDriver::Cgroupfs,
+            root: CgroupName::root(),
+            per_qos: true,
+        }
+    }
+}
+
+/// A pod's QoS class, as far as its cgroup goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QosTier {
+    Guaranteed,
+    Burstable,
+    BestEffort,
+}
+
+/// Where this node's pods' cgroups are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodCgroups {
+    driver: CgroupDriver,
+    /// ROOT/kubepods; None without cgroupsPerQOS.
+    kubepods: Option<CgroupName>,
+}
+
+impl Default for PodCgroups {
+    fn default() -> Self {
+        // The default root is valid: kubepods below it is too.
+        Self::new(&CgroupSettings::default(), CgroupDriver::Cgroupfs).unwrap_or(PodCgroups {
+            driver: CgroupDriver::Cgroupfs,
+            kubepods: None,
+        })
+    }
+}
+
+impl PodCgroups {
+    /// The layout of `settings` with the driver in force (the runtime's or the configured).
+    ///
+    /// # Errors
+    /// Not with a root from [`CgroupName::parse_root`]; kept for the child name's check.
+    pub fn new(settings: &CgroupSettings, driver: CgroupDriver) -> Result<Self, NameError> {
+        let kubepods = if settings.per_qos {
+            Some(settings.root.child(KUBEPODS)?)
+        } else {
+            None
+        };
+        Ok(PodCgroups { driver, kubepods })
+    }
+
+    pub fn driver(&self) -> CgroupDriver {
+        self.driver
+    }
+
+    /// The cgroup of a QoS class (kubepods itself for Guaranteed); None without cgroupsPerQOS.
+    pub fn qos(&self, tier: QosTier) -> Option<CgroupName> {
+        let kubepods = self.kubepods.clone()?;
+        match tier {
+            QosTier::Guaranteed => Some(kubepods),
+            QosTier::Burstable => kubepods.child("burstable").ok(),
+            QosTier::BestEffort => kubepods.child("besteffort").ok(),
+        }
+    }
+
+    /// The pod's own cgroup; None without cgroupsPerQOS or for a UID that is no valid cgroup
+    /// name component (the pod workers refuse such a UID before anything gets here).
+    pub fn pod(&self, tier: QosTier, uid: &str) -> Option<CgroupName> {
+        self.qos(tier)?.child(&format!("pod{uid}")).ok()
+    }
+
+    /// `name` in the driver's form.
+    pub fn form(&self, name: &CgroupName) -> String {
+        match self.driver {
+            CgroupDriver::Cgroupfs => name.to_cgroupfs(),
+            CgroupDriver::Systemd => name.to_systemd(),
+        }
+    }
+
+    /// The sandbox's cgroup parent: the pod's cgroup in the driver's form; empty (the
+    /// runtime's default) without cgroupsPerQOS.
+    pub fn parent(&self, tier: QosTier, uid: &str) -> String {
+        self.pod(tier, uid)
+            .map(|name| self.form(&name))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: &str = "5f0e1c2a-0b1d-4c6e-9a7b-3d2f1e0c9b8a";
+
+    fn layout(driver: CgroupDriver, root: &str, per_qos: bool) -> PodCgroups {
+        let settings = CgroupSettings {
+            driver,
+            root: CgroupName::parse_root(root).unwrap(),
+            per_qos,
+        };
+        PodCgroups::new(&settings, driver).unwrap()
+    }
+
+    #[test]
+    fn cgroupfs_parents_per_qos_class() {
+        let l = layout(CgroupDriver::Cgroupfs, "/", true);
+        assert_eq!(
+            l.parent(QosTier::Guaranteed, UID),
+            format!("/kubepods/pod{UID}")
+        );
+        assert_eq!(
+            l.parent(QosTier::Burstable, UID),
+            format!("/kubepods/burstable/pod{UID}")
+        );
+        assert_eq!(
+            l.parent(QosTier::BestEffort, UID),
+            format!("/kubepods/besteffort/pod{UID}")
+        );
+        assert_eq!(l, PodCgroups::default());
+    }
+
+    #[test]
+    fn systemd_parents_are_the_slices_kubelet_names() {
+        let l = layout(CgroupDriver::Systemd, "/", true);
+        assert_eq!(
+            l.parent(QosTier::Burstable, UID),
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod5f0e1c2a_0b1d_4c6e_9a7b_3d2f1e0c9b8a.slice"
+        );
+        assert_eq!(
+            l.parent(QosTier::Guaranteed, UID),
+            "/kubepods.slice/kubepods-pod5f0e1c2a_0b1d_4c6e_9a7b_3d2f1e0c9b8a.slice"
+        );
+    }
+
+    #[test]
+    fn kinds_cgroup_root_nests_everything_below_kubelet_slice() {
+        // kind's nodes: cgroupDriver systemd, cgroupRoot /kubelet.
+        let l = layout(CgroupDriver::Systemd, "/kubelet", true);
+        assert_eq!(
+            l.parent(QosTier::BestEffort, "u-1"),
+            "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-podu_1.slice"
+        );
+        let fs = layout(CgroupDriver::Cgroupfs, "/kubelet-mkl", true);
+        assert_eq!(
+            fs.qos(QosTier::Burstable).unwrap().to_cgroupfs(),
+            "/kubelet-mkl/kubepods/burstable"
+        );
+    }
+
+    #[test]
+    fn without_cgroups_per_qos_pods_get_the_runtimes_default() {
+        let l = layout(CgroupDriver::Cgroupfs, "/", false);
+        assert_eq!(l.parent(QosTier::Burstable, UID), "");
+        assert_eq!(l.qos(QosTier::Guaranteed), None);
+    }
+
+    #[test]
+    fn a_uid_that_is_no_cgroup_name_gets_no_cgroup() {
+        let l = layout(CgroupDriver::Cgroupfs, "/", true);
+        for bad in ["../../etc", "a/b", "a_b"] {
+            assert_eq!(l.pod(QosTier::Burstable, bad), None, "{bad}");
+        }
+    }
+}
