@@ -263,7 +263,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_http_hook_on_a_closed_port_fails_with_the_transport_error() {
-        let port = crate::pods::probe::testing::closed_port().await;
+        let closed = crate::pods::probe::testing::closed_port();
+        let port = closed.port;
         let error = run_handler(
             &http_handler(port, "/stop"),
             &loopback_target(),

@@ -169,7 +169,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_fails_to_connect() {
-        let port = crate::pods::probe::testing::closed_port().await;
+        let closed = crate::pods::probe::testing::closed_port();
+        let port = closed.port;
         let ProbeOutcome::Failure(message) = outcome(port, None).await else {
             panic!("expected a failure");
         };

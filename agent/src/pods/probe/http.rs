@@ -864,7 +864,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_fails_as_go_words_it() {
-        let port = crate::pods::probe::testing::closed_port().await;
+        let closed = crate::pods::probe::testing::closed_port();
+        let port = closed.port;
         assert_eq!(
             probe_outcome(action(port, "/healthz")).await,
             ProbeOutcome::Failure(format!(

@@ -257,14 +257,21 @@ pub(crate) mod testing {
         }
     }
 
-    /// A loopback port nothing listens on (bound, then released).
-    pub async fn closed_port() -> u16 {
-        tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+    /// A loopback port nothing listens on, held for as long as the value lives: its socket is
+    /// bound and never listens, so a connection is refused and no other test is given the port.
+    pub struct ClosedPort {
+        pub port: u16,
+        _socket: tokio::net::TcpSocket,
+    }
+
+    pub fn closed_port() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        ClosedPort {
+            port,
+            _socket: socket,
+        }
     }
 }
 

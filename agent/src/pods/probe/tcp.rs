@@ -101,12 +101,6 @@ mod tests {
         }
     }
 
-    /// A port on 127.0.0.1 that nothing listens on: bound, read, then released.
-    async fn closed_port() -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap().port()
-    }
-
     #[tokio::test]
     async fn an_open_port_is_healthy() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,7 +134,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_fails_as_go_words_it() {
-        let port = closed_port().await;
+        let closed = crate::pods::probe::testing::closed_port();
+        let port = closed.port;
         let exec = ScriptedExec::always(FakeExec::Exit(0, "", ""));
         let outcome = run_once(
             &tcp_probe(IntOrString::Int(i32::from(port))),
