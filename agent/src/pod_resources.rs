@@ -97,21 +97,28 @@ pub(crate) fn is_sidecar(pod: &Pod, container: &Container) -> bool {
             .any(|c| c.name == container.name)
 }
 
-/// The pod's effective memory request summed over its containers, as the scheduler counts it:
-/// regular containers and sidecars add up; each plain init container needs its own request plus
-/// the sidecars started before it; the pod needs the larger of the two.
+/// The pod's effective memory request summed over its containers, as the scheduler counts it.
 pub(crate) fn aggregate_memory_request(pod: &Pod) -> u64 {
-    let req = |c: &Container| units(request(c.resources.as_ref(), MEMORY));
-    let mut total: u64 = containers(pod).iter().map(req).fold(0, u64::saturating_add);
+    aggregate(pod, |c| units(request(c.resources.as_ref(), MEMORY)))
+}
+
+/// An amount summed over the pod's containers as kubelet's resource helpers sum requests and
+/// limits: regular containers and sidecars add up; each plain init container needs its own
+/// amount plus the sidecars started before it; the pod needs the larger of the two.
+pub(crate) fn aggregate(pod: &Pod, amount: impl Fn(&Container) -> u64) -> u64 {
+    let mut total: u64 = containers(pod)
+        .iter()
+        .map(&amount)
+        .fold(0, u64::saturating_add);
     let mut sidecars: u64 = 0;
     let mut init_peak: u64 = 0;
     for c in init_containers(pod) {
         let need = if is_restartable(c) {
-            total = total.saturating_add(req(c));
-            sidecars = sidecars.saturating_add(req(c));
+            total = total.saturating_add(amount(c));
+            sidecars = sidecars.saturating_add(amount(c));
             sidecars
         } else {
-            req(c).saturating_add(sidecars)
+            amount(c).saturating_add(sidecars)
         };
         init_peak = init_peak.max(need);
     }

@@ -149,6 +149,41 @@ async fn control_plane_pods(client: &kube::Client) -> Vec<(String, String, i32)>
     found
 }
 
+/// Each control plane pod runs in its own cgroup below the node's cgroup root (kubeadm's
+/// `--cgroup-root=/kubelet-NODE`), in its QoS class's cgroup, with cpu shares from its cpu
+/// requests (the kubeadm manifests request 100m to 250m).
+async fn check_control_plane_cgroups(client: &kube::Client) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    for component in CONTROL_PLANE {
+        let pod = pods.get(&format!("{component}-{CP}")).await.unwrap();
+        let uid = &pod.metadata.annotations.as_ref().unwrap()["kubernetes.io/config.mirror"];
+        let class = pod.status.as_ref().and_then(|s| s.qos_class.as_deref());
+        assert_eq!(class, Some("Burstable"), "{component}");
+        let millis: i64 = pod
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .iter()
+            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu"))
+            .map(|q| {
+                q.0.strip_suffix('m').map_or_else(
+                    || q.0.parse::<i64>().unwrap() * 1000,
+                    |m| m.parse().unwrap(),
+                )
+            })
+            .sum();
+        let file =
+            format!("/sys/fs/cgroup/cpu/kubelet-{CP}/kubepods/burstable/pod{uid}/cpu.shares");
+        let shares = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            shares.trim(),
+            (millis * 1024 / 1000).max(2).to_string(),
+            "{file}"
+        );
+    }
+}
+
 /// kube-proxy on both nodes and CoreDNS, Running and Ready.
 async fn addons_run(client: &kube::Client) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
@@ -375,6 +410,7 @@ async fn kubeadm_init_and_join_make_a_cluster_whose_nodes_are_minikubelet() {
     let client = kubeadm_admin().await;
     let cp = wait_ready(&client, CP, "True", Duration::from_secs(30)).await;
     let before = control_plane_pods(&client).await;
+    check_control_plane_cgroups(&client).await;
 
     let joined = Instant::now();
     let join_out = cluster_with(&["kubeadm-join", WORKER], &[]);

@@ -106,6 +106,11 @@ async fn check_bootstrapped(client: &kube::Client, dir: &Path, ports: &str) -> S
     token.split('.').next().unwrap().to_string()
 }
 
+/// The joined node's cgroup root (`cluster join` passes `--cgroup-root=/joined-NAME`).
+fn cgroup_root() -> String {
+    format!("joined-{NODE}")
+}
+
 /// A pod with a secret volume: the tmpfs is made in the node's namespace and reaches
 /// containerd through the shared root dir; its logs come through the API server.
 async fn check_secret_pod(client: &kube::Client, ns: &TestNamespace) {
@@ -131,6 +136,20 @@ async fn check_secret_pod(client: &kube::Client, ns: &TestNamespace) {
     .await;
     let pod = ready(ns, "reader").await;
     assert_eq!(output(&pod, "c", &["cat", "/s/key"]).await, "joined-secret");
+    // kubeadm's kubeletExtraArgs gave the node its own cgroup root; the BestEffort pod's
+    // cgroup is below it, with the least cpu shares.
+    let uid = pod.metadata.uid.as_deref().unwrap();
+    let shares = format!(
+        "/sys/fs/cgroup/cpu/{}/kubepods/besteffort/pod{uid}/cpu.shares",
+        cgroup_root()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&shares)
+            .map(|s| s.trim().to_string())
+            .ok(),
+        Some("2".to_string()),
+        "{shares}"
+    );
     let logs = ns
         .pods()
         .logs("reader", &LogParams::default())
@@ -192,6 +211,12 @@ async fn kubeadm_join_bootstraps_a_ready_node_that_runs_pods_and_static_pods() {
     let nodes: Api<Node> = Api::all(client.clone());
     assert!(nodes.get_opt(NODE).await.unwrap().is_none());
     assert!(!node_dir().exists());
+    assert!(
+        !Path::new("/sys/fs/cgroup/memory")
+            .join(cgroup_root())
+            .exists(),
+        "the node's cgroups are gone"
+    );
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
     let token_secret = format!("bootstrap-token-{token_id}");
     assert!(

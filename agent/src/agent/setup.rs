@@ -68,6 +68,14 @@ pub(super) fn pod_context(
         facts.clone(),
         config.sync_frequency,
     );
+    let cgroup_fs: Arc<dyn crate::cgroups::CgroupFs> = Arc::new(runtime.cgroup_hierarchy);
+    let qos_cgroups = Arc::new(crate::cgroups::QosCgroups::new(
+        cgroup_fs.clone(),
+        runtime.cgroups.clone(),
+    ));
+    qos_cgroups
+        .start(enforced_allocatable(config, machine))
+        .map_err(|e| StartError::Cgroups(format!("the QoS cgroups: {e}")))?;
     let writer = RoutingWriter {
         statics,
         api: (api.connected()).map(|c| Arc::new(c.clone()) as Arc<dyn PodWriter>),
@@ -94,8 +102,30 @@ pub(super) fn pod_context(
         admission,
         clock: crate::runtime::WallClock::System,
         cgroups: runtime.cgroups,
-        cgroup_hierarchy: runtime.cgroup_hierarchy,
+        cgroup_fs,
+        qos_cgroups,
     })
+}
+
+/// What kubepods is limited to with `enforceNodeAllocatable: [pods]`: capacity minus kube- and
+/// system-reserved (kubelet leaves the eviction threshold out of the cgroup's limit).
+fn enforced_allocatable(
+    config: &Config,
+    machine: &MachineInfo,
+) -> Option<crate::cgroups::NodeAllocatable> {
+    let (kube, system) = (&config.kube_reserved, &config.system_reserved);
+    config
+        .cgroups
+        .enforce_pods
+        .then(|| crate::cgroups::NodeAllocatable {
+            cpu_millis: machine
+                .cpu_count
+                .saturating_mul(1000)
+                .saturating_sub(kube.cpu_millis.saturating_add(system.cpu_millis)),
+            memory_bytes: machine
+                .memory_bytes
+                .saturating_sub(kube.memory_bytes.saturating_add(system.memory_bytes)),
+        })
 }
 
 /// Creates the root dir and its `pods` dir with kubelet's mode 0750 (root and its group only:

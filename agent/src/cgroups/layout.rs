@@ -19,6 +19,8 @@ pub struct CgroupSettings {
     pub root: CgroupName,
     /// `--cgroups-per-qos` / `cgroupsPerQOS` (default true).
     pub per_qos: bool,
+    /// `enforceNodeAllocatable` holds `pods` (the default): kubepods is limited to allocatable.
+    pub enforce_pods: bool,
 }
 
 impl Default for CgroupSettings {
@@ -27,6 +29,7 @@ impl Default for CgroupSettings {
             driver: CgroupDriver::Cgroupfs,
             root: CgroupName::root(),
             per_qos: true,
+            enforce_pods: true,
         }
     }
 }
@@ -91,6 +94,30 @@ impl PodCgroups {
         self.qos(tier)?.child(&format!("pod{uid}")).ok()
     }
 
+    /// The pods' cgroups below each QoS class in the driver's form, as (UID, path): what a
+    /// listing of the class cgroups' `children` (named `pod<UID>`) gives. cgroupfs only: the
+    /// systemd names are not read back.
+    pub fn pods_in(&self, children: impl Fn(&str) -> Vec<String>) -> Vec<(String, String)> {
+        if self.driver != CgroupDriver::Cgroupfs {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for tier in [QosTier::Guaranteed, QosTier::Burstable, QosTier::BestEffort] {
+            let Some(class) = self.qos(tier) else {
+                continue;
+            };
+            let parent = self.form(&class);
+            for name in children(&parent) {
+                if let Some(uid) = name.strip_prefix("pod")
+                    && let Ok(pod) = class.child(&name)
+                {
+                    out.push((uid.to_string(), self.form(&pod)));
+                }
+            }
+        }
+        out
+    }
+
     /// `name` in the driver's form.
     pub fn form(&self, name: &CgroupName) -> String {
         match self.driver {
@@ -119,6 +146,7 @@ mod tests {
             driver,
             root: CgroupName::parse_root(root).unwrap(),
             per_qos,
+            enforce_pods: true,
         };
         PodCgroups::new(&settings, driver).unwrap()
     }
@@ -167,6 +195,25 @@ mod tests {
             fs.qos(QosTier::Burstable).unwrap().to_cgroupfs(),
             "/kubelet-mkl/kubepods/burstable"
         );
+    }
+
+    #[test]
+    fn pods_are_found_below_every_class_by_their_names() {
+        let l = layout(CgroupDriver::Cgroupfs, "/node", true);
+        let found = l.pods_in(|parent| match parent {
+            "/node/kubepods" => vec!["burstable".into(), "besteffort".into(), "poda".into()],
+            "/node/kubepods/burstable" => vec!["podb".into(), "other".into()],
+            _ => Vec::new(),
+        });
+        assert_eq!(
+            found,
+            [
+                ("a".to_string(), "/node/kubepods/poda".to_string()),
+                ("b".to_string(), "/node/kubepods/burstable/podb".to_string()),
+            ]
+        );
+        let systemd = layout(CgroupDriver::Systemd, "/", true);
+        assert!(systemd.pods_in(|_| vec!["poda".into()]).is_empty());
     }
 
     #[test]

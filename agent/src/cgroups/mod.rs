@@ -1,20 +1,36 @@
 //! Where pods' cgroups go, as kubelet lays them out: the cgroup driver (cgroupfs or systemd,
 //! the container runtime's word first), the cgroup root with `kubepods` below it, one cgroup
 //! per QoS class (Guaranteed pods directly in `kubepods`), and one per pod, named in the
-//! driver's form; plus which cgroup version the host mounts. The runtime creates the cgroups
-//! from the sandbox's cgroup parent; the agent removes a pod's once the pod is gone.
+//! driver's form; plus which cgroup version the host mounts. The agent writes a pod's cgroup
+//! and its limits before the sandbox (the runtime puts the sandbox below it, from the cgroup
+//! parent) and removes it once the pod is gone.
 //!
 //! - [`name`]: kubelet's internal cgroup name and its cgroupfs and systemd forms;
 //! - [`driver`]: the driver from the configuration and the CRI `RuntimeConfig` answer;
 //! - [`layout`]: the per-QoS and per-pod cgroups of this node;
-//! - [`version`]: cgroup v1 or v2 (unified) on this host, and the directories a cgroup has.
+//! - [`version`]: cgroup v1 or v2 (unified) on this host, and the directories a cgroup has;
+//! - [`limits`]: the limits of one cgroup and the files that hold them on each version;
+//! - [`qos`]: kubepods with node allocatable enforced on it, and the QoS class cgroups;
+//! - [`fs`]: the OS boundary, [`CgroupFs`], which the host's [`Hierarchy`] implements
+//!   (and, in tests, `recording`'s double).
 
 mod driver;
+mod fs;
 mod layout;
+mod limits;
 mod name;
+mod qos;
+#[cfg(test)]
+pub mod recording;
 mod version;
 
 pub use driver::{CgroupDriver, DriverChoice, UnknownDriver, choose};
+pub use fs::{ApplyError, CgroupFs};
 pub use layout::{CgroupSettings, PodCgroups, QosTier};
+pub use limits::{
+    CPU_PERIOD_US, MAX_CPU_SHARES, MIN_CPU_QUOTA_US, MIN_CPU_SHARES, ResourceConfig, Setting,
+    milli_cpu_to_quota, milli_cpu_to_shares, shares_to_weight,
+};
 pub use name::{CgroupName, NameError};
+pub use qos::{NodeAllocatable, QosCgroups};
 pub use version::{CgroupVersion, Hierarchy};

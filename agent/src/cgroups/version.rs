@@ -66,6 +66,11 @@ impl Hierarchy {
         self.version
     }
 
+    /// Where the hierarchies are mounted.
+    pub fn mount(&self) -> &Path {
+        &self.mount
+    }
+
     /// The directories of the cgroup at `path` (cgroupfs or expanded systemd form, absolute):
     /// below the mount on v2, below every hierarchy directory on v1 (symbolic links such as
     /// `cpu -> cpu,cpuacct` are skipped, their target is listed itself).

@@ -79,6 +79,8 @@ pub struct FileConfig {
     pub cgroup_root: Option<String>,
     #[serde(skip)]
     pub cgroups_per_qos: Option<bool>,
+    #[serde(skip)]
+    pub enforce_node_allocatable: Option<Vec<String>>,
 }
 
 impl FileConfig {

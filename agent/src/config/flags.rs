@@ -73,6 +73,12 @@ pub struct Flags {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub cgroups_per_qos: Option<bool>,
 
+    /// What node allocatable is enforced on, comma-separated (default pods; none for nothing;
+    /// system-reserved and kube-reserved are accepted and warn; enforceNodeAllocatable in the
+    /// config file).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub enforce_node_allocatable: Option<Vec<String>>,
+
     /// Accepted for kubeadm: the agent does not check for swap (true warns).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub fail_swap_on: Option<bool>,

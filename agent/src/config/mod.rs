@@ -131,6 +131,7 @@ fn cgroup_settings(flags: &Flags, file: &FileConfig) -> Result<CgroupSettings, C
     let root = flags.cgroup_root.as_deref().or(file.cgroup_root.as_deref());
     let root = CgroupName::parse_root(root.unwrap_or("/"))
         .map_err(|e| invalid("--cgroup-root")(e.to_string()))?;
+    let enforced = enforce_node_allocatable(flags, file)?;
     Ok(CgroupSettings {
         driver,
         root,
@@ -138,7 +139,47 @@ fn cgroup_settings(flags: &Flags, file: &FileConfig) -> Result<CgroupSettings, C
             .cgroups_per_qos
             .or(file.cgroups_per_qos)
             .unwrap_or(true),
+        enforce_pods: enforced.iter().any(|v| v == "pods"),
     })
+}
+
+/// `--enforce-node-allocatable` over `enforceNodeAllocatable` (default `pods`), checked as
+/// kubelet checks it: known values only, `none` alone.
+fn enforce_node_allocatable(flags: &Flags, file: &FileConfig) -> Result<Vec<String>, ConfigError> {
+    let values = flags
+        .enforce_node_allocatable
+        .clone()
+        .or_else(|| file.enforce_node_allocatable.clone())
+        .unwrap_or_else(|| vec!["pods".to_string()]);
+    let bad = invalid("--enforce-node-allocatable");
+    for v in &values {
+        if !ENFORCEMENT_KEYS.contains(&v.as_str()) {
+            return Err(bad(format!(
+                "{v:?} (expected pods, system-reserved, kube-reserved or none)"
+            )));
+        }
+    }
+    if values.len() > 1 && values.iter().any(|v| v == "none") {
+        return Err(bad("none cannot be combined with other values".to_string()));
+    }
+    Ok(values)
+}
+
+/// kubelet's enforcement keys: `none`, `pods`, and the two reserved cgroups'.
+const ENFORCEMENT_KEYS: [&str; 4] = ["none", "pods", "system-reserved", "kube-reserved"];
+
+/// One warning per reserved cgroup named in enforceNodeAllocatable: the agent does not manage
+/// the system- and kube-reserved cgroups.
+fn reserved_enforcement_warnings(flags: &Flags, file: &FileConfig) -> Vec<Warning> {
+    let values = enforce_node_allocatable(flags, file).unwrap_or_default();
+    values
+        .into_iter()
+        .filter(|v| v.ends_with("-reserved"))
+        .map(|v| Warning::NotImplemented {
+            field: "enforceNodeAllocatable".to_string(),
+            value: v,
+        })
+        .collect()
 }
 
 /// Where the node's certificates come from (kubelet's TLS bootstrap settings).
@@ -219,6 +260,7 @@ impl Config {
     pub fn resolve(flags: Flags) -> Result<(Self, Vec<Warning>), ConfigError> {
         let (file, mut warnings) = source::load(&flags)?;
         warnings.extend(source::flag_warnings(&flags));
+        warnings.extend(reserved_enforcement_warnings(&flags, &file));
         Ok((Self::merge(flags, file)?, warnings))
     }
 

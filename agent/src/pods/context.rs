@@ -76,8 +76,10 @@ pub struct PodContext {
     pub volumes: crate::volumes::Volumes,
     /// Where pods' cgroups go (the sandbox's cgroup parent).
     pub cgroups: crate::cgroups::PodCgroups,
-    /// The host's cgroup hierarchies, where a gone pod's cgroups are removed.
-    pub cgroup_hierarchy: crate::cgroups::Hierarchy,
+    /// Where pods' cgroups are written and removed (the host's hierarchies).
+    pub cgroup_fs: std::sync::Arc<dyn crate::cgroups::CgroupFs>,
+    /// kubepods and the QoS class cgroups (the Burstable shares follow its pods).
+    pub qos_cgroups: std::sync::Arc<crate::cgroups::QosCgroups>,
 }
 
 impl PodContext {

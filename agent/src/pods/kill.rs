@@ -105,13 +105,18 @@ pub async fn remove_all(
     // A pod's logs can be large: remove them (and its cgroups) off the async runtime's threads.
     let log_dir = log_dir.map(Path::to_path_buf);
     let cgroups = pod_cgroup_paths(&ctx.cgroups, uid);
-    let hierarchy = ctx.cgroup_hierarchy.clone();
+    let cgroup_fs = ctx.cgroup_fs.clone();
+    let qos_cgroups = ctx.qos_cgroups.clone();
+    let gone_uid = uid.to_string();
     let removed = tokio::task::spawn_blocking(move || {
         if let Some(dir) = log_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
         for path in &cgroups {
-            hierarchy.remove(path);
+            cgroup_fs.remove(path);
+        }
+        if let Err(e) = qos_cgroups.pod_gone(&gone_uid) {
+            warn!(uid = %gone_uid, error = %e, "the Burstable cgroup's shares were not updated");
         }
     })
     .await;

@@ -14,7 +14,7 @@
 //!   sync reads ([`probe`] is how one probe runs);
 //! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
 //! - [`admission`] (with [`sysctls`]): whether a pod may run here at all;
-//! - [`sandbox`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hook_handler`]: the
+//! - [`sandbox`], [`pod_cgroup`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hook_handler`]: the
 //!   steps; `lifecycle_hooks`: when postStart and preStop run; [`grace`]: grace periods and
 //!   deadlines; [`restart_backoff`]: crash-loop backoff;
 //! - [`status`], [`status_writer`], [`timing`], [`termination_message`]: what the pod reports
@@ -39,6 +39,7 @@ pub mod lifecycle;
 mod lifecycle_hooks;
 pub mod log_rotation;
 pub mod observe;
+pub mod pod_cgroup;
 pub mod pod_probes;
 pub mod probe;
 pub mod relist;

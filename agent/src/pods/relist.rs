@@ -136,6 +136,7 @@ pub async fn run(
     let mut last_relist: Option<Instant> = None;
     let mut previous: BTreeMap<String, Fingerprint> = BTreeMap::new();
     let mut orphans_tried: HashMap<String, Instant> = HashMap::new();
+    let mut cgroups_swept: Option<Instant> = None;
     let mut ticker = tokio::time::interval(PERIOD);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -182,6 +183,13 @@ pub async fn run(
                 }
             }
             orphans_tried.retain(|uid, _| current.contains_key(uid));
+            if cgroups_swept.is_none_or(|t| t.elapsed() >= ORPHAN_RETRY) {
+                cgroups_swept = Some(Instant::now());
+                super::pod_cgroup::remove_orphans(&ctx, |uid| {
+                    workers.contains(uid) || current.contains_key(uid)
+                })
+                .await;
+            }
         }
         previous = current;
     }

@@ -398,9 +398,16 @@ impl PodRuntime for FakeRuntime {
     fn create_container<'a>(
         &'a self,
         sandbox_id: &'a str,
-        config: ContainerConfig,
-        _sandbox_config: PodSandboxConfig,
+        mut config: ContainerConfig,
+        sandbox_config: PodSandboxConfig,
     ) -> BoxFuture<'a, Result<String, CriError>> {
+        // As containerd: the status's log path is the sandbox's log directory joined with it.
+        if !config.log_path.is_empty() && !sandbox_config.log_directory.is_empty() {
+            config.log_path = std::path::Path::new(&sandbox_config.log_directory)
+                .join(&config.log_path)
+                .display()
+                .to_string();
+        }
         ready(self.create(sandbox_id, config))
     }
 

@@ -272,6 +272,7 @@ impl Agent {
                 env("CONTAINER_RUNTIME_ENDPOINT")
             ))
             .arg(format!("--root-dir={}", root.display()))
+            .arg(format!("--cgroup-root={}", self.cgroup_root()))
             .arg(format!("--healthz-port={}", self.healthz_port))
             .arg(format!("--port={}", self.port))
             .arg(format!(
@@ -332,6 +333,12 @@ impl Agent {
         }
     }
 
+    /// This agent's own cgroup root, so that its kubepods (node allocatable, QoS class shares)
+    /// is never the cluster agent's.
+    pub fn cgroup_root(&self) -> String {
+        format!("/{TEST_CGROUPS}/{}", self.name)
+    }
+
     /// Keeps the Node and Lease after drop (for a test that checks them itself).
     pub fn keep_node(&mut self) {
         self.cleanup = false;
@@ -349,6 +356,35 @@ impl Drop for Agent {
         }
         if self.cleanup {
             delete_node(&self.name);
+        }
+        remove_empty_cgroups(&self.cgroup_root());
+    }
+}
+
+/// Where test agents' cgroup roots live.
+const TEST_CGROUPS: &str = "minikubelet-tests";
+
+/// Removes the cgroup tree at `path` in every hierarchy, innermost first; a cgroup that still
+/// has processes (a pod the test left) stays.
+fn remove_empty_cgroups(path: &str) {
+    fn remove(dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove(&e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        if h.file_type().is_ok_and(|t| t.is_dir()) {
+            remove(&h.path().join(path.trim_start_matches('/')));
+            let _ = std::fs::remove_dir(h.path().join(TEST_CGROUPS));
         }
     }
 }

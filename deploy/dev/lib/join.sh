@@ -76,6 +76,9 @@ free_port_from() {
 	printf '%s\n' "$p"
 }
 
+# joined_cgroup_root NAME: the node's own cgroup root (its kubepods is never the dev node's).
+joined_cgroup_root() { printf 'joined-%s\n' "$1"; }
+
 valid_node_name() {
 	[[ $1 =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || die "node name '$1' is not a DNS label"
 	[[ $1 != "$NODE" ]] || die "$NODE is the dev node (cluster agent); pick another name"
@@ -167,6 +170,8 @@ nodeRegistration:
     value: $HOST
   - name: root-dir
     value: $dir/root
+  - name: cgroup-root
+    value: /$(joined_cgroup_root "$name")
   ignorePreflightErrors:
 $(printf '  - %s\n' "${JOIN_IGNORED_PREFLIGHT[@]}")
 patches:
@@ -276,6 +281,7 @@ cmd_leave() {
 	fi
 	stop_component "$component" 30
 	remove_all_pods "$NODE_SANDBOX_LABEL=$name"
+	rmdir_cgroups "$(joined_cgroup_root "$name")"
 	kubectl_ delete node "$name" --ignore-not-found >/dev/null
 	delete_join_token "$dir/join.yaml"
 	forget_node "$name" "$dir"

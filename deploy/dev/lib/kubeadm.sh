@@ -65,8 +65,8 @@ kadm_agent_bin() {
 	*) minikubelet_bin ;;
 	esac
 }
-# kubelet's cgroup root on the comparison node: its own, so that its orphaned-pod cleanup
-# never sees the pod cgroups of the minikubelet agents (/kubepods) on this host.
+# A kubeadm node's cgroup root: its own, so that its kubepods (node allocatable, QoS shares,
+# kubelet's orphaned-pod cleanup) is never another node's or the dev agent's (/kubepods).
 kadm_cgroup_root() { printf 'kubelet-%s\n' "$1"; }
 kadm_containerd() { printf 'kadm-%s-containerd\n' "$1"; }
 kadm_nodes() { find "$KUBEADM_NODES/nodes" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort; }
@@ -207,9 +207,10 @@ kadm_prepare_node() {
 	render "$TEMPLATES/10-node-pods.conflist.in" "$dir/cni/agent.d/10-node-pods.conflist" \
 		"CNI_BRIDGE=$CNI_BRIDGE" "IPAM_DIR=$dir/cni/ipam" "CLUSTER_CIDR=$KUBEADM_POD_SUBNET" \
 		"SERVICE_CIDR=$KUBEADM_SERVICE_SUBNET" "NODE_SUBNET=$KUBEADM_NET.0/24"
+	# kubelet refuses a cgroup root that does not exist (minikubelet makes it).
+	for d in /sys/fs/cgroup/*/; do mkdir -p "$d$(kadm_cgroup_root "$name")"; done
 	if [[ $kind == kubelet ]]; then
 		template=$dir/cni/agent.d/10-node-pods.conflist
-		for d in /sys/fs/cgroup/*/; do mkdir -p "$d$(kadm_cgroup_root "$name")"; done
 	else
 		render "$TEMPLATES/10-minikubelet-cni.conflist.in" "$dir/cni/net.d/10-minikubelet-cni.conflist" \
 			"SOCKET=/var/lib/kubelet/cni/minikubelet.sock" "ROUTES_DIR=$dir/cni/routes"
@@ -269,14 +270,17 @@ EOF
 }
 
 # kadm_kind_args NAME: the kubeletExtraArgs of the node's kind: minikubelet's CNI paths of the
-# node, or kubelet's own cgroup root and volume plugin dir (both inside what is the node's).
+# node, or kubelet's volume plugin dir (inside what is the node's); both kinds get the node's own
+# cgroup root.
 kadm_kind_args() {
 	local name=$1 dir
 	dir=$(kadm_dir "$name")
-	if [[ $(kadm_kind "$name") == kubelet ]]; then
-		cat <<EOF
+	cat <<EOF
   - name: cgroup-root
     value: /$(kadm_cgroup_root "$name")
+EOF
+	if [[ $(kadm_kind "$name") == kubelet ]]; then
+		cat <<EOF
   - name: volume-plugin-dir
     value: /var/lib/kubelet/volumeplugins
 EOF
@@ -501,7 +505,7 @@ kadm_forget_node() {
 	our_mounts | { grep -E "^($run/|$dir/)" || true; } | unmount_listed
 	forget_node "$(kadm_mntns "$name")" "$dir"
 	if [[ -e /run/netns/$ns ]]; then ip netns delete "$ns" 2>/dev/null || warn "cannot delete netns $ns"; fi
-	# The comparison kubelet's cgroup root, innermost first (empty once its pods are gone).
+	# The node's cgroup root, innermost first (empty once its pods are gone).
 	find /sys/fs/cgroup/*/"$(kadm_cgroup_root "$name")" -depth -type d -exec rmdir {} + 2>/dev/null || true
 	ip link delete "kv-$name" 2>/dev/null || true
 	rm -rf --one-file-system "$run"

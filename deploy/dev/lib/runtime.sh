@@ -92,10 +92,11 @@ EOF
 	log "smoke: pod ran and was removed"
 }
 
-# rmdir_cgroups NAME: removes the (empty) cgroupfs parent NAME in every hierarchy.
+# rmdir_cgroups NAME: removes the cgroup NAME and what is below it in every hierarchy, innermost
+# first; a cgroup with processes (or with a child that has) stays.
 rmdir_cgroups() {
 	local d
 	for d in /sys/fs/cgroup/*/"$1" /sys/fs/cgroup/"$1"; do
-		if [[ -d $d ]]; then rmdir "$d" 2>/dev/null || true; fi
+		if [[ -d $d && ! -L $d ]]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 	done
 }

@@ -150,6 +150,13 @@ cmd_down() {
 	teardown_pod_network
 	restore_ip_forward
 	rmdir_cgroups minikubelet-dev-smoke
+	# The agents' pod cgroups: the dev node's, the joined nodes' and the test agents' roots.
+	rmdir_cgroups kubepods
+	for name in "$JOINED"/*/; do
+		if [[ -d $name ]]; then rmdir_cgroups "$(joined_cgroup_root "$(basename "$name")")"; fi
+	done
+	rmdir_cgroups minikubelet-tests
+	rmdir_cgroups minikubelet-scenarios
 	rmdir_cgroups k8s.io # containerd's default parent; only removed when empty
 	tidy_system_run_dir
 	remove_created_mount_points all # before remove_volatile_state, which deletes their record

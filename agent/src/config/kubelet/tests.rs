@@ -438,6 +438,37 @@ fn kubeadm_flag_forms_parse() {
 }
 
 #[test]
+fn node_allocatable_is_enforced_on_pods_unless_told_otherwise() {
+    let (c, warnings) = resolve(&["--kubeconfig=/k"]).unwrap();
+    assert!(c.cgroups.enforce_pods, "kubelet's default: pods");
+    assert!(warnings.is_empty());
+    let (c, _) = resolve(&["--kubeconfig=/k", "--enforce-node-allocatable=none"]).unwrap();
+    assert!(!c.cgroups.enforce_pods);
+    let (c, warnings) = resolve(&[
+        "--kubeconfig=/k",
+        "--enforce-node-allocatable=pods,system-reserved",
+    ])
+    .unwrap();
+    assert!(c.cgroups.enforce_pods);
+    assert_eq!(
+        warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "KubeletConfiguration field enforceNodeAllocatable is accepted but not implemented \
+          (it is set to system-reserved)"
+        ]
+    );
+    for bad in ["bogus", "none,pods"] {
+        let e = resolve(&[
+            "--kubeconfig=/k",
+            &format!("--enforce-node-allocatable={bad}"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--enforce-node-allocatable"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn cgroup_flags_beat_the_file_and_bad_roots_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "config.yaml", KIND);
@@ -611,6 +642,7 @@ fn every_field_of_the_type_is_honoured_or_warned() {
         "cgroupDriver",
         "cgroupRoot",
         "cgroupsPerQOS",
+        "enforceNodeAllocatable",
     ]);
     assert_eq!(
         top.len(),

@@ -114,7 +114,6 @@ pub const FIELDS: &[(&str, Quiet)] = &[
     ("showHiddenMetricsForVersion", Quiet::Zero),
     ("systemReservedCgroup", Quiet::Zero),
     ("kubeReservedCgroup", Quiet::Zero),
-    ("enforceNodeAllocatable", Quiet::Zero),
     ("volumePluginDir", Quiet::Zero),
     ("providerID", Quiet::Zero),
     ("kernelMemcgNotification", Quiet::Zero),

@@ -1,8 +1,7 @@
 //! A container's Linux resources (cgroup settings and OOM score), as kubelet computes them.
 //!
-//! - cpu shares from the cpu request (the limit when no request is written), 1024 per core,
-//!   at least 2 and at most 262144;
-//! - CFS quota from the cpu limit over a 100ms period, at least 1ms; no limit, no quota;
+//! - cpu shares from the cpu request (the limit when no request is written), and the CFS quota
+//!   from the cpu limit over a 100ms period (the arithmetic is [`crate::cgroups`]'s);
 //! - memory limit from the memory limit;
 //! - without a container limit, the pod-level limit (`spec.resources`) is used when set;
 //! - hugepage limits from `hugepages-<size>` limits;
@@ -13,16 +12,8 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use cri_client::api;
 
 use super::qos::{QosClass, qos_class};
+use crate::cgroups::{CPU_PERIOD_US, milli_cpu_to_quota, milli_cpu_to_shares};
 use crate::pod_resources::{self, CPU, HUGEPAGES_PREFIX, MEMORY};
-
-/// The CFS period kubelet uses (100ms, in microseconds).
-pub const CPU_PERIOD_US: i64 = 100_000;
-/// The smallest quota kubelet sets (1ms).
-pub const MIN_CPU_QUOTA_US: i64 = 1_000;
-/// The smallest and largest cpu shares.
-pub const MIN_CPU_SHARES: i64 = 2;
-pub const MAX_CPU_SHARES: i64 = 262_144;
-const SHARES_PER_CPU: i64 = 1024;
 
 /// The OOM score adjustment of guaranteed (and node-critical) containers.
 pub const GUARANTEED_OOM_SCORE_ADJ: i64 = -997;
@@ -73,25 +64,6 @@ pub fn linux_resources(
         hugepage_limits: hugepage_limits(container),
         ..Default::default()
     }
-}
-
-/// Cpu shares for a cpu request in millicores.
-pub fn milli_cpu_to_shares(millis: u64) -> i64 {
-    if millis == 0 {
-        return MIN_CPU_SHARES;
-    }
-    let shares = i128::from(millis) * i128::from(SHARES_PER_CPU) / 1000;
-    i64::try_from(shares.clamp(i128::from(MIN_CPU_SHARES), i128::from(MAX_CPU_SHARES)))
-        .unwrap_or(MAX_CPU_SHARES)
-}
-
-/// CFS quota (µs per `period_us`) for a cpu limit in millicores; 0 (no quota) without a limit.
-pub fn milli_cpu_to_quota(millis: u64, period_us: i64) -> i64 {
-    if millis == 0 {
-        return 0;
-    }
-    let quota = i128::from(millis) * i128::from(period_us) / 1000;
-    i64::try_from(quota.max(i128::from(MIN_CPU_QUOTA_US))).unwrap_or(i64::MAX)
 }
 
 /// The OOM score adjustment kubelet gives `container`: -997 for guaranteed pods and
@@ -226,19 +198,6 @@ mod tests {
 
     fn resources_of(p: &Pod) -> api::LinuxContainerResources {
         linux_resources(first(p), p, 10 * GI)
-    }
-
-    #[test]
-    fn shares_and_quota_math() {
-        assert_eq!(milli_cpu_to_shares(0), 2);
-        assert_eq!(milli_cpu_to_shares(1), 2, "rounds below the minimum");
-        assert_eq!(milli_cpu_to_shares(100), 102);
-        assert_eq!(milli_cpu_to_shares(1000), 1024);
-        assert_eq!(milli_cpu_to_shares(1_000_000), MAX_CPU_SHARES);
-        assert_eq!(milli_cpu_to_quota(0, CPU_PERIOD_US), 0);
-        assert_eq!(milli_cpu_to_quota(1, CPU_PERIOD_US), 1000, "at least 1ms");
-        assert_eq!(milli_cpu_to_quota(250, CPU_PERIOD_US), 25_000);
-        assert_eq!(milli_cpu_to_quota(2500, CPU_PERIOD_US), 250_000);
     }
 
     #[test]

@@ -149,8 +149,8 @@ scenario! {
         assert_eq!(restarts, 2);
         assert_eq!(
             node.containers_named(&p, "app").await,
-            (2, 0),
-            "one exited instance is kept for lastState, older ones removed"
+            (1, 0),
+            "the newest exited instance is kept for lastState, older ones removed"
         );
     }
 }

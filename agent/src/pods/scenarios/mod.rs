@@ -16,7 +16,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod garbage;
 mod lifecycle;
+mod resources;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +44,9 @@ use crate::runtime::{PodRuntime, WallClock};
 /// The node name of scenario sandboxes: the cluster's own agent never touches them.
 const NODE_NAME: &str = "minikubelet-scenarios";
 
+/// The cgroup root of scenario pods.
+const SCENARIO_CGROUP_ROOT: &str = "/minikubelet-scenarios";
+
 /// The command of every scenario container: run until /tmp/exit names an exit code; exit 0 on
 /// SIGTERM.
 const WAIT_FOR_EXIT: &str =
@@ -64,7 +69,14 @@ pub(super) struct Node {
     writer: Arc<RecordingWriter>,
     events: RecordedEvents,
     image: String,
+    /// Where pod cgroups go: recorded on the fake runtime, the host's beside containerd.
+    cgroups: ScenarioCgroups,
     _root: tempfile::TempDir,
+}
+
+enum ScenarioCgroups {
+    Recorded(Arc<crate::cgroups::recording::RecordingCgroupFs>),
+    Host(crate::cgroups::Hierarchy),
 }
 
 /// A UID no other scenario (or earlier run) uses.
@@ -119,6 +131,27 @@ impl Node {
     ) -> Node {
         let cri = Arc::new(Recording::new(runtime.clone()));
         let writer = Arc::new(RecordingWriter::default());
+        let (cgroups, cgroup_fs): (_, Arc<dyn crate::cgroups::CgroupFs>) = match backend {
+            Backend::Fake(_) => {
+                let fs = Arc::new(crate::cgroups::recording::RecordingCgroupFs::new(
+                    crate::cgroups::CgroupVersion::V1,
+                ));
+                (ScenarioCgroups::Recorded(fs.clone()), fs)
+            }
+            Backend::Containerd => {
+                let host = crate::cgroups::Hierarchy::detect().expect("a cgroup mount");
+                (ScenarioCgroups::Host(host.clone()), Arc::new(host))
+            }
+        };
+        // Beside containerd, a cgroup root of the scenarios' own: the cluster agent's
+        // orphaned-cgroup sweep never sees their pods.
+        let settings = crate::cgroups::CgroupSettings {
+            root: crate::cgroups::CgroupName::parse_root(SCENARIO_CGROUP_ROOT).unwrap(),
+            ..crate::cgroups::CgroupSettings::default()
+        };
+        let layout =
+            crate::cgroups::PodCgroups::new(&settings, crate::cgroups::CgroupDriver::Cgroupfs)
+                .unwrap();
         let (events, recorded) = Events::recording();
         let root = tempfile::tempdir().unwrap();
         let facts = NodeFacts {
@@ -157,10 +190,12 @@ impl Node {
             admission: Admission::new(super::sysctls::Allowlist::new(&[]).unwrap(), false),
             clock,
             volumes,
-            cgroups: crate::cgroups::PodCgroups::default(),
-            cgroup_hierarchy: crate::cgroups::Hierarchy::detect().unwrap_or_else(|_| {
-                crate::cgroups::Hierarchy::new("/sys/fs/cgroup", crate::cgroups::CgroupVersion::V1)
-            }),
+            qos_cgroups: Arc::new(crate::cgroups::QosCgroups::new(
+                cgroup_fs.clone(),
+                layout.clone(),
+            )),
+            cgroups: layout,
+            cgroup_fs,
         };
         Node {
             ctx: Arc::new(ctx),
@@ -170,7 +205,63 @@ impl Node {
             writer,
             events: recorded,
             image,
+            cgroups,
             _root: root,
+        }
+    }
+
+    /// Makes an empty cgroup at `path` (cgroupfs form), as a pod the node no longer knows left.
+    pub fn make_cgroup(&self, path: &str) {
+        use crate::cgroups::CgroupFs;
+        match &self.cgroups {
+            ScenarioCgroups::Recorded(fs) => {
+                fs.apply(path, &crate::cgroups::ResourceConfig::default())
+                    .unwrap();
+            }
+            ScenarioCgroups::Host(h) => {
+                for dir in h.dirs_of(path) {
+                    std::fs::create_dir_all(dir).unwrap();
+                }
+            }
+        }
+    }
+
+    /// The pod's cgroup (cgroupfs form) below the scenarios' cgroup root.
+    pub fn pod_cgroup_path(&self, pod: &Pod) -> String {
+        super::sandbox::cgroup_parent(&self.ctx.cgroups, pod)
+    }
+
+    /// The memory limit and cpu shares of the pod cgroup at `path` (cgroupfs form), None when
+    /// there is no such cgroup: the last call recorded, or the host's files read back.
+    pub fn pod_cgroup(&self, path: &str) -> Option<(Option<u64>, Option<i64>)> {
+        use crate::cgroups::recording::CgroupOp;
+        match &self.cgroups {
+            ScenarioCgroups::Recorded(fs) => {
+                fs.ops().into_iter().rev().find_map(|op| match op {
+                    CgroupOp::Apply(p, c) if p == path => {
+                        Some(Some((c.memory_bytes, c.cpu_shares)))
+                    }
+                    CgroupOp::Remove(p) if p == path => Some(None),
+                    _ => None,
+                })?
+            }
+            ScenarioCgroups::Host(h) => {
+                let dir = |controller: &str| {
+                    h.mount()
+                        .join(controller)
+                        .join(path.trim_start_matches('/'))
+                };
+                if !dir("memory").is_dir() {
+                    return None;
+                }
+                let read = |controller: &str, file: &str| {
+                    std::fs::read_to_string(dir(controller).join(file)).unwrap_or_default()
+                };
+                Some((
+                    read("memory", "memory.limit_in_bytes").trim().parse().ok(),
+                    read("cpu", "cpu.shares").trim().parse().ok(),
+                ))
+            }
         }
     }
 

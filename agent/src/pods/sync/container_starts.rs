@@ -150,7 +150,7 @@ pub(super) async fn restart_with_backoff(
         .containers_named(&c.name, target.sandbox_id)
         .filter(|x| x.exited() && x.id != latest.id)
     {
-        let _ = ctx.cri.remove_container(&old.id).await;
+        super::container_gc::remove_container(ctx, old).await;
     }
     let instance = Instance {
         container: c,

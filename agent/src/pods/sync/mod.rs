@@ -4,7 +4,8 @@
 //!
 //! - [`admitting`]: admission, and pods that had ended before the worker saw them;
 //! - [`syncing`]: sandbox, init containers in order, containers, restarts, the active deadline
-//!   (with [`sandbox_setup`] and [`container_starts`] for its steps);
+//!   (with [`sandbox_setup`] and [`container_starts`] for its steps, and [`container_gc`] for
+//!   the dead instances and old sandboxes a running pod leaves);
 //! - [`terminating`]: stopping the containers within the grace period;
 //! - [`terminated`]: releasing the sandbox, volumes and resources; deleting the pod object;
 //! - [`report`]: the status, written when it changed.
@@ -12,6 +13,7 @@
 //! Only the pod's worker calls [`sync`], so two syncs of one pod never overlap.
 
 mod admitting;
+mod container_gc;
 mod container_starts;
 mod ephemeral_starts;
 mod report;
@@ -49,6 +51,8 @@ pub struct PodState {
     pub ips: Option<(String, Vec<String>)>,
     /// Termination messages read from exited containers, by container id.
     pub termination_messages: HashMap<String, String>,
+    /// The pod's cgroup and its limits are written (once per worker).
+    pub pod_cgroup_made: bool,
 }
 
 impl PodState {

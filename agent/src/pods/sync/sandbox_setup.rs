@@ -50,6 +50,27 @@ pub(super) async fn ensure_volumes(
     }
 }
 
+/// kubelet's pod container manager: the pod's cgroup and its limits, once per worker (again
+/// after a failure). False when they could not be written: the event is out, the containers
+/// say why, and the sync is retried.
+pub(super) async fn ensure_pod_cgroup(ctx: &PodContext, state: &mut PodState, pod: &Pod) -> bool {
+    if state.pod_cgroup_made {
+        return true;
+    }
+    match super::super::pod_cgroup::ensure(ctx, pod).await {
+        Ok(()) => {
+            state.pod_cgroup_made = true;
+            true
+        }
+        Err(message) => {
+            ctx.events
+                .warning(pod, None, "FailedCreatePodContainer", message.clone());
+            all_creating(state, pod, &message);
+            false
+        }
+    }
+}
+
 /// Runs the pod's sandbox (attempt 0 first, one more each time it had to be re-created).
 /// Err when it could not be created: the event is out and the containers say why.
 pub(super) async fn create_sandbox(

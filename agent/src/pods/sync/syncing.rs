@@ -17,6 +17,7 @@ use super::super::observe::{self, ObservedPod};
 use super::super::pod_probes::ProbeResults;
 use super::super::sandbox;
 use super::super::status::Terminal;
+use super::container_gc;
 use super::container_starts::{self, Target};
 use super::ephemeral_starts::run_ephemeral_containers;
 use super::{Outcome, PodState, Step, is_terminal_phase, report, sandbox_setup, uid};
@@ -89,6 +90,10 @@ async fn run_containers(
     let Some(volumes) = sandbox_setup::ensure_volumes(ctx, state, pod, outcome).await else {
         return Ok(runtime);
     };
+    if !sandbox_setup::ensure_pod_cgroup(ctx, state, pod).await {
+        outcome.merge(Duration::from_secs(2));
+        return Ok(runtime);
+    }
     let Some(sandbox_id) = ready_sandbox(ctx, state, pod, &mut runtime, outcome).await? else {
         return Ok(runtime);
     };
@@ -115,6 +120,7 @@ async fn run_containers(
         }
     }
     run_regular_containers(ctx, state, pod, probes, &target, outcome).await;
+    container_gc::collect(ctx, &runtime).await;
     observe::observe(ctx.cri.as_ref(), uid(pod)).await
 }
 
