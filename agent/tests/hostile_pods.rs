@@ -19,7 +19,7 @@ use common::pods::{
 use common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::node::v1::RuntimeClass;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
@@ -407,6 +407,54 @@ async fn a_grace_period_at_int64_max_and_the_longest_deadline_neither_panic_nor_
     assert!(began.elapsed() < Duration::from_secs(60));
     let uid = p.metadata.uid.unwrap();
     assert!(common::pods::sandboxes_of(&uid).await.is_empty());
+    assert_node_unharmed(&client, &mut agent, pid, &ns).await;
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_held_at_pod_max_pids_and_the_node_runs_on() {
+    if !require_cluster() {
+        return;
+    }
+    let node = "mkl-hostile-forks";
+    let (client, mut agent, pid, ns) = start(node, &["--pod-max-pids=24"]).await;
+    // A subshell forks until the kernel refuses (ash gives up on "can't fork"); the shell then
+    // reads that with builtins only (no fork is left for it) and says so.
+    ns.pod(
+        "bomb",
+        node,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh(
+            "( n=0; while [ $n -lt 200 ]; do sleep 600 & n=$((n+1)); done ) 2>/tmp/err; \
+             while read -r line; do case \"$line\" in *fork*) echo refused; break;; esac; \
+             done </tmp/err; exec sleep 3600"
+        )}]}),
+    )
+    .await;
+    let p = ready(&ns, "bomb").await;
+    let uid = p.metadata.uid.clone().unwrap();
+    let cgroup = PathBuf::from("/sys/fs/cgroup/pids")
+        .join(agent.cgroup_root().trim_start_matches('/'))
+        .join(format!("kubepods/besteffort/pod{uid}"));
+    assert_eq!(
+        std::fs::read_to_string(cgroup.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "24"
+    );
+    let current: u32 = std::fs::read_to_string(cgroup.join("pids.current"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(current <= 24, "{current} processes in the pod");
+    let logs = wait_for("the refused forks in the log", T, || {
+        let pods = ns.pods();
+        async move {
+            let logs = pods.logs("bomb", &LogParams::default()).await.ok()?;
+            logs.contains("refused").then_some(logs)
+        }
+    })
+    .await;
+    assert_eq!(logs.trim(), "refused");
     assert_node_unharmed(&client, &mut agent, pid, &ns).await;
 }
 

@@ -21,6 +21,8 @@ pub struct CgroupSettings {
     pub per_qos: bool,
     /// `enforceNodeAllocatable` holds `pods` (the default): kubepods is limited to allocatable.
     pub enforce_pods: bool,
+    /// `podPidsLimit` / `--pod-max-pids` when positive: every pod cgroup's pids.max.
+    pub pod_pids_limit: Option<i64>,
 }
 
 impl Default for CgroupSettings {
@@ -30,6 +32,7 @@ impl Default for CgroupSettings {
             root: CgroupName::root(),
             per_qos: true,
             enforce_pods: true,
+            pod_pids_limit: None,
         }
     }
 }
@@ -46,6 +49,8 @@ pub enum QosTier {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodCgroups {
     driver: CgroupDriver,
+    /// pids.max of every pod cgroup.
+    pod_pids_limit: Option<i64>,
     /// ROOT/kubepods; None without cgroupsPerQOS.
     kubepods: Option<CgroupName>,
 }
@@ -55,6 +60,7 @@ impl Default for PodCgroups {
         // The default root is valid: kubepods below it is too.
         Self::new(&CgroupSettings::default(), CgroupDriver::Cgroupfs).unwrap_or(PodCgroups {
             driver: CgroupDriver::Cgroupfs,
+            pod_pids_limit: None,
             kubepods: None,
         })
     }
@@ -71,7 +77,16 @@ impl PodCgroups {
         } else {
             None
         };
-        Ok(PodCgroups { driver, kubepods })
+        Ok(PodCgroups {
+            driver,
+            pod_pids_limit: settings.pod_pids_limit,
+            kubepods,
+        })
+    }
+
+    /// pids.max of every pod cgroup (`podPidsLimit`), None for no limit.
+    pub fn pod_pids_limit(&self) -> Option<i64> {
+        self.pod_pids_limit
     }
 
     pub fn driver(&self) -> CgroupDriver {
@@ -147,6 +162,7 @@ mod tests {
             root: CgroupName::parse_root(root).unwrap(),
             per_qos,
             enforce_pods: true,
+            pod_pids_limit: None,
         };
         PodCgroups::new(&settings, driver).unwrap()
     }

@@ -81,6 +81,8 @@ pub struct FileConfig {
     pub cgroups_per_qos: Option<bool>,
     #[serde(skip)]
     pub enforce_node_allocatable: Option<Vec<String>>,
+    #[serde(skip)]
+    pub pod_pids_limit: Option<i64>,
 }
 
 impl FileConfig {

@@ -79,6 +79,11 @@ pub struct Flags {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub enforce_node_allocatable: Option<Vec<String>>,
 
+    /// The most processes a pod's cgroup may hold (pids.max; podPidsLimit in the config file;
+    /// default -1, no limit).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pod_max_pids: Option<i64>,
+
     /// Accepted for kubeadm: the agent does not check for swap (true warns).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub fail_swap_on: Option<bool>,

@@ -140,6 +140,10 @@ fn cgroup_settings(flags: &Flags, file: &FileConfig) -> Result<CgroupSettings, C
             .or(file.cgroups_per_qos)
             .unwrap_or(true),
         enforce_pods: enforced.iter().any(|v| v == "pods"),
+        pod_pids_limit: flags
+            .pod_max_pids
+            .or(file.pod_pids_limit)
+            .filter(|n| *n > 0),
     })
 }
 

@@ -7,7 +7,8 @@
 //! - Guaranteed: also the CFS quota from the summed cpu limit and the memory limit;
 //! - Burstable: the quota only when every container has a cpu limit, the memory limit only
 //!   when every container has a memory limit (or the pod sets one at pod level);
-//! - BestEffort: the least cpu shares (2), nothing else.
+//! - BestEffort: the least cpu shares (2), nothing else;
+//! - every class: pids.max from `podPidsLimit` / `--pod-max-pids` when it is positive.
 //!
 //! The cgroup is written with the cgroupfs driver only: under the systemd driver kubelet asks
 //! systemd (over D-Bus) for a slice unit, which this agent does not do; the runtime then makes
@@ -116,7 +117,10 @@ pub async fn ensure(ctx: &PodContext, pod: &Pod) -> Result<(), String> {
     if path.is_empty() {
         return Ok(());
     }
-    let limits = pod_limits(pod);
+    let limits = ResourceConfig {
+        pids_max: ctx.cgroups.pod_pids_limit(),
+        ..pod_limits(pod)
+    };
     let burstable = (qos_class(pod) == QosClass::Burstable)
         .then(|| pod_amount(pod, CPU, Kind::Request).saturating_add(overhead(pod, CPU)));
     let uid = pod.metadata.uid.clone().unwrap_or_default();

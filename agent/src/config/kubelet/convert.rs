@@ -77,6 +77,7 @@ pub fn to_file_config(kc: &KubeletConfiguration) -> Result<FileConfig, ConfigErr
         cgroup_root: text(kc.cgroup_root.as_ref()).map(str::to_string),
         cgroups_per_qos: kc.cgroups_per_qos,
         enforce_node_allocatable: kc.enforce_node_allocatable.clone(),
+        pod_pids_limit: kc.pod_pids_limit,
         container_runtime_endpoint: endpoint(kc.container_runtime_endpoint.as_ref())?,
         cluster_domain: text(kc.cluster_domain.as_ref()).map(str::to_string),
         cluster_dns: cluster_dns(kc.cluster_dns.as_ref())?,

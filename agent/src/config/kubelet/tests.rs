@@ -469,6 +469,23 @@ fn node_allocatable_is_enforced_on_pods_unless_told_otherwise() {
 }
 
 #[test]
+fn pod_pids_limit_comes_from_the_file_or_the_flag_and_minus_one_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "config.yaml",
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodPidsLimit: 4096\n",
+    );
+    let (c, warnings) = resolve(&["--kubeconfig=/k", &config_arg(&path)]).unwrap();
+    assert_eq!(c.cgroups.pod_pids_limit, Some(4096));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let (c, _) = resolve(&["--kubeconfig=/k", &config_arg(&path), "--pod-max-pids=100"]).unwrap();
+    assert_eq!(c.cgroups.pod_pids_limit, Some(100), "the flag decides");
+    let (c, _) = resolve(&["--kubeconfig=/k", &config_arg(&path), "--pod-max-pids=-1"]).unwrap();
+    assert_eq!(c.cgroups.pod_pids_limit, None);
+}
+
+#[test]
 fn cgroup_flags_beat_the_file_and_bad_roots_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "config.yaml", KIND);
@@ -481,6 +498,7 @@ fn cgroup_flags_beat_the_file_and_bad_roots_are_refused() {
     ])
     .unwrap();
     assert_eq!(c.cgroups.driver, CgroupDriver::Cgroupfs);
+    assert_eq!(c.cgroups.pod_pids_limit, None, "kubelet's default: -1");
     assert_eq!(c.cgroups.root.to_cgroupfs(), "/nodes/n1");
     assert!(!c.cgroups.per_qos);
     let layout = PodCgroups::new(&c.cgroups, c.cgroups.driver).unwrap();
@@ -643,6 +661,7 @@ fn every_field_of_the_type_is_honoured_or_warned() {
         "cgroupRoot",
         "cgroupsPerQOS",
         "enforceNodeAllocatable",
+        "podPidsLimit",
     ]);
     assert_eq!(
         top.len(),

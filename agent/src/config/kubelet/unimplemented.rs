@@ -79,7 +79,6 @@ pub const FIELDS: &[(&str, Quiet)] = &[
     ("topologyManagerPolicyOptions", Quiet::Zero),
     ("qosReserved", Quiet::Zero),
     ("hairpinMode", Quiet::Zero),
-    ("podPidsLimit", Quiet::PtrIs("-1")),
     ("resolvConf", Quiet::PtrIs("/etc/resolv.conf")),
     ("runOnce", Quiet::Zero),
     ("cpuCFSQuota", Quiet::PtrIs("true")),

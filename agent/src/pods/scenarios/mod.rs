@@ -46,6 +46,8 @@ const NODE_NAME: &str = "minikubelet-scenarios";
 
 /// The cgroup root of scenario pods.
 const SCENARIO_CGROUP_ROOT: &str = "/minikubelet-scenarios";
+/// The scenarios' podPidsLimit: ample for their shells.
+pub(super) const SCENARIO_POD_PIDS: i64 = 64;
 
 /// The command of every scenario container: run until /tmp/exit names an exit code; exit 0 on
 /// SIGTERM.
@@ -147,6 +149,7 @@ impl Node {
         // orphaned-cgroup sweep never sees their pods.
         let settings = crate::cgroups::CgroupSettings {
             root: crate::cgroups::CgroupName::parse_root(SCENARIO_CGROUP_ROOT).unwrap(),
+            pod_pids_limit: Some(SCENARIO_POD_PIDS),
             ..crate::cgroups::CgroupSettings::default()
         };
         let layout =
@@ -222,6 +225,27 @@ impl Node {
                 for dir in h.dirs_of(path) {
                     std::fs::create_dir_all(dir).unwrap();
                 }
+            }
+        }
+    }
+
+    /// The pids.max of the pod cgroup at `path`: the last apply recorded, or the host's file.
+    pub fn pod_cgroup_pids_max(&self, path: &str) -> Option<String> {
+        use crate::cgroups::recording::CgroupOp;
+        match &self.cgroups {
+            ScenarioCgroups::Recorded(fs) => fs.ops().into_iter().rev().find_map(|op| match op {
+                CgroupOp::Apply(p, c) if p == path => c.pids_max.map(|n| n.to_string()),
+                _ => None,
+            }),
+            ScenarioCgroups::Host(h) => {
+                let file = h
+                    .mount()
+                    .join("pids")
+                    .join(path.trim_start_matches('/'))
+                    .join("pids.max");
+                std::fs::read_to_string(file)
+                    .ok()
+                    .map(|s| s.trim().to_string())
             }
         }
     }

@@ -29,6 +29,11 @@ scenario! {
         node.sync(&mut state, &p).await;
         assert_eq!(node.cri.calls_of(Method::StartContainer).len(), 1);
         assert_eq!(node.pod_cgroup(&path), Some((Some(64 << 20), Some(102))));
+        assert_eq!(
+            node.pod_cgroup_pids_max(&path),
+            Some(crate::pods::scenarios::SCENARIO_POD_PIDS.to_string()),
+            "podPidsLimit"
+        );
 
         node.sync(&mut state, &node.deleting(&p, 2)).await;
         assert!(matches!(state.lifecycle, Lifecycle::CleanedUp { .. }));
