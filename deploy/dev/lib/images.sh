@@ -13,6 +13,8 @@ image_inputs() {
 	pause) gcc -dumpfullversion ;;
 	busybox) sha256sum /bin/busybox ;;
 	grpc-health) go version ;;
+	# One program of the project's builds (deploy/images/binary, deploy/images/iptables).
+	binary | iptables) sha256sum "${IMAGE_BINARY:?}" && printf '%s\n' "${IMAGE_BINARY_AT:?}" ;;
 	# The e2e suite's images (lib/conformance.sh): agnhost's binary and its Debian release;
 	# nonewprivs and nonroot start from the busybox userland.
 	agnhost) sha256sum "${AGNHOST_BIN:?}" && printf '%s\n' "${AGNHOST_SUITE:-bookworm}" ;;

@@ -24,7 +24,7 @@
 #   - the harness routes every node's podCIDR to its address in the other nodes, as a
 #     routing CNI would (kindnet does the same), so pods reach pods on other nodes.
 # The images kubeadm pulls (imageRepository REGISTRY/kubeadm) are the project's builds:
-# deploy/images/binary (etcd, kube-*, coredns) and deploy/images/kube-proxy.
+# deploy/images/binary (etcd, kube-*, coredns) and deploy/images/iptables (kube-proxy).
 # There is no systemd here: kubeadm's kubelet-start phase warns that it cannot restart
 # kubelet.service and waits; the harness then starts minikubelet with the unit's command line
 # from the files kubeadm wrote (joined_agent_cmd), as for `cluster join`.
@@ -110,7 +110,8 @@ kubeadm_images() {
 	IMAGE_BINARY=$(bin_path coredns) IMAGE_BINARY_AT=/coredns \
 		build_image binary "$COREDNS_VERSION" '["/coredns"]' '' kubeadm/coredns
 	push_image kubeadm/coredns "$COREDNS_VERSION"
-	KUBE_PROXY_BIN=$(bin_path kube-proxy) build_image kube-proxy "$K8S_VERSION" '' '' kubeadm/kube-proxy
+	IMAGE_BINARY=$(bin_path kube-proxy) IMAGE_BINARY_AT=/usr/local/bin/kube-proxy \
+		build_image iptables "$K8S_VERSION" '' '' kubeadm/kube-proxy
 	push_image kubeadm/kube-proxy "$K8S_VERSION"
 	build_image pause 3.10.1 '["/pause"]' '' kubeadm/pause
 	push_image kubeadm/pause 3.10.1
