@@ -33,6 +33,8 @@ version_of() {
 	crictl) printf '%s\n' "$CRICTL_VERSION" ;;
 	metrics-server) printf '%s\n' "$(go_mod_version metrics-server sigs.k8s.io/metrics-server)" ;;
 	coredns) printf '%s\n' "$COREDNS_VERSION" ;;
+	kind) go_mod_version kind sigs.k8s.io/kind ;;            # deploy/kind
+	flanneld) go_mod_version flannel github.com/flannel-io/flannel ;; # deploy/kind
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubeadm | kube-proxy | kubelet) printf '%s\n' "$K8S_VERSION" ;;
 	*) die "no version for $1" ;;
 	esac
