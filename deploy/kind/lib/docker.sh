@@ -32,7 +32,7 @@ docker_dir() {
 # ensure_docker: docker.io downloaded and unpacked once per version, with the packages its
 # binaries link against or run (containerd, runc, libdevmapper) installed.
 ensure_docker() {
-	local dir deb
+	local dir tmp deb
 	install_missing "containerd containerd" "runc runc" \
 		"/usr/lib/x86_64-linux-gnu/libdevmapper.so.1.02.1 libdevmapper1.02.1"
 	if ! dir=$(docker_dir); then
@@ -41,14 +41,18 @@ ensure_docker() {
 	fi
 	[[ -x $dir/usr/sbin/dockerd ]] && return 0
 	log "unpacking Debian's $DOCKER_DEB $(docker_version) into $dir"
-	mkdir -p "$CACHE/debs" "$dir.tmp"
-	(cd "$CACHE/debs" && apt-get download "$DOCKER_DEB=$(docker_version)") >>"$LOGS/apt.log" 2>&1 ||
+	mkdir -p "$CACHE/docker"
+	tmp=$(mktemp -d "$CACHE/docker/.download.XXXXXX")
+	if ! (cd "$tmp" && apt-get download "$DOCKER_DEB=$(docker_version)") >>"$LOGS/apt.log" 2>&1; then
+		rm -rf "$tmp"
 		die "apt-get download $DOCKER_DEB failed (log: $LOGS/apt.log)"
-	deb=$(find "$CACHE/debs" -maxdepth 1 -name "${DOCKER_DEB}_*.deb" -newer "$dir.tmp" -print -quit)
-	[[ -n $deb ]] || deb=$(find "$CACHE/debs" -maxdepth 1 -name "${DOCKER_DEB}_*.deb" -print -quit)
-	dpkg-deb -x "$deb" "$dir.tmp"
+	fi
+	deb=$(find "$tmp" -maxdepth 1 -name '*.deb' -print -quit)
+	mkdir "$tmp/root"
+	dpkg-deb -x "$deb" "$tmp/root"
 	rm -rf "$dir"
-	mv "$dir.tmp" "$dir"
+	mv "$tmp/root" "$dir"
+	rm -rf "$tmp"
 }
 
 docker_bin_dir() { printf '%s/usr/bin\n' "$(docker_dir)"; }
