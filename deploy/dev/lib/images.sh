@@ -124,6 +124,31 @@ ensure_private_image() {
 	[[ $code == 401 ]] || die "$AUTH_REGISTRY answers an anonymous pull of $PRIVATE_IMAGE with HTTP $code, not 401"
 }
 
+# KUBEADM_IMAGE_SET: "REPO TAG" of every image kubeadm's control plane and addons run, as
+# build_kubeadm_images builds them (the kubeadm lane pushes them, the kind node image
+# imports them).
+KUBEADM_IMAGE_SET=()
+
+# build_kubeadm_images: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+# CoreDNS (deploy/images/binary), kube-proxy (deploy/images/iptables) and pause, from the
+# binaries build.sh makes (ensure_binaries, build_coredns); each skipped when unchanged.
+build_kubeadm_images() {
+	local name
+	KUBEADM_IMAGE_SET=()
+	for name in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+		IMAGE_BINARY=$(bin_path "$name") IMAGE_BINARY_AT=/usr/local/bin/$name \
+			build_image binary "$(version_of "$name")" '' '' "kubeadm/$name"
+		KUBEADM_IMAGE_SET+=("kubeadm/$name $(version_of "$name")")
+	done
+	IMAGE_BINARY=$(bin_path coredns) IMAGE_BINARY_AT=/coredns \
+		build_image binary "$COREDNS_VERSION" '["/coredns"]' '' kubeadm/coredns
+	IMAGE_BINARY=$(bin_path kube-proxy) IMAGE_BINARY_AT=/usr/local/bin/kube-proxy \
+		build_image iptables "$K8S_VERSION" '' '' kubeadm/kube-proxy
+	build_image pause 3.10.1 '["/pause"]' '' kubeadm/pause
+	KUBEADM_IMAGE_SET+=("kubeadm/coredns $COREDNS_VERSION" "kubeadm/kube-proxy $K8S_VERSION"
+		"kubeadm/pause 3.10.1")
+}
+
 ensure_images() {
 	build_image pause 1.0 '["/pause"]' ''
 	build_image busybox 1.35 '' '["sh"]'

@@ -96,25 +96,17 @@ KUBEADM_PACKAGES=(
 )
 
 # kubeadm_images: the images `kubeadm config images list` names for imageRepository
-# REGISTRY/kubeadm, built from the project's binaries and pushed (each skipped when unchanged).
+# REGISTRY/kubeadm, built from the project's binaries (images.sh: build_kubeadm_images) and
+# pushed (each skipped when unchanged).
 kubeadm_images() {
-	local name
+	local image
 	install_missing "${KUBEADM_PACKAGES[@]}"
 	ensure_binaries # kube-proxy is built with the others
 	build_coredns
-	for name in kube-apiserver kube-controller-manager kube-scheduler etcd; do
-		IMAGE_BINARY=$(bin_path "$name") IMAGE_BINARY_AT=/usr/local/bin/$name \
-			build_image binary "$(version_of "$name")" '' '' "kubeadm/$name"
-		push_image "kubeadm/$name" "$(version_of "$name")"
+	build_kubeadm_images
+	for image in "${KUBEADM_IMAGE_SET[@]}"; do
+		push_image "${image% *}" "${image#* }"
 	done
-	IMAGE_BINARY=$(bin_path coredns) IMAGE_BINARY_AT=/coredns \
-		build_image binary "$COREDNS_VERSION" '["/coredns"]' '' kubeadm/coredns
-	push_image kubeadm/coredns "$COREDNS_VERSION"
-	IMAGE_BINARY=$(bin_path kube-proxy) IMAGE_BINARY_AT=/usr/local/bin/kube-proxy \
-		build_image iptables "$K8S_VERSION" '' '' kubeadm/kube-proxy
-	push_image kubeadm/kube-proxy "$K8S_VERSION"
-	build_image pause 3.10.1 '["/pause"]' '' kubeadm/pause
-	push_image kubeadm/pause 3.10.1
 }
 
 # --- the nodes' network -------------------------------------------------------------------------

@@ -25,29 +25,23 @@ build_flanneld() {
 		-ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION"
 }
 
-# node_images_list: NODE_IMAGES for rootfs.sh, "REF=OCI_LAYOUT" pairs, each layout built by
-# images.sh when its inputs changed (the same builds as the kubeadm lane's images).
+# node_images_list: NODE_IMAGES for rootfs.sh, "REF=OCI_LAYOUT" pairs: the kubeadm lane's
+# images (images.sh: build_kubeadm_images) under the names kubeadm asks for, and flanneld.
 node_images_list() {
-	local name
-	NODE_IMAGES=()
-	for name in kube-apiserver kube-controller-manager kube-scheduler etcd; do
-		IMAGE_BINARY=$(bin_path "$name") IMAGE_BINARY_AT=/usr/local/bin/$name \
-			build_image binary "$(version_of "$name")" '' '' "kubeadm/$name"
-	done
-	IMAGE_BINARY=$(bin_path coredns) IMAGE_BINARY_AT=/coredns \
-		build_image binary "$COREDNS_VERSION" '["/coredns"]' '' kubeadm/coredns
-	IMAGE_BINARY=$(bin_path kube-proxy) IMAGE_BINARY_AT=/usr/local/bin/kube-proxy \
-		build_image iptables "$K8S_VERSION" '' '' kubeadm/kube-proxy
-	build_image pause 3.10.1 '["/pause"]' '' kubeadm/pause
+	local image repo tag name
+	build_kubeadm_images
 	IMAGE_BINARY=$(bin_path flanneld) IMAGE_BINARY_AT=/usr/local/bin/flanneld \
 		build_image iptables "$FLANNEL_VERSION" '' '' kind/flannel
-	for name in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
-		NODE_IMAGES+=("registry.k8s.io/$name:$K8S_VERSION=$OCI_CACHE/kubeadm_$name-$K8S_VERSION")
+	NODE_IMAGES=("$FLANNEL_IMAGE=$OCI_CACHE/kind_flannel-$FLANNEL_VERSION")
+	for image in "${KUBEADM_IMAGE_SET[@]}"; do
+		repo=${image% *} tag=${image#* } name=${repo#kubeadm/}
+		case $name in
+		etcd) name=etcd:$KUBEADM_ETCD_TAG ;;
+		coredns) name=coredns/coredns:$tag ;;
+		*) name=$name:$tag ;;
+		esac
+		NODE_IMAGES+=("registry.k8s.io/$name=$OCI_CACHE/${repo//\//_}-$tag")
 	done
-	NODE_IMAGES+=("registry.k8s.io/etcd:$KUBEADM_ETCD_TAG=$OCI_CACHE/kubeadm_etcd-$ETCD_VERSION"
-		"registry.k8s.io/coredns/coredns:$COREDNS_VERSION=$OCI_CACHE/kubeadm_coredns-$COREDNS_VERSION"
-		"registry.k8s.io/pause:3.10.1=$OCI_CACHE/kubeadm_pause-3.10.1"
-		"$FLANNEL_IMAGE=$OCI_CACHE/kind_flannel-$FLANNEL_VERSION")
 }
 
 # node_image_inputs: what the node image is made of, one line each (its cache key).
