@@ -10,6 +10,7 @@ component_binary() {
 	case $1 in
 	registry | registry-auth | kadm-registry) echo docker-registry ;;
 	kadm-*-containerd) echo containerd ;;   # a node of the kubeadm cluster (lib/kubeadm.sh)
+	bench-kubelet-containerd) echo containerd ;; # kubelet's runtime in deploy/dev/bench-kubelet
 	kadm-*-minikubelet) echo minikubelet ;;
 	kadm-*-kubelet) echo kubelet ;;
 	csi-controller) echo csi-minihostpath ;;
@@ -80,6 +81,11 @@ kube-apiserver_cmd() {
 		--service-account-issuer="$SA_ISSUER"
 		--service-cluster-ip-range="$SERVICE_CIDR"
 		--shutdown-send-retry-after=true
+		--audit-policy-file="$TEMPLATES/audit-policy.yaml"
+		--audit-log-path="$LOGS/audit.log"
+		--audit-log-format=json
+		--audit-log-maxsize=200
+		--audit-log-maxbackup=1
 		--profiling=false
 		--v=1)
 }
@@ -248,6 +254,7 @@ config_files() {
 	registry) echo "$STATE/registry/config.yml" ;;
 	registry-auth) echo "$AUTH_REGISTRY_DIR/config.yml $AUTH_REGISTRY_DIR/htpasswd" ;;
 	containerd) echo "$STATE/containerd/config.toml $STATE/containerd/certs.d/$REGISTRY/hosts.toml" ;;
+	kube-apiserver) echo "$TEMPLATES/audit-policy.yaml" ;;
 	esac
 }
 
