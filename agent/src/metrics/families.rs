@@ -12,6 +12,11 @@ const POD_START_BUCKETS: &[f64] = &[
     300.0, 360.0, 480.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0,
 ];
 
+/// Buckets for the agent's own share of a pod start: 0.25 ms .. ~1 s.
+fn share_buckets() -> Vec<f64> {
+    (0..13).map(|i| 0.000_25 * f64::from(1u32 << i)).collect()
+}
+
 /// Buckets for sub-second operations: 1 ms .. ~33 s.
 fn op_buckets() -> Vec<f64> {
     (0..16).map(|i| 0.001 * f64::from(1u32 << i)).collect()
@@ -24,6 +29,7 @@ pub struct Families {
     pub running_containers: GaugeVec,
     pub pod_start_duration: Histogram,
     pub pod_start_stage_duration: HistogramVec,
+    pub pod_start_agent: HistogramVec,
     pub pod_worker_duration: HistogramVec,
     pub runtime_operations: IntCounterVec,
     pub runtime_operations_duration: HistogramVec,
@@ -75,6 +81,12 @@ impl Families {
                 "Duration in seconds of each stage of a pod's start (admission, volumes, sandbox, image, create, start, ready)",
                 op_buckets(),
                 &["stage"],
+            )?,
+            pod_start_agent: histogram(
+                "minikubelet_pod_start_agent_seconds",
+                "The agent's own share of a pod's first start, by span: watch_to_first_cri (the pod seen in the watch -> its first RunPodSandbox call), last_cri_to_status (the last StartContainer reply -> the status write showing the pod Ready sent)",
+                share_buckets(),
+                &["span"],
             )?,
             pod_worker_duration: HistogramVec::new(
                 HistogramOpts::new(
@@ -147,6 +159,7 @@ impl Families {
         registry.register(Box::new(self.running_containers.clone()))?;
         registry.register(Box::new(self.pod_start_duration.clone()))?;
         registry.register(Box::new(self.pod_start_stage_duration.clone()))?;
+        registry.register(Box::new(self.pod_start_agent.clone()))?;
         registry.register(Box::new(self.pod_worker_duration.clone()))?;
         registry.register(Box::new(self.runtime_operations.clone()))?;
         registry.register(Box::new(self.runtime_operations_duration.clone()))?;

@@ -130,6 +130,16 @@ pub fn observe_pod_start_stage(stage: &str, elapsed: Duration) {
     }
 }
 
+/// The agent's own share of a pod's first start (span: watch_to_first_cri, last_cri_to_status).
+pub fn observe_pod_start_agent(span: &str, elapsed: Duration) {
+    if let Some(m) = global() {
+        m.families
+            .pod_start_agent
+            .with_label_values(&[span])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
 /// A pod worker died of a panic (and is restarted by its supervisor).
 pub fn count_pod_worker_panic() {
     if let Some(m) = global() {

@@ -48,6 +48,7 @@ use super::context::PodContext;
 use super::pod_probes::PodProbes;
 use super::sandbox;
 use super::sync::{self, PodState};
+use super::timing::Timings;
 
 /// The latest word from the API about a pod.
 #[derive(Clone)]
@@ -116,6 +117,8 @@ impl Workers {
             });
             return;
         }
+        // The pod's start is timed from here: its watch event (or static pod file) just came.
+        let seen = std::time::Instant::now();
         let (tx, rx) = watch::channel(Desired::Present(pod.clone()));
         let wake = Arc::new(Notify::new());
         map.insert(
@@ -135,7 +138,7 @@ impl Workers {
             let rx = first_rx
                 .take()
                 .or_else(|| this.lock().get(&uid).map(|h| h.tx.subscribe()))?;
-            Some(this.clone().run(uid.clone(), rx, wake.clone()))
+            Some(this.clone().run(uid.clone(), rx, wake.clone(), seen))
         };
         tokio::spawn(super::supervise::supervise(cancel, start).instrument(span));
     }
@@ -163,9 +166,18 @@ impl Workers {
         self.lock().contains_key(uid)
     }
 
-    async fn run(self, uid: String, mut rx: watch::Receiver<Desired>, wake: Arc<Notify>) {
+    async fn run(
+        self,
+        uid: String,
+        mut rx: watch::Receiver<Desired>,
+        wake: Arc<Notify>,
+        seen: std::time::Instant,
+    ) {
         let ctx = self.ctx.clone();
-        let mut state = PodState::default();
+        let mut state = PodState {
+            timings: Timings::since(seen),
+            ..PodState::default()
+        };
         let mut probes = PodProbes::new(wake.clone());
         let mut first = true;
         let mut last_pod: Option<Arc<Pod>> = None;

@@ -1,7 +1,7 @@
 //! The pod's status as a sync leaves it: computed from the runtime, the worker's memory and the
 //! probes' word ([`super::super::status::compute`]), and written when it changed or when the
 //! API's copy no longer shows it ([`status_writer::overwritten`]). The first write showing the
-//! pod Ready also emits the startup breakdown event.
+//! pod Ready also logs the startup breakdown.
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
@@ -60,10 +60,14 @@ pub async fn write_status(
         .iter()
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
+    let sent = std::time::Instant::now();
     match ctx.writer.write_status(pod, &status).await {
         Ok(()) => {
-            if ready && let Some(line) = state.timings.ready() {
-                ctx.events.normal(pod, None, "Ready", line);
+            // The breakdown goes to the log (and the stage histograms), not to an event:
+            // kubelet's events for a start are Pulled, Created and Started, and each event is
+            // one more API request per pod.
+            if ready && let Some(line) = state.timings.ready(sent) {
+                tracing::info!("{line}");
             }
             state.last_written = Some(status.clone());
         }

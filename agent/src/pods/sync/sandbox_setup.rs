@@ -108,6 +108,7 @@ pub(super) async fn create_sandbox(
     if let Some(uid) = pod.metadata.uid.as_deref() {
         crate::network::routes::record_pod(uid);
     }
+    state.timings.cri_call();
     match ctx.cri.run_pod_sandbox(config, &handler).await {
         Ok(id) => {
             state.timings.add(Stage::Sandbox, began.elapsed());
