@@ -85,6 +85,10 @@ pub(super) fn pod_context(
         volumes,
         writer: Arc::new(writer),
         env_reads: crate::pods::context::EnvReads::Api,
+        services: match api.connected() {
+            Some(client) => crate::pods::service_lister::ServiceLister::start(client.clone()),
+            None => crate::pods::service_lister::ServiceLister::none(),
+        },
         api: api.clone(),
         cri: Arc::new(runtime.cri),
         runtime_name: runtime.name,

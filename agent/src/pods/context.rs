@@ -51,6 +51,8 @@ pub struct PodContext {
     pub api: crate::apiserver::ApiServer,
     /// Where container environments come from (the API but in scenario tests).
     pub env_reads: EnvReads,
+    /// The Services container environments see (a watch-fed cache when connected).
+    pub services: super::service_lister::ServiceLister,
     /// What the pod side writes to the API: status patches and the final deletion.
     pub writer: Arc<dyn PodWriter>,
     /// The container runtime.

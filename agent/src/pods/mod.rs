@@ -21,7 +21,8 @@
 //!   (its events go through [`crate::events`]);
 //! - [`log_rotation`]: container log rotation (the /containerLogs endpoint is
 //!   [`crate::server::logs`]);
-//! - [`context`]: what every worker shares.
+//! - [`context`]: what every worker shares; [`service_lister`]: the Service cache container
+//!   environments read.
 
 pub mod admission;
 pub mod config_source;
@@ -49,6 +50,7 @@ mod runtime_exec;
 pub mod sandbox;
 #[cfg(test)]
 mod scenarios;
+pub mod service_lister;
 pub mod source;
 pub mod start;
 pub mod static_pods;

@@ -100,7 +100,13 @@ async fn environment(ctx: &PodContext, req: &StartRequest<'_>) -> Result<Resolve
     let (node, ips) = (&ctx.node, req.pod_ips);
     let resolved = match ctx.env_reads {
         super::context::EnvReads::Api => match ctx.api.client() {
-            Ok(client) => container::resolve_env(client, pod, c, node, ips).await,
+            Ok(client) => {
+                let src = super::service_lister::CachedEnvSource {
+                    client,
+                    services: &ctx.services,
+                };
+                container::resolve_env(&src, pod, c, node, ips).await
+            }
             Err(_) => container::resolve_env(&super::context::NoObjects, pod, c, node, ips).await,
         },
         #[cfg(test)]
@@ -262,6 +268,7 @@ pub async fn start(
         return Err(failed(ctx, req, "RunContainerError", e.to_string()));
     }
     timings.add(Stage::Start, start_started.elapsed());
+    timings.cri_replied();
     ctx.events.normal(
         req.pod,
         Some(name),

@@ -175,6 +175,7 @@ impl Node {
         let ctx = PodContext {
             api: crate::apiserver::ApiServer::Standalone,
             env_reads: EnvReads::Empty,
+            services: crate::pods::service_lister::ServiceLister::none(),
             writer: writer.clone(),
             cri: cri.clone(),
             runtime_name: "containerd".into(),
