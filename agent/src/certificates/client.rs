@@ -18,6 +18,9 @@ use super::CertError;
 use super::connector::ClosingConnector;
 use super::identity::Identity;
 
+/// Idle connections to the API server kept for reuse.
+const IDLE_CONNECTIONS: usize = 8;
+
 /// Builds the client for `config` (whose own client certificate, if any, is ignored) with
 /// `identity` as its certificate.
 pub fn rotating_client(
@@ -59,8 +62,13 @@ pub fn rotating_client(
     timed.set_read_timeout(config.read_timeout);
     timed.set_write_timeout(config.write_timeout);
     timed.set_reset_reader_on_write(config.reset_reader_on_write);
+    // HTTP/1.1 opens a connection per concurrent request: a burst of pods opens dozens, each
+    // with its TLS state and buffers. Keep a few for reuse and close the rest when they fall
+    // idle, so memory (here and in the API server) goes back down after the burst.
     let http: hyper_util::client::legacy::Client<_, kube::client::Body> =
-        hyper_util::client::legacy::Builder::new(TokioExecutor::new()).build(timed);
+        hyper_util::client::legacy::Builder::new(TokioExecutor::new())
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
+            .build(timed);
 
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())

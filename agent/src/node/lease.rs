@@ -1,6 +1,7 @@
 //! The node Lease in kube-node-lease: the cheap heartbeat the node lifecycle controller watches.
-//! Renewed every quarter of its duration (10 s of 40 s by default); a failed renewal is retried
-//! with a short backoff, as kubelet does.
+//! Renewed every quarter of its duration (10 s of 40 s by default) plus up to 4% jitter, after
+//! the last renewal finished (kubelet's `wait.JitterUntil(sync, interval, 0.04, sliding)`); a
+//! failed renewal is retried with a short backoff, as kubelet does.
 
 use std::time::Duration;
 
@@ -91,6 +92,11 @@ pub async fn renew(
     }
 }
 
+/// kubelet's jitter of lease renewals: `interval` plus up to 4% of it (`fraction` in [0, 1)).
+fn jittered(interval: Duration, fraction: f64) -> Duration {
+    interval.mul_f64(1.0 + 0.04 * fraction.clamp(0.0, 1.0))
+}
+
 /// Keeps the lease renewed until cancelled. Each renewal gets `deadline` (kubelet: the shorter
 /// of the lease duration and the status update frequency), so a hung connection to the
 /// apiserver is abandoned and retried rather than left to age the lease.
@@ -117,7 +123,7 @@ pub async fn run(
             Err(_) => Some(format!("no answer within {deadline:?}")),
         };
         let wait = match failed {
-            None => interval,
+            None => jittered(interval, crate::certificates::schedule::random_fraction()),
             Some(error) => {
                 let delay = backoff.next_delay().min(interval);
                 warn!(node = %owner.node_name, %error, retry_in = ?delay, "failed to renew node lease");
@@ -128,5 +134,19 @@ pub async fn run(
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewals_wait_the_interval_plus_at_most_four_percent() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(jittered(ten, 0.0), ten);
+        assert_eq!(jittered(ten, 0.5), Duration::from_millis(10_200));
+        assert!(jittered(ten, 0.999_999) < Duration::from_millis(10_400));
+        assert_eq!(jittered(ten, 7.0), Duration::from_millis(10_400));
     }
 }
