@@ -367,20 +367,15 @@ fn details(results: &[NodeResult]) -> String {
         }
     }
     for r in results {
-        let _ = writeln!(
-            out,
-            "{}'s API requests, lifecycles window ({:.0} s): {}",
-            r.agent,
-            r.api_lifecycles.secs,
-            breakdown(&r.api_lifecycles.requests.by_kind)
-        );
-        let _ = writeln!(
-            out,
-            "{}'s API requests, idle window ({:.0} s): {}",
-            r.agent,
-            r.api_idle.secs,
-            breakdown(&r.api_idle.requests.by_kind)
-        );
+        for (window, api) in [("lifecycles", &r.api_lifecycles), ("idle", &r.api_idle)] {
+            let _ = writeln!(
+                out,
+                "{}'s API requests, {window} window ({:.0} s): {}",
+                r.agent,
+                api.secs,
+                breakdown(&api.requests.by_kind)
+            );
+        }
     }
     out
 }

@@ -28,7 +28,8 @@ mod share;
 mod wait;
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -150,9 +151,7 @@ async fn run(args: RunArgs) -> Res<()> {
     if args.singles == 0 || args.bursts.contains(&0) {
         return Err("--singles and --bursts must be at least 1".into());
     }
-    let kube = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("cannot make an admin client from KUBECONFIG: {e}"))?;
+    let kube = admin_client().await?;
     let api = NodeApi {
         kube,
         node: args.node.clone(),
@@ -167,24 +166,50 @@ async fn run(args: RunArgs) -> Res<()> {
         runtime,
         agent: None,
     };
-    let outcome = tokio::select! {
-        r = bench.body() => r,
+    let outcome = until_interrupted(bench.body()).await;
+    eprintln!("{}: cleaning up", bench.args.agent);
+    let problems = bench.cleanup().await;
+    conclude(outcome, &problems, bench.args.out.as_deref(), |r| {
+        figures::report(std::slice::from_ref(r))
+    })
+}
+
+/// An admin client from KUBECONFIG.
+pub async fn admin_client() -> Res<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot make an admin client from KUBECONFIG: {e}").into())
+}
+
+/// `body`, unless Ctrl-C stops it first (the caller cleans up either way).
+pub async fn until_interrupted<T>(body: impl Future<Output = Res<T>>) -> Res<T> {
+    tokio::select! {
+        r = body => r,
         r = tokio::signal::ctrl_c() => match r {
             Ok(()) => Err("interrupted; cleaning up".into()),
             Err(e) => Err(format!("cannot wait for Ctrl-C: {e}").into()),
         },
-    };
-    eprintln!("{}: cleaning up", bench.args.agent);
-    let problems = bench.cleanup().await;
-    for p in &problems {
+    }
+}
+
+/// The end of a run, once it cleaned up: says what the cleanup could not remove; for a run
+/// that succeeded, writes its figures to `out` (JSON) and prints `report` of them. Fails when
+/// the run or the cleanup did.
+pub fn conclude<T: serde::Serialize>(
+    outcome: Res<T>,
+    problems: &[String],
+    out: Option<&Path>,
+    report: impl Fn(&T) -> String,
+) -> Res<()> {
+    for p in problems {
         eprintln!("node_bench: cleanup: {p}");
     }
     let result = outcome?;
-    if let Some(out) = &bench.args.out {
+    if let Some(out) = out {
         std::fs::write(out, serde_json::to_string_pretty(&result)?)
             .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     }
-    print!("{}", figures::report(std::slice::from_ref(&result)));
+    print!("{}", report(&result));
     if problems.is_empty() {
         Ok(())
     } else {

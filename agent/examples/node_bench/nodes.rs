@@ -124,9 +124,7 @@ pub async fn run(args: NodesArgs) -> Res<()> {
     if args.count == 0 || args.pods_per_node == 0 {
         return Err("--count and --pods-per-node must be at least 1".into());
     }
-    let kube = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("cannot make an admin client from KUBECONFIG: {e}"))?;
+    let kube = crate::admin_client().await?;
     let api = NodeApi {
         kube,
         node: String::new(),
@@ -142,29 +140,12 @@ pub async fn run(args: NodesArgs) -> Res<()> {
         names,
         procs: Vec::new(),
     };
-    let outcome = tokio::select! {
-        r = body(&args, &api, &runtime, &mut agents) => r,
-        r = tokio::signal::ctrl_c() => match r {
-            Ok(()) => Err("interrupted; cleaning up".into()),
-            Err(e) => Err(format!("cannot wait for Ctrl-C: {e}").into()),
-        },
-    };
+    let outcome = crate::until_interrupted(body(&args, &api, &runtime, &mut agents)).await;
     eprintln!("bench-nodes: cleaning up");
     let problems = cleanup(&api, &runtime, &mut agents).await;
-    for p in &problems {
-        eprintln!("node_bench: cleanup: {p}");
-    }
-    let result = outcome?;
-    if let Some(out) = &args.out {
-        std::fs::write(out, serde_json::to_string_pretty(&result)?)
-            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    }
-    print!("{}", report(std::slice::from_ref(&result)));
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err("cleanup was incomplete (see above)".into())
-    }
+    crate::conclude(outcome, &problems, args.out.as_deref(), |r| {
+        report(std::slice::from_ref(r))
+    })
 }
 
 async fn body(
