@@ -176,8 +176,12 @@ async fn run(args: RunArgs) -> Res<()> {
 
 /// An admin client from KUBECONFIG.
 pub async fn admin_client() -> Res<kube::Client> {
-    kube::Client::try_default()
+    // The agent's own client stack (TCP_NODELAY, pool): kube's default connector leaves
+    // Nagle on, and a create on a new connection would wait 40 ms for a delayed ACK.
+    let config = kube::Config::infer()
         .await
+        .map_err(|e| format!("cannot read KUBECONFIG: {e}"))?;
+    minikubelet::certificates::client::plain_client(&config)
         .map_err(|e| format!("cannot make an admin client from KUBECONFIG: {e}").into())
 }
 

@@ -78,7 +78,7 @@ pub struct NodeCredentials {
 
 async fn plain_client(path: &std::path::Path) -> Result<kube::Client, CertError> {
     let config = kubeconfig::client_config(path).await?;
-    kube::Client::try_from(config).map_err(|e| CertError::KubeconfigInvalid {
+    client::plain_client(&config).map_err(|e| CertError::KubeconfigInvalid {
         path: path.to_path_buf(),
         message: e.to_string(),
     })

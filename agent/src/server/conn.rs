@@ -81,6 +81,11 @@ async fn serve_within(
                 }
             },
         };
+        // Small writes (a log line, an exec frame, a response's last bytes) go out at once, as
+        // from Go's servers; Nagle would hold them for the peer's delayed ACK.
+        if let Err(e) = tcp.set_nodelay(true) {
+            debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let Ok(handshake) = limits.handshakes.admit(peer.ip()) else {
             debug!(%peer, "no handshake slot; closing a new connection");
             continue;

@@ -203,6 +203,10 @@ async fn proxy_within(
     let stream = tokio::net::TcpStream::connect(authority.as_str())
         .await
         .map_err(|e| ServerError::Runtime(format!("streaming server {authority}: {e}")))?;
+    // Interactive frames both ways; see the HTTPS server's accept loop.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(error = %e, "cannot set TCP_NODELAY on the streaming connection");
+    }
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ServerError::Runtime(format!("streaming server {authority}: {e}")))?;
