@@ -46,6 +46,13 @@ pub struct Inputs<'a> {
     pub now: Timestamp,
 }
 
+/// Now, in the whole seconds the API stores: a transition or start time set now then equals
+/// the API's copy of it, which the next sync keeps, so the status is not written again.
+pub fn stored_now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second()).unwrap_or(now)
+}
+
 fn time(nanos: i64) -> Option<Time> {
     (nanos > 0)
         .then(|| Timestamp::from_nanosecond(i128::from(nanos)).ok())

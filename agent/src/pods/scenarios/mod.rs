@@ -466,10 +466,12 @@ impl Node {
         self.events.take().into_iter().map(|e| e.reason).collect()
     }
 
-    /// The pod as the watch delivers it after the agent's own writes.
+    /// The pod as the watch delivers it after the agent's own writes: the status as the API
+    /// stores it (through JSON, so times in whole seconds).
     pub fn with_written(&self, mut pod: Pod) -> Pod {
         if let Some(status) = self.written_status(&pod) {
-            pod.status = Some(status);
+            let stored = serde_json::to_value(&status).unwrap();
+            pod.status = Some(serde_json::from_value(stored).unwrap());
         }
         pod
     }

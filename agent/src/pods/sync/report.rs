@@ -4,7 +4,6 @@
 //! pod Ready also logs the startup breakdown.
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use k8s_openapi::jiff::Timestamp;
 use tracing::warn;
 
 use super::super::config_source;
@@ -44,7 +43,7 @@ pub async fn write_status(
         started: &started,
         termination_messages: &state.termination_messages,
         terminal: state.lifecycle.verdict(),
-        now: Timestamp::now(),
+        now: status::stored_now(),
     });
     // Unchanged, and the API's copy still shows it (another writer may have changed the
     // conditions since; a static pod's copy is its mirror pod's, which the mirror task checks).
