@@ -58,6 +58,25 @@ pub struct ObservedPod {
 }
 
 impl ObservedPod {
+    /// Records the sandbox RunPodSandbox just returned as the newest, ready one: what listing
+    /// the runtime again would show, without the two list calls.
+    pub fn sandbox_created(&mut self, id: String, attempt: u32) {
+        let created_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+            .unwrap_or(i64::MAX);
+        self.sandboxes.insert(
+            0,
+            SandboxView {
+                id,
+                attempt,
+                ready: true,
+                created_at,
+            },
+        );
+    }
+
     /// The newest sandbox, if it is ready.
     pub fn ready_sandbox(&self) -> Option<&SandboxView> {
         self.sandboxes.first().filter(|s| s.ready)

@@ -158,10 +158,12 @@ fn all_creating(state: &mut PodState, pod: &Pod, message: &str) {
     }
 }
 
-/// The IPs of `sandbox_id`, asked of the runtime once per sandbox.
+/// The pod's IPs in `sandbox_id`, asked of the runtime once per sandbox; a hostNetwork pod's
+/// are the node's (kubelet's rule, for its status and for `status.podIP` in its environment).
 pub(super) async fn pod_ips(
     ctx: &PodContext,
     state: &mut PodState,
+    pod: &Pod,
     sandbox_id: &str,
 ) -> Vec<String> {
     if let Some((id, ips)) = &state.ips
@@ -169,7 +171,23 @@ pub(super) async fn pod_ips(
     {
         return ips.clone();
     }
-    let ips: Vec<String> = match ctx.cri.pod_sandbox_status(sandbox_id, false).await {
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let ips: Vec<String> = if host_network {
+        vec![ctx.node.host_ip.clone()]
+    } else {
+        sandbox_ips(ctx, sandbox_id).await
+    };
+    state.ips = Some((sandbox_id.to_string(), ips.clone()));
+    ips
+}
+
+/// The IPs the runtime reports for a sandbox (its CNI result's).
+async fn sandbox_ips(ctx: &PodContext, sandbox_id: &str) -> Vec<String> {
+    match ctx.cri.pod_sandbox_status(sandbox_id, false).await {
         Ok(r) => r
             .status
             .and_then(|s| s.network)
@@ -184,7 +202,5 @@ pub(super) async fn pod_ips(
             warn!(sandbox = sandbox_id, error = %e, "cannot read sandbox status");
             Vec::new()
         }
-    };
-    state.ips = Some((sandbox_id.to_string(), ips.clone()));
-    ips
+    }
 }

@@ -94,7 +94,7 @@ async fn run_containers(
         outcome.merge(Duration::from_secs(2));
         return Ok(runtime);
     }
-    let Some(sandbox_id) = ready_sandbox(ctx, state, pod, &mut runtime, outcome).await? else {
+    let Some(sandbox_id) = ready_sandbox(ctx, state, pod, &mut runtime, outcome).await else {
         return Ok(runtime);
     };
     let sandbox_config = sandbox::sandbox_config(
@@ -102,7 +102,7 @@ async fn run_containers(
         runtime.sandboxes.first().map_or(0, |s| s.attempt),
         &env,
     );
-    let pod_ips = sandbox_setup::pod_ips(ctx, state, &sandbox_id).await;
+    let pod_ips = sandbox_setup::pod_ips(ctx, state, pod, &sandbox_id).await;
     let target = Target {
         sandbox_id: &sandbox_id,
         config: &sandbox_config,
@@ -124,7 +124,7 @@ async fn run_containers(
     observe::observe(ctx.cri.as_ref(), uid(pod)).await
 }
 
-/// The id of the pod's ready sandbox, creating one (and observing `runtime` again) when there
+/// The id of the pod's ready sandbox, creating one (and recording it in `runtime`) when there
 /// is none. `None` when that failed: the sync is retried in 2 s.
 async fn ready_sandbox(
     ctx: &PodContext,
@@ -132,17 +132,17 @@ async fn ready_sandbox(
     pod: &Pod,
     runtime: &mut ObservedPod,
     outcome: &mut Outcome,
-) -> Result<Option<String>, cri_client::CriError> {
+) -> Option<String> {
     if let Some(s) = runtime.ready_sandbox() {
-        return Ok(Some(s.id.clone()));
+        return Some(s.id.clone());
     }
     let attempt = runtime.sandboxes.first().map_or(0, |s| s.attempt + 1);
     let Ok(id) = sandbox_setup::create_sandbox(ctx, state, pod, attempt).await else {
         outcome.merge(Duration::from_secs(2));
-        return Ok(None);
+        return None;
     };
-    *runtime = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
-    Ok(Some(id))
+    runtime.sandbox_created(id.clone(), attempt);
+    Some(id)
 }
 
 /// How far the init containers got in one sync.
