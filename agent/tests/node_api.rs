@@ -382,6 +382,15 @@ async fn metrics_parse_and_follow_reality() {
         .is_some_and(|n| n >= 3.0)
     );
     assert!(sample(&samples, "kubelet_pod_start_duration_seconds", &[]).is_some_and(|n| n >= 3.0));
+    // The agent's own share of each start, both spans, one observation per pod at least.
+    for span in ["watch_to_first_cri", "last_cri_to_status"] {
+        let n = sample(
+            &samples,
+            "minikubelet_pod_start_agent_seconds",
+            &[("span", span)],
+        );
+        assert!(n.is_some_and(|n| n >= 3.0), "{span}: {n:?}");
+    }
     assert!(
         sample(
             &samples,

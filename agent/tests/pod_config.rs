@@ -12,7 +12,7 @@ use common::pods::{
     setup, sh, wait_event, wait_pod,
 };
 use common::{require_cluster, wait_for};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
@@ -138,6 +138,79 @@ async fn security_context_hostname_and_dns_reach_the_container() {
 }
 
 #[tokio::test]
+async fn services_of_the_namespace_reach_the_environment_also_one_created_just_before() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-cfg-svc", "mkl-cfg-svc").await;
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    let service = |name: &str, port: i32| -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port}]}}))
+        .unwrap()
+    };
+    // One Service before the first pod, one created while the agent runs, right before the
+    // second pod: the agent's Service cache has to have seen it.
+    services
+        .create(&PostParams::default(), &service("early", 8080))
+        .await
+        .unwrap();
+    let first = json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]});
+    ns.pod("first", &agent.name, first.clone()).await;
+    let p = ready(&ns, "first").await;
+    let early_ip = services
+        .get("early")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap();
+    let env = output(&p, "c", &["env"]).await;
+    assert!(
+        env.lines()
+            .any(|l| l == format!("EARLY_SERVICE_HOST={early_ip}")),
+        "{env}"
+    );
+    assert!(
+        env.lines().any(|l| l == "EARLY_SERVICE_PORT_HTTP=8080"),
+        "{env}"
+    );
+    assert!(
+        env.lines()
+            .any(|l| l == format!("EARLY_PORT=tcp://{early_ip}:8080")),
+        "{env}"
+    );
+
+    services
+        .create(&PostParams::default(), &service("late", 9090))
+        .await
+        .unwrap();
+    ns.pod("second", &agent.name, first).await;
+    let p = ready(&ns, "second").await;
+    let late_ip = services
+        .get("late")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap();
+    let env = output(&p, "c", &["env"]).await;
+    assert!(
+        env.lines()
+            .any(|l| l == format!("LATE_SERVICE_HOST={late_ip}")),
+        "{env}"
+    );
+    assert!(env.lines().any(|l| l == "LATE_SERVICE_PORT=9090"), "{env}");
+    assert!(
+        env.lines()
+            .any(|l| l == format!("EARLY_SERVICE_HOST={early_ip}")),
+        "{env}"
+    );
+}
+
+#[tokio::test]
 async fn host_network_pods_report_the_host_ip() {
     if !require_cluster() {
         return;
@@ -146,13 +219,17 @@ async fn host_network_pods_report_the_host_ip() {
     ns.pod(
         "hostnet",
         &agent.name,
-        json!({"hostNetwork": true, "containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}),
+        json!({"hostNetwork": true, "containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600"),
+            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}]}),
     )
     .await;
     let p = ready(&ns, "hostnet").await;
     let st = p.status.clone().unwrap();
     assert_eq!(st.pod_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(st.host_ip.as_deref(), Some("127.0.0.1"));
+    // The downward API says the same as the status (containerd reports no IP for the sandbox).
+    let env = output(&p, "c", &["env"]).await;
+    assert!(env.lines().any(|l| l == "POD_IP=127.0.0.1"), "{env}");
     let links = output(&p, "c", &["ip", "link"]).await;
     assert!(links.contains("lo"), "{links}");
 }
