@@ -137,14 +137,10 @@ pub async fn observe(cri: &dyn PodRuntime, uid: &str) -> Result<ObservedPod, Cri
         .await?;
     let mut containers = Vec::with_capacity(listed.len());
     for c in listed {
-        let status = match cri.container_status(&c.id, false).await {
-            Ok(r) => r.status,
-            // Removed between list and status: it no longer counts.
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
+        let Some(s) = status_of(cri, &c.id).await? else {
+            continue;
         };
-        let Some(s) = status else { continue };
-        containers.push(view(&c, s));
+        containers.push(view(&c.pod_sandbox_id, s));
     }
     containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     Ok(ObservedPod {
@@ -153,16 +149,50 @@ pub async fn observe(cri: &dyn PodRuntime, uid: &str) -> Result<ObservedPod, Cri
     })
 }
 
-fn view(c: &api::Container, s: api::ContainerStatus) -> ContainerView {
-    let annotation = |k: &str| c.annotations.get(k).cloned().unwrap_or_default();
+/// `runtime` with the containers `started` in `sandbox_id` since it was observed, each read
+/// with ContainerStatus: a full observation when nothing else changed, in one call per
+/// container instead of listing sandboxes and containers again.
+pub async fn with_started(
+    cri: &dyn PodRuntime,
+    mut runtime: ObservedPod,
+    sandbox_id: &str,
+    started: &[String],
+) -> Result<ObservedPod, CriError> {
+    for id in started {
+        if let Some(s) = status_of(cri, id).await? {
+            runtime.containers.push(view(sandbox_id, s));
+        }
+    }
+    runtime
+        .containers
+        .sort_by_key(|c| std::cmp::Reverse(c.created_at));
+    Ok(runtime)
+}
+
+/// A container's status; None when it is gone (removed since it was listed or started).
+async fn status_of(
+    cri: &dyn PodRuntime,
+    id: &str,
+) -> Result<Option<api::ContainerStatus>, CriError> {
+    match cri.container_status(id, false).await {
+        Ok(r) => Ok(r.status),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The view of a container of `sandbox_id` (ContainerStatus carries no sandbox id), from its
+/// status: state and times, and the name, restart count and hash the agent labelled it with.
+fn view(sandbox_id: &str, s: api::ContainerStatus) -> ContainerView {
+    let annotation = |k: &str| s.annotations.get(k).cloned().unwrap_or_default();
     ContainerView {
-        id: c.id.clone(),
-        name: c
+        id: s.id.clone(),
+        name: s
             .labels
             .get(labels::CONTAINER_NAME)
             .cloned()
             .unwrap_or_default(),
-        sandbox_id: c.pod_sandbox_id.clone(),
+        sandbox_id: sandbox_id.to_string(),
         restart_count: annotation(labels::CONTAINER_RESTART_COUNT)
             .parse()
             .unwrap_or(0),

@@ -66,10 +66,12 @@ scenario! {
             assert!(reasons.contains(&expected.to_string()), "{reasons:?}");
         }
         assert_eq!(state.lifecycle, Lifecycle::Syncing);
-        // The runtime is listed before the start and after it, not between: the sandbox
-        // RunPodSandbox returned is recorded as it is; a hostNetwork pod's IPs are the node's.
-        assert_eq!(node.cri.calls_of(Method::ListPodSandbox).len(), 2);
-        assert_eq!(node.cri.calls_of(Method::ListContainers).len(), 2);
+        // The runtime is listed once, before the start: the sandbox RunPodSandbox returned is
+        // recorded as it is, the started container read by its id; a hostNetwork pod's IPs
+        // are the node's.
+        assert_eq!(node.cri.calls_of(Method::ListPodSandbox).len(), 1);
+        assert_eq!(node.cri.calls_of(Method::ListContainers).len(), 1);
+        assert_eq!(node.cri.calls_of(Method::ContainerStatus).len(), 1);
         assert!(node.cri.calls_of(Method::PodSandboxStatus).is_empty());
         assert_eq!(status.pod_ip.as_deref(), Some(node.ctx.node.host_ip.as_str()));
 

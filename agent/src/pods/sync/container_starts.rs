@@ -72,6 +72,7 @@ pub(super) async fn start_one(
         Ok(id) => {
             state.waiting.remove(&c.name);
             super::super::lifecycle_hooks::post_start(ctx, pod, c, &id, target.pod_ips).await;
+            state.started.push(id);
             true
         }
         Err(w) => {

@@ -53,6 +53,8 @@ pub struct PodState {
     pub termination_messages: HashMap<String, String>,
     /// The pod's cgroup and its limits are written (once per worker).
     pub pod_cgroup_made: bool,
+    /// Ids of the containers the current sync started.
+    pub(super) started: Vec<String>,
 }
 
 impl PodState {

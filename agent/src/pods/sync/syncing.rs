@@ -85,6 +85,7 @@ async fn run_containers(
     outcome: &mut Outcome,
 ) -> Result<ObservedPod, cri_client::CriError> {
     let env = sandbox_setup::sandbox_env(ctx);
+    state.started.clear();
 
     // Volumes first: no sandbox or container starts until every volume is set up.
     let Some(volumes) = sandbox_setup::ensure_volumes(ctx, state, pod, outcome).await else {
@@ -119,7 +120,14 @@ async fn run_containers(
             return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
         }
     }
+    // A pod's first start (no container in the runtime before it; nothing to collect): what
+    // changed is exactly the containers it started, read one by one. Otherwise the pod's
+    // containers and sandboxes are listed again.
+    let first_start = runtime.containers.is_empty();
     run_regular_containers(ctx, state, pod, probes, &target, outcome).await;
+    if first_start {
+        return observe::with_started(ctx.cri.as_ref(), runtime, &sandbox_id, &state.started).await;
+    }
     container_gc::collect(ctx, &runtime).await;
     observe::observe(ctx.cri.as_ref(), uid(pod)).await
 }
