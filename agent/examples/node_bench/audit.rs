@@ -45,6 +45,32 @@ impl Window {
 pub struct Requests {
     pub total: u64,
     pub by_kind: BTreeMap<String, u64>,
+    /// When the first and the last of them were received.
+    #[serde(default)]
+    pub first: Option<Timestamp>,
+    #[serde(default)]
+    pub last: Option<Timestamp>,
+}
+
+impl Requests {
+    /// Requests per second over a window of `secs`. With three or more, from their own
+    /// spacing ((n - 1) over first-to-last): a request every 10.2 s falls 5 or 6 times into
+    /// a 60 s window depending on where the window starts, and the count alone would say 5.0
+    /// or 6.0 per minute for the same agent.
+    pub fn rate(&self, secs: f64) -> f64 {
+        if let (Some(first), Some(last)) = (self.first, self.last)
+            && self.total >= 3
+        {
+            let span = last.duration_since(first).as_secs_f64();
+            if span > 0.0 {
+                #[allow(clippy::cast_precision_loss)]
+                return (self.total - 1) as f64 / span;
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let total = self.total as f64;
+        if secs > 0.0 { total / secs } else { 0.0 }
+    }
 }
 
 #[derive(Deserialize)]
@@ -112,8 +138,11 @@ pub fn count_users(
         };
         for (i, w) in windows.iter().enumerate() {
             if w.contains(at) && seen[i].insert(event.audit_id.clone()) {
-                out[i].total += 1;
-                *out[i].by_kind.entry(kind(&event)).or_default() += 1;
+                let r = &mut out[i];
+                r.total += 1;
+                *r.by_kind.entry(kind(&event)).or_default() += 1;
+                r.first = Some(r.first.map_or(at, |f| f.min(at)));
+                r.last = Some(r.last.map_or(at, |l| l.max(at)));
             }
         }
     }
@@ -144,6 +173,45 @@ mod tests {
             "objectRef": object, "requestReceivedTimestamp": at,
         })
         .to_string()
+    }
+
+    #[test]
+    fn a_periodic_request_has_the_same_rate_wherever_the_window_starts() {
+        let at = |secs: f64| -> Timestamp {
+            let base: Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+            base.checked_add(std::time::Duration::from_secs_f64(secs))
+                .unwrap()
+        };
+        // A Lease every 10.2 s: 6 of them in [0, 60), 5 in [10.5, 70.5).
+        let renewals: Vec<f64> = (0..8).map(|i| f64::from(i) * 10.2).collect();
+        let rate_in = |from: f64| {
+            let inside: Vec<f64> = renewals
+                .iter()
+                .copied()
+                .filter(|t| *t >= from && *t < from + 60.0)
+                .collect();
+            let r = Requests {
+                total: inside.len() as u64,
+                by_kind: BTreeMap::new(),
+                first: inside.first().map(|t| at(*t)),
+                last: inside.last().map(|t| at(*t)),
+            };
+            (inside.len(), r.rate(60.0) * 60.0)
+        };
+        let (n0, r0) = rate_in(0.0);
+        let (n8, r8) = rate_in(10.5);
+        assert_eq!((n0, n8), (6, 5));
+        for r in [r0, r8] {
+            assert!((r - 60.0 / 10.2).abs() < 1e-6, "{r}");
+        }
+        // Fewer than three: the plain count over the window.
+        let two = Requests {
+            total: 2,
+            by_kind: BTreeMap::new(),
+            first: Some(at(0.0)),
+            last: Some(at(1.0)),
+        };
+        assert!((two.rate(60.0) - 2.0 / 60.0).abs() < 1e-9);
     }
 
     #[test]

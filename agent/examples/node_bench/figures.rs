@@ -108,12 +108,12 @@ pub struct NodeResult {
 impl NodeResult {
     /// Requests per idle node-minute.
     pub fn idle_per_minute(&self) -> f64 {
-        per(self.api_idle.requests.total, self.api_idle.secs) * 60.0
+        self.api_idle.requests.rate(self.api_idle.secs) * 60.0
     }
 
     /// Requests per pod lifecycle, the idle rate over the lifecycles' window taken out.
     pub fn per_lifecycle(&self) -> f64 {
-        let idle_rate = per(self.api_idle.requests.total, self.api_idle.secs);
+        let idle_rate = self.api_idle.requests.rate(self.api_idle.secs);
         #[allow(clippy::cast_precision_loss)]
         let total = self.api_lifecycles.requests.total as f64;
         #[allow(clippy::cast_precision_loss)]
@@ -128,12 +128,6 @@ impl NodeResult {
     fn floor_burst(&self, n: usize) -> Option<&Burst> {
         self.floor_bursts.iter().find(|b| b.n == n)
     }
-}
-
-fn per(count: u64, secs: f64) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let c = count as f64;
-    if secs > 0.0 { c / secs } else { 0.0 }
 }
 
 #[allow(clippy::cast_precision_loss)]
