@@ -106,9 +106,34 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// Formats bytes as Go's BinarySI quantities print: the largest binary suffix that divides
+/// them exactly ("100Mi", "1536Ki"), else plain bytes.
+pub fn format_binary(bytes: u64) -> String {
+    if bytes == 0 {
+        return "0".to_string();
+    }
+    BINARY
+        .iter()
+        .rev()
+        .find(|(_, shift)| bytes.is_multiple_of(1u64 << shift))
+        .map_or_else(
+            || bytes.to_string(),
+            |(suffix, shift)| format!("{}{suffix}", bytes >> shift),
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_formatting_takes_the_largest_exact_suffix() {
+        assert_eq!(format_binary(100 << 20), "100Mi");
+        assert_eq!(format_binary(1536 << 10), "1536Ki");
+        assert_eq!(format_binary(1 << 30), "1Gi");
+        assert_eq!(format_binary(1000), "1000");
+        assert_eq!(format_binary(0), "0");
+    }
 
     #[test]
     fn parses_cpu_forms() {

@@ -44,6 +44,10 @@ pub trait CgroupFs: Send + Sync + std::fmt::Debug {
 
     /// The names of the child cgroups of `path` in any hierarchy, sorted, each once.
     fn children(&self, path: &str) -> Vec<String>;
+
+    /// The contents of `file` of the cgroup at `path` in `controller`'s hierarchy (v1; the one
+    /// hierarchy on v2), None where it does not exist or cannot be read.
+    fn read(&self, path: &str, controller: &str, file: &str) -> Option<String>;
 }
 
 impl CgroupFs for Hierarchy {
@@ -91,6 +95,16 @@ impl CgroupFs for Hierarchy {
         names.sort();
         names.dedup();
         names
+    }
+
+    fn read(&self, path: &str, controller: &str, file: &str) -> Option<String> {
+        let relative = path.trim_start_matches('/');
+        let dir = if self.version() == CgroupVersion::V2 {
+            self.mount().join(relative)
+        } else {
+            self.mount().join(controller).join(relative)
+        };
+        std::fs::read_to_string(dir.join(file)).ok()
     }
 }
 

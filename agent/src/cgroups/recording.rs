@@ -21,6 +21,8 @@ pub struct RecordingCgroupFs {
     ops: Mutex<Vec<CgroupOp>>,
     /// The cgroups applied and not removed, by parent path.
     children: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Files a test put there for [`CgroupFs::read`], by (path, controller, file).
+    files: Mutex<BTreeMap<(String, String, String), String>>,
 }
 
 impl RecordingCgroupFs {
@@ -29,6 +31,17 @@ impl RecordingCgroupFs {
             version,
             ops: Mutex::default(),
             children: Mutex::default(),
+            files: Mutex::default(),
+        }
+    }
+
+    /// Makes `read(path, controller, file)` return `contents`, as the kernel's file would.
+    pub fn put(&self, path: &str, controller: &str, file: &str, contents: &str) {
+        if let Ok(mut files) = self.files.lock() {
+            files.insert(
+                (path.to_string(), controller.to_string(), file.to_string()),
+                contents.to_string(),
+            );
         }
     }
 
@@ -79,5 +92,10 @@ impl CgroupFs for RecordingCgroupFs {
             .ok()
             .and_then(|c| c.get(path).cloned())
             .unwrap_or_default()
+    }
+
+    fn read(&self, path: &str, controller: &str, file: &str) -> Option<String> {
+        let key = (path.to_string(), controller.to_string(), file.to_string());
+        self.files.lock().ok()?.get(&key).cloned()
     }
 }

@@ -10,6 +10,7 @@
 //! - [`emptydir`], [`configmap_secret`], [`downward`], [`projected`], [`token`], [`hostpath`]:
 //!   the plugins; [`subpath`]: safe subPath binds; [`container_mounts`]: CRI mounts;
 //! - [`reconstruct`]: the state found on disk after a restart, orphan cleanup.
+//! - [`usage`]: how much a volume's tree holds (the eviction manager's emptyDir limits).
 
 pub mod atomic_writer;
 pub mod configmap_secret;
@@ -27,6 +28,7 @@ pub mod projected;
 pub mod reconstruct;
 pub mod subpath;
 pub mod token;
+pub mod usage;
 
 pub use container_mounts::container_mounts;
 pub use manager::{DEFAULT_REFRESH, NotReady, Ready, Volumes};
