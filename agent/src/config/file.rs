@@ -64,6 +64,14 @@ pub struct FileConfig {
     pub pod_cidr: Option<String>,
     pub log_format: Option<String>,
     pub verbosity: Option<u8>,
+    pub eviction_hard: Option<BTreeMap<String, String>>,
+    pub eviction_soft: Option<BTreeMap<String, String>>,
+    pub eviction_soft_grace_period: Option<BTreeMap<String, String>>,
+    pub eviction_minimum_reclaim: Option<BTreeMap<String, String>>,
+    pub eviction_pressure_transition_period: Option<String>,
+    pub eviction_max_pod_grace_period: Option<i64>,
+    #[serde(skip)]
+    pub merge_default_eviction_settings: Option<bool>,
     // KubeletConfiguration only (not in the flat format):
     #[serde(skip)]
     pub static_pod_path: Option<PathBuf>,

@@ -84,6 +84,37 @@ pub struct Flags {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub pod_max_pids: Option<i64>,
 
+    /// Hard eviction thresholds, `signal<value` pairs separated by commas (evictionHard in the
+    /// config file), e.g. `memory.available<100Mi,nodefs.available<10%`. Default kubelet's:
+    /// memory.available<100Mi, nodefs.available<10%, nodefs.inodesFree<5%,
+    /// imagefs.available<15%, imagefs.inodesFree<5%. `0%` switches a signal off.
+    #[arg(long, value_name = "SIGNAL<VALUE,...")]
+    pub eviction_hard: Option<String>,
+
+    /// Soft eviction thresholds, same syntax (evictionSoft); each needs a grace period.
+    #[arg(long, value_name = "SIGNAL<VALUE,...")]
+    pub eviction_soft: Option<String>,
+
+    /// How long each soft threshold must hold before pods are evicted for it, `signal=duration`
+    /// pairs (evictionSoftGracePeriod), e.g. `memory.available=1m30s`.
+    #[arg(long, value_name = "SIGNAL=DURATION,...")]
+    pub eviction_soft_grace_period: Option<String>,
+
+    /// What an eviction must free beyond its threshold before it stops, `signal=value` pairs
+    /// (evictionMinimumReclaim), e.g. `memory.available=0Mi,nodefs.available=500Mi`.
+    #[arg(long, value_name = "SIGNAL=VALUE,...")]
+    pub eviction_minimum_reclaim: Option<String>,
+
+    /// How long a pressure condition stays after its threshold no longer holds (default 5m;
+    /// evictionPressureTransitionPeriod).
+    #[arg(long, value_name = "DURATION")]
+    pub eviction_pressure_transition_period: Option<String>,
+
+    /// The longest grace period a soft eviction gives a pod, in seconds (0: the pod's own;
+    /// evictionMaxPodGracePeriod).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub eviction_max_pod_grace_period: Option<i64>,
+
     /// Accepted for kubeadm: the agent does not check for swap (true warns).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub fail_swap_on: Option<bool>,

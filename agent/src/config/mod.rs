@@ -4,6 +4,7 @@
 //! format ([`FileConfig`]); what is accepted but not acted on comes back as [`Warning`]s.
 
 pub mod duration;
+pub mod eviction;
 mod file;
 mod flags;
 pub mod kubelet;
@@ -106,6 +107,8 @@ pub struct Config {
     pub certificates: Certificates,
     /// Where pods' cgroups go: driver, root, per-QoS layout (`cgroups/`).
     pub cgroups: CgroupSettings,
+    /// Eviction thresholds and their companions (`--eviction-*`, `eviction*`).
+    pub eviction: eviction::EvictionSettings,
 }
 
 /// `--port` (default 10250): 1-65535.
@@ -279,6 +282,7 @@ impl Config {
         let network = network_settings(&flags, &file, &root_dir)?;
         let certificates = certificates(&flags, &file, &root_dir);
         let cgroups = cgroup_settings(&flags, &file)?;
+        let eviction = eviction::from_flags_and_file(&flags, &file, cgroups.enforce_pods)?;
         let healthz_bind_address = healthz_bind_address(&flags, &file)?;
         let Periods {
             node_status_update_frequency,
@@ -308,7 +312,6 @@ impl Config {
                 .unwrap_or(defaults::MAX_PODS),
             1,
         )?;
-        let port = port(flags.port.or(file.port))?;
         let container_log_max_files = at_least(
             "--container-log-max-files",
             flags
@@ -318,6 +321,7 @@ impl Config {
             2,
         )?;
         Ok(Config {
+            eviction,
             cgroups,
             static_pod_path: flags.pod_manifest_path.or(file.static_pod_path),
             file_check_frequency,
@@ -342,7 +346,7 @@ impl Config {
                 .unwrap_or_else(|| "cluster.local".to_string()),
             node_labels: node_labels(flags.node_labels, file.node_labels)?,
             register_with_taints: taints(flags.register_with_taints, file.register_with_taints)?,
-            port,
+            port: port(flags.port.or(file.port))?,
             healthz_port: flags
                 .healthz_port
                 .or(file.healthz_port)

@@ -102,6 +102,16 @@ pub fn to_file_config(kc: &KubeletConfiguration) -> Result<FileConfig, ConfigErr
         kube_reserved: reserved("kubeReserved", kc.kube_reserved.as_ref())?,
         system_reserved: reserved("systemReserved", kc.system_reserved.as_ref())?,
         container_log_max_size: log_max_size(kc.container_log_max_size.as_ref())?,
+        eviction_hard: kc.eviction_hard.clone(),
+        eviction_soft: kc.eviction_soft.clone(),
+        eviction_soft_grace_period: kc.eviction_soft_grace_period.clone(),
+        eviction_minimum_reclaim: kc.eviction_minimum_reclaim.clone(),
+        eviction_pressure_transition_period: duration_text(
+            "evictionPressureTransitionPeriod",
+            kc.eviction_pressure_transition_period.as_ref(),
+        )?,
+        eviction_max_pod_grace_period: kc.eviction_max_pod_grace_period.map(i64::from),
+        merge_default_eviction_settings: kc.merge_default_eviction_settings,
         ..FileConfig::default()
     };
     node_status(kc, &mut file)?;

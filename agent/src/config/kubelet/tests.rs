@@ -150,14 +150,19 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
     .unwrap();
     assert_eq!(
         not_implemented(&warnings),
-        set(&["evictionHard", "imageGCHighThresholdPercent",]),
+        set(&["imageGCHighThresholdPercent"]),
         "failSwapOn: false is what the agent does, so it is quiet: {warnings:#?}"
     );
     assert_eq!(
         ignored_flags(&warnings),
         ["--pod-infra-container-image", "--provider-id"]
     );
-    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    assert!(
+        c.eviction.thresholds.is_empty(),
+        "kind switches every disk signal off and sets no memory one: {:?}",
+        c.eviction
+    );
     // kind's node cgroups: systemd slices below /kubelet (kind.sigs.k8s.io/kubelet.slice).
     let layout = PodCgroups::new(&c.cgroups, c.cgroups.driver).unwrap();
     assert_eq!(
@@ -595,6 +600,54 @@ fn invalid_values_are_refused_with_their_path() {
     }
 }
 
+/// The KubeletConfiguration fields the agent honours (the rest are in `FIELDS`).
+const HONOURED: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "syncFrequency",
+    "address",
+    "port",
+    "tlsCertFile",
+    "tlsPrivateKeyFile",
+    "authentication",
+    "authorization",
+    "healthzPort",
+    "healthzBindAddress",
+    "clusterDomain",
+    "clusterDNS",
+    "streamingConnectionIdleTimeout",
+    "nodeStatusUpdateFrequency",
+    "nodeStatusReportFrequency",
+    "nodeLeaseDurationSeconds",
+    "runtimeRequestTimeout",
+    "maxPods",
+    "podCIDR",
+    "containerLogMaxSize",
+    "containerLogMaxFiles",
+    "systemReserved",
+    "kubeReserved",
+    "allowedUnsafeSysctls",
+    "logging",
+    "registerWithTaints",
+    "containerRuntimeEndpoint",
+    "staticPodPath",
+    "fileCheckFrequency",
+    "rotateCertificates",
+    "serverTLSBootstrap",
+    "cgroupDriver",
+    "cgroupRoot",
+    "cgroupsPerQOS",
+    "enforceNodeAllocatable",
+    "podPidsLimit",
+    "evictionHard",
+    "evictionSoft",
+    "evictionSoftGracePeriod",
+    "evictionPressureTransitionPeriod",
+    "evictionMaxPodGracePeriod",
+    "evictionMinimumReclaim",
+    "mergeDefaultEvictionSettings",
+];
+
 #[test]
 fn every_field_of_the_type_is_honoured_or_warned() {
     let dir = tempfile::tempdir().unwrap();
@@ -624,45 +677,7 @@ fn every_field_of_the_type_is_honoured_or_warned() {
         .iter()
         .map(|(f, _)| f.split('.').next().unwrap().to_string())
         .collect();
-    let honoured = set(&[
-        "apiVersion",
-        "kind",
-        "syncFrequency",
-        "address",
-        "port",
-        "tlsCertFile",
-        "tlsPrivateKeyFile",
-        "authentication",
-        "authorization",
-        "healthzPort",
-        "healthzBindAddress",
-        "clusterDomain",
-        "clusterDNS",
-        "streamingConnectionIdleTimeout",
-        "nodeStatusUpdateFrequency",
-        "nodeStatusReportFrequency",
-        "nodeLeaseDurationSeconds",
-        "runtimeRequestTimeout",
-        "maxPods",
-        "podCIDR",
-        "containerLogMaxSize",
-        "containerLogMaxFiles",
-        "systemReserved",
-        "kubeReserved",
-        "allowedUnsafeSysctls",
-        "logging",
-        "registerWithTaints",
-        "containerRuntimeEndpoint",
-        "staticPodPath",
-        "fileCheckFrequency",
-        "rotateCertificates",
-        "serverTLSBootstrap",
-        "cgroupDriver",
-        "cgroupRoot",
-        "cgroupsPerQOS",
-        "enforceNodeAllocatable",
-        "podPidsLimit",
-    ]);
+    let honoured = set(HONOURED);
     assert_eq!(
         top.len(),
         125,
