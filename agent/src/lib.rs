@@ -16,6 +16,7 @@
 //!   runs until a shutdown signal),
 //!   [`logging`], [`systemd`] (sd_notify: READY, STATUS, WATCHDOG, STOPPING);
 //! - readers of both sides: [`server`], [`healthz`];
+//! - node protection: [`eviction`] (thresholds, pressure, evicting pods through the workers);
 //! - the pod side: [`pods`];
 //! - the node side: [`node`] (registration, the node Lease and the Node status writer);
 //! - the node's identity: [`certificates`] (TLS bootstrap, the API client whose certificate
@@ -30,7 +31,8 @@
 //! - leaves: [`apiserver`] (the API server, or none in standalone mode), [`events`] (Kubernetes
 //!   events), [`metrics`] (Prometheus), [`runtime`] (the
 //!   container runtime boundary and its health), [`cgroups`] (where pods' cgroups go: driver,
-//!   root, QoS layout, cgroup version), [`backoff`], [`quantity`] (resource quantities).
+//!   root, QoS layout, cgroup version), [`backoff`], [`quantity`] (resource quantities),
+//!   [`pressure`] (the node's pressure conditions, as the eviction manager judged them).
 
 pub mod agent;
 pub mod apiserver;
@@ -41,6 +43,7 @@ pub mod config;
 pub mod csi;
 pub mod downward;
 pub mod events;
+pub mod eviction;
 pub mod expand;
 pub mod healthz;
 pub mod logging;
@@ -50,6 +53,7 @@ pub mod node;
 pub mod node_facts;
 pub mod pod_resources;
 pub mod pods;
+pub mod pressure;
 pub mod quantity;
 pub mod runtime;
 pub mod server;

@@ -109,23 +109,28 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     if let Some(credentials) = credentials {
         credentials.spawn(&mut agent.tasks, &cancel);
     }
+    let (pressure_tx, pressure) = watch::channel(crate::pressure::Pressure::default());
     let pods = pod_context(
         &config,
         &api,
         statics.clone(),
         RuntimeSide {
-            cri,
+            cri: cri.clone(),
             name: runtime_name,
             cgroups,
             cgroup_hierarchy,
         },
         &machine,
         node_ip,
+        pressure.clone(),
     )?;
+    let pods = Arc::new(pods);
+    let workers = pods::worker::Workers::new(pods.clone(), cancel.clone());
+    agent.start_eviction(&pods, workers.clone(), cri, &machine, pressure_tx);
     let (static_pods_listed, listed_rx) = watch::channel(false);
     match (api.connected(), csi) {
         (Some(client), Some(csi)) => {
-            agent.start_connected(client, &pods, machine, node_ip, health_rx, &csi);
+            agent.start_connected(client, &pods, machine, node_ip, health_rx, pressure, &csi);
         }
         _ => agent.start_standalone(listed_rx),
     }
@@ -134,7 +139,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         file_check_frequency: config.file_check_frequency,
     };
     (agent.tasks).spawn(pods::run(
-        Arc::new(pods),
+        pods,
+        workers,
         statics,
         static_pods,
         static_pods_listed,

@@ -40,6 +40,7 @@ pub(super) fn pod_context(
     runtime: RuntimeSide,
     machine: &MachineInfo,
     node_ip: std::net::IpAddr,
+    pressure: crate::pressure::PressureWatch,
 ) -> Result<PodContext, StartError> {
     let sysctls = crate::pods::sysctls::Allowlist::new(&config.allowed_unsafe_sysctls)
         .map_err(StartError::Sysctls)?;
@@ -47,7 +48,7 @@ pub(super) fn pod_context(
     if !apparmor {
         info!("AppArmor is not enabled on this host: pods that ask for a profile are refused");
     }
-    let admission = Admission::new(sysctls, apparmor);
+    let admission = Admission::new(sysctls, apparmor).with_pressure(pressure);
     let (cpu, memory, memory_capacity) = node::allocatable(config, machine);
     let facts = NodeFacts {
         node_name: config.node_name.clone(),

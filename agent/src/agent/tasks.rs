@@ -29,6 +29,7 @@ pub(super) struct Running {
 impl Running {
     /// With an API server: CSI drivers, the Node (registration, Lease, status) and systemd
     /// following the node's Ready condition.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_connected(
         &mut self,
         client: &kube::Client,
@@ -36,6 +37,7 @@ impl Running {
         machine: MachineInfo,
         node_ip: std::net::IpAddr,
         health_rx: watch::Receiver<RuntimeHealth>,
+        pressure: crate::pressure::PressureWatch,
         csi: &crate::csi::Csi,
     ) {
         let (config, cancel) = (&self.config, &self.cancel);
@@ -47,7 +49,10 @@ impl Running {
             config.clone(),
             machine,
             node_ip,
-            health_rx,
+            node::Watches {
+                health: health_rx,
+                pressure,
+            },
             node::status::Reports {
                 heartbeat: self.heartbeat.clone(),
                 ready: ready_tx,
@@ -62,6 +67,42 @@ impl Running {
             self.stall_after,
             cancel.clone(),
         ));
+    }
+
+    /// The eviction manager (both modes): it judges the node's pressure for the Node status
+    /// and admission, and evicts through the pod workers.
+    pub(super) fn start_eviction(
+        &mut self,
+        pods: &PodContext,
+        workers: crate::pods::worker::Workers,
+        cri: cri_client::CriClient,
+        machine: &MachineInfo,
+        pressure: watch::Sender<crate::pressure::Pressure>,
+    ) {
+        let c = &self.config;
+        let reserved = c
+            .kube_reserved
+            .memory_bytes
+            .saturating_add(c.system_reserved.memory_bytes);
+        let host = crate::eviction::LiveHost {
+            cri,
+            root_dir: c.root_dir.clone(),
+            log_root: pods.log_root.clone(),
+            memory_capacity: machine.memory_bytes,
+            allocatable_memory: machine.memory_bytes.saturating_sub(reserved),
+            cgroups: pods.cgroups.clone(),
+            cgroup_fs: pods.cgroup_fs.clone(),
+        };
+        let manager = crate::eviction::Manager::new(
+            c.eviction.clone(),
+            host,
+            workers,
+            pods.events.clone(),
+            c.node_name.clone(),
+            pressure,
+        );
+        self.tasks
+            .spawn(crate::eviction::run(manager, self.cancel.clone()));
     }
 
     /// Without one: systemd hears READY=1 once the static pods were started.

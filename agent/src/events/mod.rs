@@ -123,6 +123,15 @@ impl Events {
     /// A Normal event about the Node itself (kubelet's Starting, NodeReady, NodeNotReady).
     /// kubelet refers to its Node with the node name as UID; so does this.
     pub fn node(&self, node: &str, reason: &str, message: String) {
+        self.about_node(node, Note::named(false, reason, message));
+    }
+
+    /// A Warning event about the Node (kubelet's EvictionThresholdMet).
+    pub fn node_warning(&self, node: &str, reason: &str, message: String) {
+        self.about_node(node, Note::named(true, reason, message));
+    }
+
+    fn about_node(&self, node: &str, what: Note<'_>) {
         let reference = ObjectReference {
             api_version: Some("v1".to_string()),
             kind: Some("Node".to_string()),
@@ -130,7 +139,7 @@ impl Events {
             uid: Some(node.to_string()),
             ..ObjectReference::default()
         };
-        self.send(reference, Note::named(false, reason, message));
+        self.send(reference, what);
     }
 }
 

@@ -39,6 +39,7 @@ pub struct Families {
     pub storage_operations: HistogramVec,
     pub http_requests: IntCounterVec,
     pub pod_worker_panics: IntCounter,
+    pub evictions: IntCounterVec,
     pub certificates: super::certificates::CertificateFamilies,
 }
 
@@ -49,6 +50,17 @@ fn histogram(
     labels: &[&str],
 ) -> Result<HistogramVec, prometheus::Error> {
     HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+}
+
+/// kubelet's eviction counter.
+fn evictions() -> Result<IntCounterVec, prometheus::Error> {
+    IntCounterVec::new(
+        Opts::new(
+            "kubelet_evictions",
+            "Cumulative number of pod evictions by eviction signal",
+        ),
+        &["eviction_signal"],
+    )
 }
 
 impl Families {
@@ -147,6 +159,7 @@ impl Families {
                 "minikubelet_pod_worker_panics_total",
                 "Pod workers that died of a panic and were restarted by their supervisor",
             ))?,
+            evictions: evictions()?,
             certificates: super::certificates::CertificateFamilies::new()?,
         };
         Ok(f)
@@ -169,6 +182,7 @@ impl Families {
         registry.register(Box::new(self.storage_operations.clone()))?;
         registry.register(Box::new(self.http_requests.clone()))?;
         registry.register(Box::new(self.pod_worker_panics.clone()))?;
+        registry.register(Box::new(self.evictions.clone()))?;
         self.certificates.register(registry)?;
         Ok(())
     }

@@ -140,6 +140,13 @@ pub fn observe_pod_start_agent(span: &str, elapsed: Duration) {
     }
 }
 
+/// A pod evicted for `signal` (kubelet_evictions{eviction_signal}).
+pub fn count_eviction(signal: &str) {
+    if let Some(m) = global() {
+        m.families.evictions.with_label_values(&[signal]).inc();
+    }
+}
+
 /// A pod worker died of a panic (and is restarted by its supervisor).
 pub fn count_pod_worker_panic() {
     if let Some(m) = global() {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::machine::{MachineInfo, Usage};
-use super::pressure::Thresholds;
 use crate::config::Reserved;
+use crate::config::eviction::{EvictionSettings, Signal};
 use crate::quantity::{format_bytes, format_millis};
 
 /// Capacity and allocatable in API form.
@@ -24,7 +24,8 @@ pub struct ResourceInputs<'a> {
     pub max_pods: u32,
     pub kube_reserved: &'a Reserved,
     pub system_reserved: &'a Reserved,
-    pub thresholds: &'a Thresholds,
+    /// The hard memory.available and nodefs.available thresholds come off allocatable.
+    pub eviction: &'a EvictionSettings,
     /// Huge pages configured: page size in bytes -> total bytes.
     pub hugepages: &'a BTreeMap<u64, u64>,
 }
@@ -48,8 +49,11 @@ pub fn compute(i: &ResourceInputs<'_>) -> Resources {
         i.kube_reserved.ephemeral_storage_bytes + i.system_reserved.ephemeral_storage_bytes;
     let hugepages_total: u64 = i.hugepages.values().sum();
     let fs_eviction = i
-        .thresholds
-        .nodefs_reserved_bytes(i.usage.fs_capacity_bytes);
+        .eviction
+        .hard_amount(Signal::NodefsAvailable, i.usage.fs_capacity_bytes);
+    let memory_eviction = i
+        .eviction
+        .hard_amount(Signal::MemoryAvailable, i.machine.memory_bytes);
 
     let cpu_millis = i.machine.cpu_count * 1000;
     let mut capacity = BTreeMap::from([
@@ -75,7 +79,7 @@ pub fn compute(i: &ResourceInputs<'_>) -> Resources {
                 i.machine
                     .memory_bytes
                     .saturating_sub(reserved_mem)
-                    .saturating_sub(i.thresholds.memory_available_bytes)
+                    .saturating_sub(memory_eviction)
                     .saturating_sub(hugepages_total),
             )),
         ),
@@ -156,7 +160,7 @@ mod tests {
             max_pods: 50,
             kube_reserved: &kube,
             system_reserved: &sys,
-            thresholds: &Thresholds::default(),
+            eviction: &EvictionSettings::default(),
             hugepages: &hugepages,
         });
         assert_eq!(r.capacity["cpu"].0, "4");
@@ -193,7 +197,7 @@ mod tests {
             max_pods: 1,
             kube_reserved: &kube,
             system_reserved: &Reserved::default(),
-            thresholds: &Thresholds::default(),
+            eviction: &EvictionSettings::default(),
             hugepages: &BTreeMap::new(),
         });
         assert_eq!(r.allocatable["cpu"].0, "0");

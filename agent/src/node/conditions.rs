@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::NodeCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::pressure::Pressure;
+use crate::pressure::Pressure;
 use crate::runtime::RuntimeHealth;
 
 /// Everything the conditions are computed from.

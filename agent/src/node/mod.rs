@@ -6,7 +6,6 @@ pub mod conditions;
 pub mod lease;
 pub mod machine;
 pub mod object;
-pub mod pressure;
 pub mod register;
 pub mod status;
 
@@ -22,7 +21,6 @@ use tracing::info;
 use crate::config::Config;
 use crate::runtime::RuntimeHealth;
 use machine::MachineInfo;
-use pressure::Thresholds;
 use status::{Reports, StatusWriter};
 
 /// Allocatable cpu (millicores) and memory (bytes), and memory capacity, as reported.
@@ -35,7 +33,7 @@ pub fn allocatable(config: &Config, machine: &MachineInfo) -> (u64, u64, u64) {
         max_pods: config.max_pods,
         kube_reserved: &config.kube_reserved,
         system_reserved: &config.system_reserved,
-        thresholds: &Thresholds::default(),
+        eviction: &config.eviction,
         hugepages: &hugepages,
     });
     let cpu = r
@@ -51,22 +49,31 @@ pub fn allocatable(config: &Config, machine: &MachineInfo) -> (u64, u64, u64) {
     (cpu, mem, machine.memory_bytes)
 }
 
+/// What the Node status follows besides its own readings.
+pub struct Watches {
+    /// The runtime's health (RuntimeReady, NetworkReady).
+    pub health: watch::Receiver<RuntimeHealth>,
+    /// The pressure conditions the eviction manager judged.
+    pub pressure: crate::pressure::PressureWatch,
+}
+
 /// Runs the node's lifecycle until `cancel` fires.
 pub async fn run(
     client: kube::Client,
     config: Arc<Config>,
     machine: MachineInfo,
     node_ip: std::net::IpAddr,
-    health: watch::Receiver<RuntimeHealth>,
+    watches: Watches,
     reports: Reports,
     cancel: CancellationToken,
 ) {
+    let Watches { health, pressure } = watches;
     let writer = StatusWriter {
         api: Api::<Node>::all(client.clone()),
         config: config.clone(),
         machine,
         node_ip,
-        thresholds: Thresholds::default(),
+        pressure,
         heartbeat: reports.heartbeat,
         events: crate::events::Events::start(client.clone(), &config.node_name),
         ready: reports.ready,

@@ -1,6 +1,6 @@
-//! The Node status writer: every update period (and at once when the runtime's health changes)
-//! it computes the status, and writes it through the status subresource when it changed or when
-//! the report period has passed since the last write.
+//! The Node status writer: every update period (and at once when the runtime's health or the
+//! node's pressure changes) it computes the status, and writes it through the status
+//! subresource when it changed or when the report period has passed since the last write.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,7 +19,6 @@ use super::capacity::{self, ResourceInputs};
 use super::conditions::{self, Observed};
 use super::machine::{MachineInfo, Usage};
 use super::object::{self, Identity};
-use super::pressure::{self, Thresholds};
 use super::register::patch_params;
 use crate::config::Config;
 use crate::runtime::RuntimeHealth;
@@ -49,7 +48,8 @@ pub struct StatusWriter {
     pub config: Arc<Config>,
     pub machine: MachineInfo,
     pub node_ip: std::net::IpAddr,
-    pub thresholds: Thresholds,
+    /// The pressure conditions the eviction manager judged.
+    pub pressure: crate::pressure::PressureWatch,
     pub heartbeat: Heartbeat,
     /// Node events (NodeReady / NodeNotReady when the Ready condition flips).
     pub events: crate::events::Events,
@@ -75,12 +75,12 @@ pub fn compute(w: &StatusWriter, health: &RuntimeHealth, previous: &[NodeConditi
         max_pods: c.max_pods,
         kube_reserved: &c.kube_reserved,
         system_reserved: &c.system_reserved,
-        thresholds: &w.thresholds,
+        eviction: &c.eviction,
         hugepages: &hugepages,
     });
     let observed = Observed {
         runtime: health,
-        pressure: pressure::evaluate(&usage, &w.thresholds),
+        pressure: *w.pressure.borrow(),
     };
     let conds = conditions::build(previous, &observed, &Time(Timestamp::now()));
     let id = identity(w);
@@ -125,7 +125,7 @@ pub fn heartbeat_deadline(config: &crate::config::Config) -> Duration {
 /// Runs the writer until cancelled. `initial` is the status the API server holds (from
 /// registration), so transition times carry over an agent restart.
 pub async fn run(
-    w: StatusWriter,
+    mut w: StatusWriter,
     mut health: watch::Receiver<RuntimeHealth>,
     initial: Option<NodeStatus>,
     cancel: CancellationToken,
@@ -143,6 +143,11 @@ pub async fn run(
             changed = health.changed() => {
                 if changed.is_err() { return; }
                 debug!(node = %name, "runtime health changed");
+            }
+            // A pressure condition is written when it is judged, not at the next tick.
+            Ok(()) = w.pressure.changed() => {
+                let now = *w.pressure.borrow_and_update();
+                debug!(node = %name, pressure = ?now, "node pressure changed");
             }
         }
         let current = health.borrow_and_update().clone();

@@ -1,5 +1,7 @@
 //! Admission: a pod bound to this node runs only if kubelet's admit handlers would let it, in
-//! kubelet's order: its OS is this node's (PodOSNotSupported), its sysctls are allowed
+//! kubelet's order: the node's pressure allows it (Evicted: under memory pressure only
+//! BestEffort pods that do not tolerate the memory-pressure taint are refused, under disk or
+//! pid pressure every pod; critical pods always pass), its OS is this node's (PodOSNotSupported), its sysctls are allowed
 //! (SysctlForbidden, [`super::sysctls`]), its requests plus its overhead fit what is left of
 //! allocatable and the node is below max-pods (OutOfcpu, OutOfmemory, OutOfpods), and a pending
 //! pod's AppArmor profiles can be enforced (AppArmor). Quantities that do not parse refuse the
@@ -10,9 +12,12 @@ use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use super::config_source;
 use super::container::apparmor;
+use super::container::qos::{QosClass, qos_class};
 use super::sysctls::{self, Allowlist};
 use crate::node_facts::NodeFacts;
+use crate::pressure::{Pressure, PressureWatch};
 use crate::quantity::parse_scaled;
 
 /// Requests that count against allocatable.
@@ -110,11 +115,11 @@ pub struct Refusal {
 }
 
 /// Pods admitted and not yet terminated, with their requests.
-#[derive(Default)]
 pub struct Admission {
     admitted: Mutex<HashMap<String, Requests>>,
     sysctls: Allowlist,
     apparmor_enabled: bool,
+    pressure: PressureWatch,
 }
 
 fn refusal(reason: &str, message: String) -> Refusal {
@@ -124,10 +129,50 @@ fn refusal(reason: &str, message: String) -> Refusal {
     }
 }
 
+/// kubelet's eviction admit handler: the refusal the node's pressure makes, if any.
+fn under_pressure(pod: &Pod, p: Pressure) -> Option<Refusal> {
+    if !p.any() || config_source::is_critical(pod) {
+        return None;
+    }
+    if p.memory && !p.disk && !p.pid {
+        let tolerated = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.tolerations.as_ref())
+            .is_some_and(|ts| ts.iter().any(tolerates_memory_pressure));
+        if qos_class(pod) != QosClass::BestEffort || tolerated {
+            return None;
+        }
+    }
+    Some(refusal(
+        "Evicted",
+        format!("The node had condition: [{}]. ", p.types().join(" ")),
+    ))
+}
+
+/// Whether `t` tolerates the taint node.kubernetes.io/memory-pressure:NoSchedule.
+fn tolerates_memory_pressure(t: &k8s_openapi::api::core::v1::Toleration) -> bool {
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == "NoSchedule");
+    let key = t.key.as_deref().unwrap_or_default();
+    let exists = t.operator.as_deref() == Some("Exists");
+    let key_ok = key == "node.kubernetes.io/memory-pressure" || (key.is_empty() && exists);
+    let value_ok = exists || t.value.as_deref().unwrap_or_default().is_empty();
+    effect_ok && key_ok && value_ok
+}
+
 impl Refusal {
     /// The pod's status message: kubelet's rejectPod prefixes the event's message.
     pub fn status_message(&self) -> String {
         format!("Pod was rejected: {}", self.message)
+    }
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission::new(Allowlist::default(), false)
     }
 }
 
@@ -138,7 +183,14 @@ impl Admission {
             admitted: Mutex::default(),
             sysctls,
             apparmor_enabled,
+            pressure: crate::pressure::none(),
         }
+    }
+
+    /// Refuses pods by the node's pressure as `pressure` says it.
+    #[must_use]
+    pub fn with_pressure(self, pressure: PressureWatch) -> Admission {
+        Admission { pressure, ..self }
     }
 
     /// Admits `pod` (idempotent per UID) or says why not.
@@ -146,6 +198,9 @@ impl Admission {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         if self.lock().contains_key(&uid) {
             return Ok(());
+        }
+        if let Some(refused) = under_pressure(pod, *self.pressure.borrow()) {
+            return Err(refused);
         }
         let os = pod
             .spec
@@ -325,6 +380,47 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn pressure_refuses_what_kubelets_eviction_handler_refuses() {
+        let (tx, rx) = tokio::sync::watch::channel(Pressure {
+            memory: true,
+            ..Pressure::default()
+        });
+        let a = Admission::default().with_pressure(rx);
+        let best_effort = |uid: &str, tolerations: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({"metadata": {"uid": uid, "name": uid},
+                "spec": {"containers": [{"name": "c"}], "tolerations": tolerations}}))
+            .unwrap()
+        };
+        let e = a.admit(&best_effort("be", json!([])), &node()).unwrap_err();
+        assert_eq!(e.reason, "Evicted");
+        assert_eq!(e.message, "The node had condition: [MemoryPressure]. ");
+        let tolerant = json!([{"key": "node.kubernetes.io/memory-pressure",
+            "operator": "Exists", "effect": "NoSchedule"}]);
+        assert_eq!(a.admit(&best_effort("tolerant", tolerant), &node()), Ok(()));
+        a.release("tolerant");
+        let wrong = json!([{"key": "node.kubernetes.io/disk-pressure", "operator": "Exists"}]);
+        assert!(a.admit(&best_effort("wrong", wrong), &node()).is_err());
+        assert_eq!(a.admit(&pod("burstable", "1m", "1"), &node()), Ok(()));
+        a.release("burstable");
+        tx.send_replace(Pressure {
+            memory: true,
+            disk: true,
+            pid: false,
+        });
+        let e = a.admit(&pod("any", "1m", "1"), &node()).unwrap_err();
+        assert_eq!(
+            e.message,
+            "The node had condition: [MemoryPressure DiskPressure]. "
+        );
+        let critical: Pod = serde_json::from_value(json!({"metadata": {"uid": "c", "name": "c"},
+            "spec": {"priority": 2_000_001_000, "containers": [{"name": "c"}]}}))
+        .unwrap();
+        assert_eq!(a.admit(&critical, &node()), Ok(()));
+        tx.send_replace(Pressure::default());
+        assert_eq!(a.admit(&best_effort("later", json!([])), &node()), Ok(()));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Where a pod came from, as kubelet marks it: the `kubernetes.io/config.*` annotations, and
-//! kubelet's `IsStaticPod` and `IsMirrorPod` on them. A leaf, so that any part of the pod
-//! machinery can ask without depending on the static pod source.
+//! kubelet's `IsStaticPod`, `IsMirrorPod` and `IsCriticalPod` on them. A leaf, so that any part
+//! of the pod machinery can ask without depending on the static pod source.
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -32,4 +32,41 @@ pub fn is_static(pod: &Pod) -> bool {
 /// kubelet's IsMirrorPod.
 pub fn is_mirror(pod: &Pod) -> bool {
     annotation(pod, CONFIG_MIRROR).is_some()
+}
+
+/// kubelet's SystemCriticalPriority: pods at or above it are critical.
+pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+
+/// kubelet's IsCriticalPod: static and mirror pods, and pods at system-critical priority or
+/// above. They are admitted under pressure and never evicted.
+pub fn is_critical(pod: &Pod) -> bool {
+    is_static(pod)
+        || is_mirror(pod)
+        || pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.priority)
+            .is_some_and(|p| p >= SYSTEM_CRITICAL_PRIORITY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn static_mirror_and_system_critical_pods_are_critical() {
+        let plain = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
+        assert!(!is_critical(&pod(plain)));
+        assert!(is_critical(&pod(json!({"metadata": {"name": "p"},
+            "spec": {"containers": [], "priority": SYSTEM_CRITICAL_PRIORITY}}))));
+        assert!(is_critical(&pod(json!({"metadata": {"name": "s",
+            "annotations": {CONFIG_SOURCE: "file"}}, "spec": {"containers": []}}))));
+        assert!(is_critical(&pod(json!({"metadata": {"name": "m",
+            "annotations": {CONFIG_MIRROR: "abc"}}, "spec": {"containers": []}}))));
+    }
 }

@@ -24,16 +24,17 @@ pub struct StaticPodSettings {
     pub file_check_frequency: Duration,
 }
 
-/// Runs the pod side until cancelled. `files_listed` turns true once the manifest directory
-/// has been looked at (at once without one).
+/// Runs the pod side until cancelled, with `workers` (made on `ctx` and `cancel`, and shared
+/// with the eviction manager). `files_listed` turns true once the manifest directory has been
+/// looked at (at once without one).
 pub async fn run(
     ctx: Arc<PodContext>,
+    workers: worker::Workers,
     statics: StaticPods,
     static_pods: StaticPodSettings,
     files_listed: watch::Sender<bool>,
     cancel: CancellationToken,
 ) {
-    let workers = worker::Workers::new(ctx.clone(), cancel.clone());
     let node = ctx.node.node_name.clone();
     let (api_tx, api_rx) = watch::channel(false);
     let files_rx = files_listed.subscribe();

@@ -17,6 +17,16 @@ use tokio::time::Instant;
 
 use super::status::Terminal;
 
+/// A request to end the pod as evicted (the eviction manager's): it ends Failed with reason
+/// Evicted and `message`, its containers stopped within `grace` at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eviction {
+    pub message: String,
+    pub grace: std::time::Duration,
+    /// Node-pressure evictions mark the pod with the DisruptionTarget condition.
+    pub disruption_target: bool,
+}
+
 /// How the pod ended, which decides what its final status says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
@@ -74,6 +84,14 @@ impl Lifecycle {
     /// True once the pod is on its way out (terminating or later).
     pub fn is_ending(&self) -> bool {
         self.ending().is_some()
+    }
+
+    /// Terminated or cleaned up: nothing of the pod runs any more.
+    pub fn nothing_runs(&self) -> bool {
+        matches!(
+            self,
+            Lifecycle::Terminated { .. } | Lifecycle::CleanedUp { .. }
+        )
     }
 
     /// The pod is to stop: deleted, refused, or past its deadline. A pod already ending keeps
@@ -135,6 +153,7 @@ mod tests {
             phase: "Failed",
             reason: "DeadlineExceeded".into(),
             message: "late".into(),
+            disruption_target: false,
         })
     }
 

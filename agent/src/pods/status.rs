@@ -26,6 +26,9 @@ pub struct Terminal {
     pub phase: &'static str,
     pub reason: String,
     pub message: String,
+    /// The agent ended it for the node's sake (a node-pressure eviction): the pod carries
+    /// kubelet's DisruptionTarget condition (reason TerminationByKubelet) with the message.
+    pub disruption_target: bool,
 }
 
 /// Everything the status is computed from.
@@ -332,6 +335,13 @@ fn conditions(
             if terminal { None } else { unready_msg },
         ),
     ];
+    if let Some(t) = i.terminal.filter(|t| t.disruption_target) {
+        conditions.push(PodCondition {
+            reason: Some("TerminationByKubelet".to_string()),
+            message: Some(t.message.clone()),
+            ..condition("DisruptionTarget", true, None, None)
+        });
+    }
     let now = Time(i.now);
     for c in &mut conditions {
         let kept = previous
@@ -686,6 +696,7 @@ mod tests {
                     phase: "Failed",
                     reason: "SysctlForbidden".into(),
                     message: "forbidden sysctl".into(),
+                    disruption_target: false,
                 }),
                 phase: "Failed",
                 conditions: ["False", "True", "False", "False"],

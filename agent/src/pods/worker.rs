@@ -11,7 +11,9 @@
 //! 2. **Syncing.** Each sync drives the runtime towards the spec: volumes, sandbox, init
 //!    containers one at a time (sidecars keep running), containers, restarts under crash-loop
 //!    backoff, probe-driven restarts. It ends when the pod is deleted, when
-//!    activeDeadlineSeconds passes, or when the containers ended it for good (restartPolicy).
+//!    activeDeadlineSeconds passes, when the eviction manager evicts it ([`Workers::evict`]:
+//!    Failed, reason Evicted, within the eviction's grace), or when the containers ended it for
+//!    good (restartPolicy).
 //! 3. **Terminating.** Every container is stopped within the grace period, counted once from
 //!    when termination began: a deletion with a shorter grace (or the object's removal) cuts a
 //!    running termination short and the next sync resumes it with the shorter deadline; a longer
@@ -36,6 +38,7 @@
 //!   never left dead.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::context::PodContext;
+pub use super::lifecycle::Eviction;
 use super::pod_probes::PodProbes;
 use super::sandbox;
 use super::sync::{self, PodState};
@@ -61,6 +65,25 @@ enum Desired {
 struct Handle {
     tx: watch::Sender<Desired>,
     wake: Arc<Notify>,
+    eviction: Arc<EvictionSlot>,
+}
+
+/// Where an eviction request waits for the worker, and what the worker says back.
+#[derive(Default)]
+struct EvictionSlot {
+    pending: Mutex<Option<Eviction>>,
+    requested: AtomicBool,
+    /// Nothing of the pod runs any more (terminated or later).
+    stopped: AtomicBool,
+}
+
+impl EvictionSlot {
+    fn take(&self) -> Option<Eviction> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 /// The set of pod workers.
@@ -121,11 +144,13 @@ impl Workers {
         let seen = std::time::Instant::now();
         let (tx, rx) = watch::channel(Desired::Present(pod.clone()));
         let wake = Arc::new(Notify::new());
+        let eviction = Arc::new(EvictionSlot::default());
         map.insert(
             uid.clone(),
             Handle {
                 tx,
                 wake: wake.clone(),
+                eviction: eviction.clone(),
             },
         );
         let span = info_span!("pod", pod = %format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default()), %uid);
@@ -138,7 +163,10 @@ impl Workers {
             let rx = first_rx
                 .take()
                 .or_else(|| this.lock().get(&uid).map(|h| h.tx.subscribe()))?;
-            Some(this.clone().run(uid.clone(), rx, wake.clone(), seen))
+            Some(
+                this.clone()
+                    .run(uid.clone(), rx, wake.clone(), eviction.clone(), seen),
+            )
         };
         tokio::spawn(super::supervise::supervise(cancel, start).instrument(span));
     }
@@ -157,6 +185,49 @@ impl Workers {
         }
     }
 
+    /// Ends the pod as evicted; false when it has no worker or was asked already.
+    pub fn evict(&self, uid: &str, eviction: Eviction) -> bool {
+        let map = self.lock();
+        let Some(h) = map.get(uid) else {
+            return false;
+        };
+        if h.eviction.requested.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        *h.eviction
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(eviction);
+        h.wake.notify_one();
+        true
+    }
+
+    /// The pods that may still be running: not deleted, not ended by their phase as the API
+    /// has it, not being evicted, not stopped by their worker.
+    pub fn active_pods(&self) -> Vec<Arc<Pod>> {
+        let map = self.lock();
+        map.values()
+            .filter(|h| {
+                !h.eviction.requested.load(Ordering::SeqCst)
+                    && !h.eviction.stopped.load(Ordering::SeqCst)
+            })
+            .filter_map(|h| match &*h.tx.borrow() {
+                Desired::Present(p) if p.metadata.deletion_timestamp.is_none() => {
+                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                    (!matches!(phase, Some("Succeeded" | "Failed"))).then(|| p.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// True once nothing of the pod runs: its worker stopped it, or it has no worker.
+    pub fn stopped(&self, uid: &str) -> bool {
+        self.lock()
+            .get(uid)
+            .is_none_or(|h| h.eviction.stopped.load(Ordering::SeqCst))
+    }
+
     /// UIDs with a worker.
     pub fn uids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
@@ -171,6 +242,7 @@ impl Workers {
         uid: String,
         mut rx: watch::Receiver<Desired>,
         wake: Arc<Notify>,
+        eviction: Arc<EvictionSlot>,
         seen: std::time::Instant,
     ) {
         let ctx = self.ctx.clone();
@@ -209,6 +281,9 @@ impl Workers {
                             state.timings.mark_reported();
                         }
                     }
+                    if let Some(e) = eviction.take() {
+                        state.eviction = Some(e);
+                    }
                     let probe_results = probes.collect(&ctx, &pod);
                     let began = std::time::Instant::now();
                     let synced = if pod.metadata.deletion_timestamp.is_some() {
@@ -223,6 +298,9 @@ impl Workers {
                         Some(sync::sync(&ctx, &mut state, &pod, &probe_results).await)
                     };
                     crate::metrics::observe_pod_worker(operation, began.elapsed());
+                    if state.lifecycle.nothing_runs() {
+                        eviction.stopped.store(true, Ordering::SeqCst);
+                    }
                     last_pod = Some(pod.clone());
                     let Some(result) = synced else {
                         debug!("termination cut short by a shorter grace period");

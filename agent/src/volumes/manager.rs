@@ -368,6 +368,32 @@ impl Volumes {
         self.lock().remove(uid);
         Ok(())
     }
+
+    /// Removes the contents of the pod's emptyDir volumes once it ended for good (kubelet's
+    /// emptyDir teardown: what an evicted pod wrote is freed). Call after [`Self::unmount_all`];
+    /// a mount still below one stops its removal (never deleting through it).
+    pub async fn remove_empty_dirs(&self, uid: &str) -> Result<(), String> {
+        let dir = self
+            .layout
+            .volumes_dir(uid)
+            .join(layout::escape_plugin(Plugin::EmptyDir.name()));
+        off_runtime(move || {
+            let top = match DirFd::open(&dir) {
+                Ok(top) => top,
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            };
+            for name in top.entries().map_err(|e| e.to_string())? {
+                match top.remove_tree(&name) {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(format!("{}: {e}", dir.join(&name).display())),
+                }
+            }
+            Ok(())
+        })
+        .await?
+    }
 }
 
 /// The paths of a directory's entries (none when it cannot be read).

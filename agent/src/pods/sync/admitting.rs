@@ -33,6 +33,7 @@ pub fn admit(ctx: &PodContext, state: &mut PodState, pod: &Pod) -> Step {
                     phase: "Failed",
                     message: refusal.status_message(),
                     reason: refusal.reason,
+                    disruption_target: false,
                 }),
             )
         }

@@ -3,6 +3,8 @@
 //! same sync when one ends. One file per phase:
 //!
 //! - [`admitting`]: admission, and pods that had ended before the worker saw them;
+//! - an eviction (the eviction manager's request) ends a pod that is not ending yet, as the
+//!   agent's verdict: Failed, reason Evicted, its containers stopped within the eviction's grace;
 //! - [`syncing`]: sandbox, init containers in order, containers, restarts, the active deadline
 //!   (with [`sandbox_setup`] and [`container_starts`] for its steps, and [`container_gc`] for
 //!   the dead instances and old sandboxes a running pod leaves);
@@ -28,11 +30,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::context::PodContext;
-use super::lifecycle::{Ending, Lifecycle};
+use super::lifecycle::{Ending, Eviction, Lifecycle};
 use super::observe;
 use super::pod_probes::ProbeResults;
 use super::restart_backoff::RestartBackoff;
-use super::status::Waiting;
+use super::status::{Terminal, Waiting};
 use super::timing::Timings;
 
 pub use terminated::remove_gone;
@@ -55,6 +57,10 @@ pub struct PodState {
     pub pod_cgroup_made: bool,
     /// Ids of the containers the current sync started.
     pub(super) started: Vec<String>,
+    /// An eviction the worker was asked for and the next sync carries out.
+    pub eviction: Option<Eviction>,
+    /// The longest its containers may take to stop once an eviction ends it.
+    pub grace_override: Option<Duration>,
 }
 
 impl PodState {
@@ -106,6 +112,23 @@ fn deleted(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }
 
+/// Ends the pod as evicted, unless it is ending already (a deletion or the agent's verdict
+/// came first and stands).
+fn evict(state: &mut PodState, e: Eviction) {
+    if state.lifecycle.is_ending() {
+        return;
+    }
+    let verdict = Ending::Verdict(Terminal {
+        phase: "Failed",
+        reason: "Evicted".to_string(),
+        message: e.message,
+        disruption_target: e.disruption_target,
+    });
+    state.grace_override = Some(e.grace);
+    let now = tokio::time::Instant::now();
+    state.lifecycle = std::mem::take(&mut state.lifecycle).terminate(now, verdict);
+}
+
 /// Syncs `pod` once, given what its probes said.
 pub async fn sync(
     ctx: &PodContext,
@@ -121,6 +144,9 @@ pub async fn sync(
     if deleted(pod) {
         let now = tokio::time::Instant::now();
         state.lifecycle = std::mem::take(&mut state.lifecycle).terminate(now, Ending::Containers);
+    }
+    if let Some(e) = state.eviction.take() {
+        evict(state, e);
     }
     // Every step moves the pod forward, so this ends within one pass over the phases.
     for _ in 0..PHASES {

@@ -56,6 +56,7 @@ pub async fn sync(
                 phase: "Failed",
                 reason: "DeadlineExceeded".to_string(),
                 message,
+                disruption_target: false,
             });
             let now = tokio::time::Instant::now();
             state.lifecycle = std::mem::take(&mut state.lifecycle).terminate(now, verdict);

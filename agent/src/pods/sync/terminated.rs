@@ -1,5 +1,5 @@
 //! The terminated and cleaned-up phases: nothing of the pod runs. Its sandbox is stopped, its
-//! volumes unmounted and the node's resources released, and the final status written (unless
+//! volumes unmounted (emptyDir contents removed) and the node's resources released, and the final status written (unless
 //! the API's status stands). A deleted pod is removed from the node entirely (containers,
 //! sandboxes, directory, logs, cgroups) and its object deleted with grace 0 and a UID
 //! precondition; the worker then waits for the object to go. Pods gone from the API without
@@ -56,8 +56,13 @@ pub async fn clean_up(
     if deleted(pod) {
         return remove_and_delete(ctx, state, pod, probes, outcome).await;
     }
-    if let Err(e) = ctx.volumes.unmount_all(uid(pod)).await {
-        warn!(error = %e, "cannot unmount the volumes of an ended pod");
+    match ctx.volumes.unmount_all(uid(pod)).await {
+        Ok(()) => {
+            if let Err(e) = ctx.volumes.remove_empty_dirs(uid(pod)).await {
+                warn!(error = %e, "cannot remove the emptyDir volumes of an ended pod");
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot unmount the volumes of an ended pod"),
     }
     ctx.admission.release(uid(pod));
     observe_and_report(ctx, state, pod, probes).await?;

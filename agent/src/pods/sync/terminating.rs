@@ -1,7 +1,8 @@
 //! The terminating phase: every running container is stopped within the pod's grace period,
 //! counted from when termination began (so a termination cut short by a shorter grace and
-//! resumed keeps its deadline). A deleted pod's containers run their preStop hooks first; a pod
-//! the agent ends (refused, past its deadline) is stopped without them.
+//! resumed keeps its deadline); an eviction shortens it to the eviction's grace. A deleted pod's
+//! containers run their preStop hooks first; a pod the agent ends (refused, past its deadline,
+//! evicted) is stopped without them.
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -23,7 +24,9 @@ pub async fn stop(
     let Lifecycle::Terminating { since, .. } = state.lifecycle else {
         return Step::Next;
     };
-    let deadline = grace::deadline(since, grace::grace_period(pod));
+    let own = grace::grace_period(pod);
+    let grace = state.grace_override.map_or(own, |o| o.min(own));
+    let deadline = grace::deadline(since, grace);
     let message = |name: &str| format!("Stopping container {name}");
     if deleted(pod) {
         let targets = PreStopTargets::new(pod);

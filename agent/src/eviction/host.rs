@@ -1,0 +1,279 @@
+//! The eviction manager's view of the host, behind [`Host`] so that its passes run against a
+//! double in unit tests: the node's figures (procfs, statvfs, the pods' cgroup, the runtime's
+//! image filesystem), what one pod uses (its cgroup, its emptyDir trees and logs walked
+//! without following links, its containers' writable layers from the runtime), and the
+//! node-level reclaim (the images no container uses).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cri_client::CriClient;
+use cri_client::api::{ContainerFilter, ContainerStatsFilter};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+use tracing::{debug, info, warn};
+
+use super::local_storage::StorageUsage;
+use super::observation::{FsReading, NodeReading, working_set};
+use super::rank::PodUsage;
+use crate::cgroups::{CgroupFs, CgroupVersion, PodCgroups, QosTier};
+use crate::config::eviction::Resource;
+use crate::node::machine::Usage;
+use crate::pods::container::labels::{CONTAINER_NAME, POD_UID};
+use crate::pods::sandbox;
+use crate::volumes::usage::tree_usage;
+
+/// What the eviction manager reads and frees on the host.
+pub trait Host: Send + Sync {
+    /// One reading of the node.
+    fn node(&self) -> BoxFuture<'_, NodeReading>;
+
+    /// What `pod` uses: memory and processes always, its local storage when `storage` (a walk
+    /// of its volumes and logs, so only when a limit or disk pressure needs it).
+    fn pod_usage<'a>(
+        &'a self,
+        pod: &'a Pod,
+        storage: bool,
+    ) -> BoxFuture<'a, (PodUsage, Option<StorageUsage>)>;
+
+    /// Frees what the node itself holds of `resource` (unused images, for disk).
+    fn reclaim(&self, resource: Resource) -> BoxFuture<'_, ()>;
+}
+
+/// The host the agent runs on.
+pub struct LiveHost {
+    pub cri: CriClient,
+    pub root_dir: PathBuf,
+    pub log_root: PathBuf,
+    pub memory_capacity: u64,
+    /// Capacity minus kube- and system-reserved: what the pods' cgroup may hold.
+    pub allocatable_memory: u64,
+    pub cgroups: PodCgroups,
+    pub cgroup_fs: Arc<dyn CgroupFs>,
+}
+
+/// The memory a cgroup holds that cannot be dropped, None when it cannot be read.
+fn cgroup_memory(fs: &dyn CgroupFs, path: &str) -> Option<u64> {
+    let usage_file = match fs.version() {
+        CgroupVersion::V2 => "memory.current",
+        CgroupVersion::V1 => "memory.usage_in_bytes",
+    };
+    let usage: u64 = fs.read(path, "memory", usage_file)?.trim().parse().ok()?;
+    let stat = fs.read(path, "memory", "memory.stat")?;
+    Some(working_set(usage, &stat))
+}
+
+fn cgroup_processes(fs: &dyn CgroupFs, path: &str) -> Option<u64> {
+    fs.read(path, "pids", "pids.current")?.trim().parse().ok()
+}
+
+fn statvfs(path: &std::path::Path) -> Option<FsReading> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(FsReading {
+        capacity_bytes: st.f_blocks.saturating_mul(st.f_frsize),
+        available_bytes: st.f_bavail.saturating_mul(st.f_frsize),
+        inodes: st.f_files,
+        inodes_free: st.f_favail,
+    })
+}
+
+impl LiveHost {
+    /// Where the runtime keeps images (ImageFsInfo), None when it does not say.
+    async fn image_fs_path(&self) -> Option<PathBuf> {
+        let info = self.cri.image_fs_info().await.ok()?;
+        let fs = info.image_filesystems.first()?;
+        let mount = fs.fs_id.as_ref()?.mountpoint.clone();
+        (!mount.is_empty()).then(|| PathBuf::from(mount))
+    }
+
+    /// Each of the pod's containers' writable layer, by container name.
+    async fn writable_layers(&self, uid: &str) -> BTreeMap<String, u64> {
+        let filter = ContainerStatsFilter {
+            label_selector: HashMap::from([(POD_UID.to_string(), uid.to_string())]),
+            ..ContainerStatsFilter::default()
+        };
+        let stats = match self.cri.list_container_stats(Some(filter)).await {
+            Ok(s) => s,
+            Err(error) => {
+                debug!(%error, "ListContainerStats failed; writable layers not counted");
+                return BTreeMap::new();
+            }
+        };
+        stats
+            .into_iter()
+            .filter_map(|s| {
+                let attrs = s.attributes?;
+                let name = attrs.labels.get(CONTAINER_NAME).cloned()?;
+                let used = s.writable_layer?.used_bytes?.value;
+                Some((name, used))
+            })
+            .collect()
+    }
+}
+
+/// The pod's local storage on disk: its emptyDir trees and its containers' log directories.
+fn storage_on_disk(root: &std::path::Path, log_dir: &std::path::Path, pod: &Pod) -> StorageUsage {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let volumes = root
+        .join("pods")
+        .join(uid)
+        .join("volumes")
+        .join("kubernetes.io~empty-dir");
+    let mut out = StorageUsage::default();
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let Some(e) = &v.empty_dir else { continue };
+        if e.medium.as_deref() == Some("Memory") {
+            out.memory_backed.push(v.name.clone());
+        }
+        match tree_usage(&volumes.join(&v.name)) {
+            Ok(u) => {
+                if u.too_deep > 0 {
+                    warn!(volume = %v.name, "emptyDir nested deeper than the walk goes: not all counted");
+                }
+                out.empty_dirs.insert(v.name.clone(), u.bytes);
+                out.inodes = out.inodes.saturating_add(u.inodes);
+            }
+            Err(error) => debug!(volume = %v.name, %error, "emptyDir not measured"),
+        }
+    }
+    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+        if let Ok(u) = tree_usage(&log_dir.join(&c.name)) {
+            out.containers.insert(c.name.clone(), u.bytes);
+            out.inodes = out.inodes.saturating_add(u.inodes);
+        }
+    }
+    out
+}
+
+impl Host for LiveHost {
+    fn node(&self) -> BoxFuture<'_, NodeReading> {
+        async move {
+            let root = self.root_dir.clone();
+            let image_mount = self.image_fs_path().await;
+            let (usage, imagefs) = tokio::task::spawn_blocking(move || {
+                (Usage::read(&root), image_mount.as_deref().and_then(statvfs))
+            })
+            .await
+            .unwrap_or_default();
+            let kubepods = self
+                .cgroups
+                .qos(QosTier::Guaranteed)
+                .map(|k| self.cgroups.form(&k));
+            let pods_working_set = kubepods.and_then(|k| cgroup_memory(&*self.cgroup_fs, &k));
+            NodeReading {
+                memory_capacity: self.memory_capacity,
+                memory_available: (usage.memory_available_bytes > 0)
+                    .then_some(usage.memory_available_bytes),
+                allocatable_memory: self.allocatable_memory,
+                pods_working_set,
+                nodefs: (usage.fs_capacity_bytes > 0).then_some(FsReading {
+                    capacity_bytes: usage.fs_capacity_bytes,
+                    available_bytes: usage.fs_available_bytes,
+                    inodes: usage.fs_inodes,
+                    inodes_free: usage.fs_inodes_free,
+                }),
+                imagefs,
+                pid_max: usage.pid_max,
+                processes: usage.pids_running,
+            }
+        }
+        .boxed()
+    }
+
+    fn pod_usage<'a>(
+        &'a self,
+        pod: &'a Pod,
+        storage: bool,
+    ) -> BoxFuture<'a, (PodUsage, Option<StorageUsage>)> {
+        async move {
+            let path = sandbox::cgroup_parent(&self.cgroups, pod);
+            let (memory, processes) = if path.is_empty() {
+                (None, None)
+            } else {
+                (
+                    cgroup_memory(&*self.cgroup_fs, &path),
+                    cgroup_processes(&*self.cgroup_fs, &path),
+                )
+            };
+            let mut usage = PodUsage {
+                memory,
+                processes,
+                ..PodUsage::default()
+            };
+            if !storage {
+                return (usage, None);
+            }
+            let (root, log_dir, owned) = (
+                self.root_dir.clone(),
+                sandbox::log_directory(&self.log_root, pod),
+                pod.clone(),
+            );
+            let mut disk =
+                tokio::task::spawn_blocking(move || storage_on_disk(&root, &log_dir, &owned))
+                    .await
+                    .unwrap_or_default();
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            for (name, bytes) in self.writable_layers(uid).await {
+                let entry = disk.containers.entry(name).or_insert(0);
+                *entry = entry.saturating_add(bytes);
+            }
+            usage.ephemeral_bytes = Some(disk.total());
+            usage.inodes = Some(disk.inodes);
+            (usage, Some(disk))
+        }
+        .boxed()
+    }
+
+    fn reclaim(&self, resource: Resource) -> BoxFuture<'_, ()> {
+        async move {
+            if !matches!(resource, Resource::EphemeralStorage | Resource::Inodes) {
+                return;
+            }
+            remove_unused_images(&self.cri).await;
+        }
+        .boxed()
+    }
+}
+
+/// Removes every image no container on the runtime uses (kubelet's DeleteUnusedImages when
+/// the eviction manager reclaims disk); pinned images stay.
+async fn remove_unused_images(cri: &CriClient) {
+    let (containers, images) = match (
+        cri.list_containers(None::<ContainerFilter>).await,
+        cri.list_images(None).await,
+    ) {
+        (Ok(c), Ok(i)) => (c, i),
+        (Err(error), _) | (_, Err(error)) => {
+            warn!(%error, "listing containers and images for image reclaim failed");
+            return;
+        }
+    };
+    let in_use: HashSet<String> = containers
+        .iter()
+        .flat_map(|c| {
+            [
+                c.image_ref.clone(),
+                c.image
+                    .as_ref()
+                    .map(|i| i.image.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    for image in images.iter().filter(|i| !i.pinned) {
+        let used = in_use.contains(&image.id)
+            || image.repo_tags.iter().any(|t| in_use.contains(t))
+            || image.repo_digests.iter().any(|d| in_use.contains(d));
+        if used {
+            continue;
+        }
+        match cri.remove_image(image.id.as_str()).await {
+            Ok(()) => {
+                info!(image = %image.id, size = image.size, "removed an unused image to reclaim disk");
+            }
+            Err(error) => warn!(image = %image.id, %error, "removing an unused image failed"),
+        }
+    }
+}
