@@ -12,23 +12,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::pods::{
-    TestNamespace, busybox, container, events, output, ready, sh, wait_pod, waiting_reason,
+    busybox, container, events, output, ready, setup_with, sh, wait_pod, waiting_reason,
 };
-use common::{Agent, require_cluster, wait_for};
+use common::{require_cluster, wait_for};
 use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(90);
-
-async fn setup_with(node: &str, ns: &str, extra: &[&str]) -> (kube::Client, Agent, TestNamespace) {
-    let client = common::admin().await;
-    let agent = Agent::start(node, extra);
-    common::wait_ready(&client, node, "True", T).await;
-    let ns = TestNamespace::create(&client, ns).await;
-    (client, agent, ns)
-}
 
 async fn create<K>(client: &kube::Client, ns: &str, v: Value) -> K
 where

@@ -247,8 +247,17 @@ pub async fn exec_in(container_id: &str, cmd: &[&str]) -> String {
 
 /// The usual start of a pod test: an agent of its own under `node`, Ready, and a namespace.
 pub async fn setup(node: &str, ns: &str) -> (kube::Client, super::Agent, TestNamespace) {
+    setup_with(node, ns, &[]).await
+}
+
+/// [`setup`] with extra flags for the agent.
+pub async fn setup_with(
+    node: &str,
+    ns: &str,
+    extra: &[&str],
+) -> (kube::Client, super::Agent, TestNamespace) {
     let client = super::admin().await;
-    let agent = super::Agent::start(node, &[]);
+    let agent = super::Agent::start(node, extra);
     super::wait_ready(&client, node, "True", Duration::from_secs(90)).await;
     let ns = TestNamespace::create(&client, ns).await;
     (client, agent, ns)

@@ -1,0 +1,227 @@
+//! The eviction manager end to end on the real cluster: a pod writing past its emptyDir
+//! sizeLimit is evicted and its volume removed; under memory pressure (the pods' allocatable
+//! memory, from a flag-set threshold and a system reservation that leaves pods 1 GiB) a
+//! memory hog is evicted before a Guaranteed pod, the node reports MemoryPressure, and a
+//! BestEffort pod is refused meanwhile. Each prints how long the agent took from the threshold
+//! being crossed to the pod Failed. Serial, each with its own agent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pods::{
+    TestNamespace, busybox, condition, events, phase, ready, setup_with, sh, wait_pod,
+};
+use common::{require_cluster, wait_for};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(90);
+
+fn reason(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.reason.as_deref())
+        .unwrap_or_default()
+}
+
+fn message(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.message.as_deref())
+        .unwrap_or_default()
+}
+
+/// Waits for the pod to end Failed with reason Evicted; returns it and when that was seen.
+async fn evicted(ns: &TestNamespace, name: &str) -> (Pod, Instant) {
+    let p = wait_pod(&ns.pods(), name, "Failed, Evicted", T, |p| {
+        phase(p) == "Failed" && reason(p) == "Evicted"
+    })
+    .await;
+    (p, Instant::now())
+}
+
+#[tokio::test]
+async fn a_pod_writing_past_its_empty_dir_size_limit_is_evicted_and_its_volume_removed() {
+    if !require_cluster() {
+        return;
+    }
+    let node = "evict-storage";
+    let (client, agent, ns) = setup_with(node, "evict-storage", &[]).await;
+    // The container writes 2 MiB into a 1 MiB emptyDir once it runs, then waits.
+    ns.pod(
+        "writer",
+        node,
+        json!({"containers": [{"name": "c", "image": busybox(),
+            "command": sh("dd if=/dev/zero of=/scratch/fill bs=1M count=2 && sleep 3600"),
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
+            "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}]}),
+    )
+    .await;
+    let running = ready(&ns, "writer").await;
+    let crossed = Instant::now();
+    let (p, seen) = evicted(&ns, "writer").await;
+    println!(
+        "emptyDir over its sizeLimit -> pod Failed/Evicted seen: {} ms (from Ready)",
+        (seen - crossed).as_millis()
+    );
+    assert_eq!(
+        message(&p),
+        "Usage of EmptyDir volume \"scratch\" exceeds the limit \"1Mi\". "
+    );
+    assert_eq!(condition(&p, "Ready").as_deref(), Some("False"));
+    let said = events(&client, &ns.name, "writer").await;
+    assert!(
+        said.iter().any(|e| e.contains("Evicted")),
+        "an Evicted event: {said:?}"
+    );
+    let uid = running.metadata.uid.clone().unwrap();
+    let volume = agent
+        .dir
+        .path()
+        .join("root/pods")
+        .join(&uid)
+        .join("volumes/kubernetes.io~empty-dir/scratch");
+    wait_for("the emptyDir removed", T, || async {
+        (!volume.exists()).then_some(())
+    })
+    .await;
+}
+
+fn disruption_target(p: &Pod) -> Option<k8s_openapi::api::core::v1::PodCondition> {
+    let conditions = p.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget")
+        .cloned()
+}
+
+/// /proc/meminfo's MemTotal in bytes.
+fn mem_total() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+async fn node_condition(client: &kube::Client, node: &str, kind: &str) -> Option<String> {
+    let n: Node = Api::<Node>::all(client.clone()).get(node).await.ok()?;
+    common::condition(&n, kind).map(|c| c.status)
+}
+
+#[tokio::test]
+async fn a_memory_hog_is_evicted_before_a_guaranteed_pod_and_best_effort_pods_are_refused_meanwhile()
+ {
+    if !require_cluster() {
+        return;
+    }
+    let node = "evict-memory";
+    // Pods get 1 GiB of allocatable memory (the rest is reserved for the system); the hard
+    // memory.available threshold also watches that share (allocatableMemory.available).
+    let reserved = format!("--system-reserved=memory={}", mem_total() - (1 << 30));
+    let (client, _agent, ns) = setup_with(
+        node,
+        "evict-memory",
+        &[
+            &reserved,
+            "--eviction-hard=memory.available<100Mi",
+            "--eviction-pressure-transition-period=40s",
+        ],
+    )
+    .await;
+    ns.pod(
+        "guaranteed",
+        node,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("sleep 3600"),
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                          "limits": {"cpu": "10m", "memory": "32Mi"}}}]}),
+    )
+    .await;
+    ready(&ns, "guaranteed").await;
+    // The hog fills a memory-backed emptyDir (tmpfs, charged to its cgroup, not reclaimable)
+    // to 960 MiB: the pods' share leaves less than 100 MiB of the 1 GiB.
+    ns.pod(
+        "hog",
+        node,
+        json!({"containers": [{"name": "c", "image": busybox(),
+            "command": sh("dd if=/dev/zero of=/mem/fill bs=1M count=960 && touch /mem/done && sleep 3600"),
+            "resources": {"requests": {"memory": "10Mi"}},
+            "volumeMounts": [{"name": "mem", "mountPath": "/mem"}]}],
+            "volumes": [{"name": "mem", "emptyDir": {"medium": "Memory"}}]}),
+    )
+    .await;
+    let hog = ready(&ns, "hog").await;
+    let filled = wait_for("the hog filled its tmpfs", T, || {
+        let hog = hog.clone();
+        async move {
+            let out = common::pods::output(
+                &hog,
+                "c",
+                &["sh", "-c", "test -e /mem/done && echo done || true"],
+            )
+            .await;
+            out.contains("done").then(Instant::now)
+        }
+    })
+    .await;
+    let (p, seen) = evicted(&ns, "hog").await;
+    println!(
+        "pods' memory over allocatable -> hog Failed/Evicted seen: {} ms (from its fill finishing)",
+        seen.saturating_duration_since(filled).as_millis()
+    );
+    assert!(
+        message(&p).starts_with(
+            "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
+        ),
+        "{}",
+        message(&p)
+    );
+    let disruption = disruption_target(&p).expect("a DisruptionTarget condition");
+    assert_eq!(
+        (disruption.status.as_str(), disruption.reason.as_deref()),
+        ("True", Some("TerminationByKubelet"))
+    );
+    assert_eq!(
+        node_condition(&client, node, "MemoryPressure")
+            .await
+            .as_deref(),
+        Some("True")
+    );
+
+    // Meanwhile (the condition stays for the transition period) a BestEffort pod is refused.
+    ns.pod(
+        "besteffort",
+        node,
+        json!({"containers": [{"name": "c", "image": busybox(), "command": sh("sleep 3600")}]}),
+    )
+    .await;
+    let refused = wait_pod(&ns.pods(), "besteffort", "refused", T, |p| {
+        phase(p) == "Failed"
+    })
+    .await;
+    assert_eq!(reason(&refused), "Evicted");
+    assert_eq!(
+        message(&refused),
+        "Pod was rejected: The node had condition: [MemoryPressure]. "
+    );
+
+    // The Guaranteed pod was never a candidate while the hog was there, and the hog's memory
+    // is freed with its volume: it keeps running, and the pressure ends.
+    let g = ns.pods().get("guaranteed").await.unwrap();
+    assert_eq!(phase(&g), "Running", "{:?}", g.status);
+    wait_for("MemoryPressure False", Duration::from_secs(120), || async {
+        (node_condition(&client, node, "MemoryPressure")
+            .await
+            .as_deref()
+            == Some("False"))
+        .then_some(())
+    })
+    .await;
+    let g = ns.pods().get("guaranteed").await.unwrap();
+    assert_eq!(phase(&g), "Running", "{:?}", g.status);
+}
