@@ -2,8 +2,9 @@
 //! sizeLimit is evicted and its volume removed; under memory pressure (the pods' allocatable
 //! memory, from a flag-set threshold and a system reservation that leaves pods 1 GiB) a
 //! memory hog is evicted before a Guaranteed pod, the node reports MemoryPressure, and a
-//! BestEffort pod is refused meanwhile. Each prints how long the agent took from the threshold
-//! being crossed to the pod Failed. Serial, each with its own agent.
+//! BestEffort pod is refused meanwhile; image garbage collection removes an unused image above
+//! its threshold and keeps the ones in use. The eviction tests print how long the agent took
+//! from the threshold being crossed to the pod Failed. Serial, each with its own agent.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -224,4 +225,61 @@ async fn a_memory_hog_is_evicted_before_a_guaranteed_pod_and_best_effort_pods_ar
     .await;
     let g = ns.pods().get("guaranteed").await.unwrap();
     assert_eq!(phase(&g), "Running", "{:?}", g.status);
+}
+
+/// Whether containerd holds `image`.
+async fn present(cri: &cri_client::CriClient, image: &str) -> bool {
+    cri.image_status(image, false)
+        .await
+        .unwrap()
+        .image
+        .is_some()
+}
+
+#[tokio::test]
+async fn image_gc_removes_unused_images_above_its_threshold_but_never_one_in_use() {
+    if !require_cluster() {
+        return;
+    }
+    let node = "image-gc";
+    let busybox = busybox();
+    let registry = busybox.split('/').next().unwrap().to_string();
+    let unused = format!("{registry}/grpc-health:1.0");
+    let cri = common::pods::cri().await;
+    cri.pull_image(unused.as_str(), None, None).await.unwrap();
+    assert!(present(&cri, &unused).await);
+    // A pod keeps busybox in use; then the agent comes back with a threshold the image
+    // filesystem is above (1%) and a low mark it cannot reach (0%).
+    let (client, mut agent, ns) = setup_with(node, "image-gc", &[]).await;
+    ns.pod(
+        "user",
+        node,
+        json!({"containers": [{"name": "c", "image": busybox, "command": sh("sleep 3600")}]}),
+    )
+    .await;
+    ready(&ns, "user").await;
+    assert!(
+        present(&cri, &unused).await,
+        "the default thresholds leave it"
+    );
+    agent.signal_and_wait("TERM", Duration::from_secs(30));
+    agent.restart(&[
+        "--image-gc-high-threshold=1",
+        "--image-gc-low-threshold=0",
+        "--minimum-image-ttl-duration=0s",
+    ]);
+    wait_for("the unused image removed", T, || async {
+        (!present(&cri, &unused).await).then_some(())
+    })
+    .await;
+    let said = common::pods::wait_event(&client, "default", node, "FreeDiskSpaceFailed", T).await;
+    assert!(
+        said.contains("Failed to garbage collect required amount of images. Attempted to free"),
+        "{said}"
+    );
+    assert!(present(&cri, &busybox).await, "an image in use stays");
+    let pause = std::env::var("MKL_PAUSE_IMAGE").unwrap();
+    assert!(present(&cri, &pause).await, "the sandbox image stays");
+    let user = ns.pods().get("user").await.unwrap();
+    assert_eq!(phase(&user), "Running");
 }

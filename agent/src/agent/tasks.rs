@@ -70,7 +70,7 @@ impl Running {
     }
 
     /// The eviction manager (both modes): it judges the node's pressure for the Node status
-    /// and admission, and evicts through the pod workers.
+    /// and admission, and evicts through the pod workers; and the image garbage collector.
     pub(super) fn start_eviction(
         &mut self,
         pods: &PodContext,
@@ -84,6 +84,16 @@ impl Running {
             .kube_reserved
             .memory_bytes
             .saturating_add(c.system_reserved.memory_bytes);
+        self.tasks.spawn(crate::eviction::image_gc::run(
+            crate::eviction::image_gc::ImageGc {
+                cri: cri.clone(),
+                policy: c.image_gc,
+                events: pods.events.clone(),
+                node_name: c.node_name.clone(),
+                records: crate::eviction::image_gc::ImageRecords::default(),
+            },
+            self.cancel.clone(),
+        ));
         let host = crate::eviction::LiveHost {
             cri,
             root_dir: c.root_dir.clone(),

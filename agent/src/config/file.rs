@@ -72,6 +72,14 @@ pub struct FileConfig {
     pub eviction_max_pod_grace_period: Option<i64>,
     #[serde(skip)]
     pub merge_default_eviction_settings: Option<bool>,
+    #[serde(rename = "imageGCHighThresholdPercent")]
+    pub image_gc_high_threshold_percent: Option<i32>,
+    #[serde(rename = "imageGCLowThresholdPercent")]
+    pub image_gc_low_threshold_percent: Option<i32>,
+    #[serde(rename = "imageMinimumGCAge")]
+    pub image_minimum_gc_age: Option<String>,
+    #[serde(rename = "imageMaximumGCAge")]
+    pub image_maximum_gc_age: Option<String>,
     // KubeletConfiguration only (not in the flat format):
     #[serde(skip)]
     pub static_pod_path: Option<PathBuf>,

@@ -115,6 +115,21 @@ pub struct Flags {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub eviction_max_pod_grace_period: Option<i64>,
 
+    /// The image filesystem's usage (percent) at which unused images are removed; 100 switches
+    /// image garbage collection off (default 85; imageGCHighThresholdPercent).
+    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true)]
+    pub image_gc_high_threshold: Option<i32>,
+
+    /// The usage (percent) image garbage collection frees down to (default 80;
+    /// imageGCLowThresholdPercent).
+    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true)]
+    pub image_gc_low_threshold: Option<i32>,
+
+    /// How old an unused image must be before it may be removed (default 2m;
+    /// imageMinimumGCAge).
+    #[arg(long, value_name = "DURATION")]
+    pub minimum_image_ttl_duration: Option<String>,
+
     /// Accepted for kubeadm: the agent does not check for swap (true warns).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub fail_swap_on: Option<bool>,

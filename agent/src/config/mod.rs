@@ -7,6 +7,7 @@ pub mod duration;
 pub mod eviction;
 mod file;
 mod flags;
+pub mod image_gc;
 pub mod kubelet;
 pub mod parse;
 pub mod server;
@@ -109,6 +110,8 @@ pub struct Config {
     pub cgroups: CgroupSettings,
     /// Eviction thresholds and their companions (`--eviction-*`, `eviction*`).
     pub eviction: eviction::EvictionSettings,
+    /// When unused images are removed (`imageGC*`, `--image-gc-*`).
+    pub image_gc: image_gc::ImageGcPolicy,
 }
 
 /// `--port` (default 10250): 1-65535.
@@ -271,7 +274,9 @@ impl Config {
         Ok((Self::merge(flags, file)?, warnings))
     }
 
-    /// Merges already-loaded flags and file settings; flags win.
+    /// Merges already-loaded flags and file settings; flags win. One flat mapping of every
+    /// setting, hence long.
+    #[allow(clippy::too_many_lines)]
     pub fn merge(flags: Flags, file: FileConfig) -> Result<Self, ConfigError> {
         let server = server::resolve(&flags, &file)?;
         let root_dir = flags
@@ -283,6 +288,7 @@ impl Config {
         let certificates = certificates(&flags, &file, &root_dir);
         let cgroups = cgroup_settings(&flags, &file)?;
         let eviction = eviction::from_flags_and_file(&flags, &file, cgroups.enforce_pods)?;
+        let image_gc = image_gc::from_flags_and_file(&flags, &file)?;
         let healthz_bind_address = healthz_bind_address(&flags, &file)?;
         let Periods {
             node_status_update_frequency,
@@ -321,6 +327,7 @@ impl Config {
             2,
         )?;
         Ok(Config {
+            image_gc,
             eviction,
             cgroups,
             static_pod_path: flags.pod_manifest_path.or(file.static_pod_path),

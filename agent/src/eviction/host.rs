@@ -4,16 +4,16 @@
 //! without following links, its containers' writable layers from the runtime), and the
 //! node-level reclaim (the images no container uses).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use cri_client::CriClient;
-use cri_client::api::{ContainerFilter, ContainerStatsFilter};
+use cri_client::api::ContainerStatsFilter;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::local_storage::StorageUsage;
 use super::observation::{FsReading, NodeReading, working_set};
@@ -79,15 +79,24 @@ fn statvfs(path: &std::path::Path) -> Option<FsReading> {
     })
 }
 
-impl LiveHost {
-    /// Where the runtime keeps images (ImageFsInfo), None when it does not say.
-    async fn image_fs_path(&self) -> Option<PathBuf> {
-        let info = self.cri.image_fs_info().await.ok()?;
-        let fs = info.image_filesystems.first()?;
-        let mount = fs.fs_id.as_ref()?.mountpoint.clone();
-        (!mount.is_empty()).then(|| PathBuf::from(mount))
-    }
+/// Where the runtime keeps images (ImageFsInfo), None when it does not say.
+async fn image_fs_path(cri: &CriClient) -> Option<PathBuf> {
+    let info = cri.image_fs_info().await.ok()?;
+    let fs = info.image_filesystems.first()?;
+    let mount = fs.fs_id.as_ref()?.mountpoint.clone();
+    (!mount.is_empty()).then(|| PathBuf::from(mount))
+}
 
+/// The runtime's image filesystem (statvfs of its ImageFsInfo mount), None when unknown.
+pub async fn image_fs(cri: &CriClient) -> Option<FsReading> {
+    let mount = image_fs_path(cri).await?;
+    tokio::task::spawn_blocking(move || statvfs(&mount))
+        .await
+        .ok()
+        .flatten()
+}
+
+impl LiveHost {
     /// Each of the pod's containers' writable layer, by container name.
     async fn writable_layers(&self, uid: &str) -> BTreeMap<String, u64> {
         let filter = ContainerStatsFilter {
@@ -151,7 +160,7 @@ impl Host for LiveHost {
     fn node(&self) -> BoxFuture<'_, NodeReading> {
         async move {
             let root = self.root_dir.clone();
-            let image_mount = self.image_fs_path().await;
+            let image_mount = image_fs_path(&self.cri).await;
             let (usage, imagefs) = tokio::task::spawn_blocking(move || {
                 (Usage::read(&root), image_mount.as_deref().and_then(statvfs))
             })
@@ -231,49 +240,8 @@ impl Host for LiveHost {
             if !matches!(resource, Resource::EphemeralStorage | Resource::Inodes) {
                 return;
             }
-            remove_unused_images(&self.cri).await;
+            super::image_gc::remove_unused(&self.cri).await;
         }
         .boxed()
-    }
-}
-
-/// Removes every image no container on the runtime uses (kubelet's DeleteUnusedImages when
-/// the eviction manager reclaims disk); pinned images stay.
-async fn remove_unused_images(cri: &CriClient) {
-    let (containers, images) = match (
-        cri.list_containers(None::<ContainerFilter>).await,
-        cri.list_images(None).await,
-    ) {
-        (Ok(c), Ok(i)) => (c, i),
-        (Err(error), _) | (_, Err(error)) => {
-            warn!(%error, "listing containers and images for image reclaim failed");
-            return;
-        }
-    };
-    let in_use: HashSet<String> = containers
-        .iter()
-        .flat_map(|c| {
-            [
-                c.image_ref.clone(),
-                c.image
-                    .as_ref()
-                    .map(|i| i.image.clone())
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    for image in images.iter().filter(|i| !i.pinned) {
-        let used = in_use.contains(&image.id)
-            || image.repo_tags.iter().any(|t| in_use.contains(t))
-            || image.repo_digests.iter().any(|d| in_use.contains(d));
-        if used {
-            continue;
-        }
-        match cri.remove_image(image.id.as_str()).await {
-            Ok(()) => {
-                info!(image = %image.id, size = image.size, "removed an unused image to reclaim disk");
-            }
-            Err(error) => warn!(image = %image.id, %error, "removing an unused image failed"),
-        }
     }
 }

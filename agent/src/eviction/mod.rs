@@ -8,11 +8,14 @@
 //! - [`tracker`]: which thresholds hold, since when, which conditions to report (pure);
 //! - [`local_storage`]: emptyDir sizeLimit and ephemeral-storage limits;
 //! - [`rank`]: the order pods are evicted in for a starved resource;
+//! - [`image_gc`]: unused images removed between the image GC thresholds (and all of them
+//!   when the eviction manager reclaims disk);
 //! - [`host`]: the OS and runtime boundary ([`Host`]), [`LiveHost`] on the agent's host;
 //! - [`manager`]: one pass and the loop ([`Manager`], [`run`]), through [`PodEvictor`] (the
 //!   pod workers).
 
 pub mod host;
+pub mod image_gc;
 pub mod local_storage;
 pub mod manager;
 pub mod observation;

@@ -112,6 +112,10 @@ pub fn to_file_config(kc: &KubeletConfiguration) -> Result<FileConfig, ConfigErr
         )?,
         eviction_max_pod_grace_period: kc.eviction_max_pod_grace_period.map(i64::from),
         merge_default_eviction_settings: kc.merge_default_eviction_settings,
+        image_gc_high_threshold_percent: kc.image_gc_high_threshold_percent,
+        image_gc_low_threshold_percent: kc.image_gc_low_threshold_percent,
+        image_minimum_gc_age: duration_text("imageMinimumGCAge", kc.image_minimum_gc_age.as_ref())?,
+        image_maximum_gc_age: duration_text("imageMaximumGCAge", kc.image_maximum_gc_age.as_ref())?,
         ..FileConfig::default()
     };
     node_status(kc, &mut file)?;

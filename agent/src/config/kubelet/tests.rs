@@ -150,14 +150,15 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
     .unwrap();
     assert_eq!(
         not_implemented(&warnings),
-        set(&["imageGCHighThresholdPercent"]),
+        BTreeSet::new(),
         "failSwapOn: false is what the agent does, so it is quiet: {warnings:#?}"
     );
     assert_eq!(
         ignored_flags(&warnings),
         ["--pod-infra-container-image", "--provider-id"]
     );
-    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert_eq!(c.image_gc.high_percent, 100, "kind switches image GC off");
     assert!(
         c.eviction.thresholds.is_empty(),
         "kind switches every disk signal off and sets no memory one: {:?}",
@@ -169,12 +170,6 @@ fn kinds_variant_with_its_flags_warns_for_what_kind_turns_off() {
         layout.parent(QosTier::Burstable, "u1"),
         "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/\
          kubelet-kubepods-burstable-podu1.slice"
-    );
-    assert!(
-        warnings.iter().any(|w| w.to_string()
-            == "KubeletConfiguration field imageGCHighThresholdPercent is accepted but not \
-                implemented (it is set to 100)"),
-        "{warnings:#?}"
     );
     assert!(c.node_labels.is_empty());
     assert_eq!(
@@ -646,6 +641,10 @@ const HONOURED: &[&str] = &[
     "evictionMaxPodGracePeriod",
     "evictionMinimumReclaim",
     "mergeDefaultEvictionSettings",
+    "imageMinimumGCAge",
+    "imageMaximumGCAge",
+    "imageGCHighThresholdPercent",
+    "imageGCLowThresholdPercent",
 ];
 
 #[test]
