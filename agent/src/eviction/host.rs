@@ -15,6 +15,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 use tracing::{debug, warn};
 
+use super::image_gc::{image_fs, remove_unused};
 use super::local_storage::StorageUsage;
 use super::observation::{FsReading, NodeReading, working_set};
 use super::rank::PodUsage;
@@ -67,33 +68,6 @@ fn cgroup_memory(fs: &dyn CgroupFs, path: &str) -> Option<u64> {
 
 fn cgroup_processes(fs: &dyn CgroupFs, path: &str) -> Option<u64> {
     fs.read(path, "pids", "pids.current")?.trim().parse().ok()
-}
-
-fn statvfs(path: &std::path::Path) -> Option<FsReading> {
-    let st = rustix::fs::statvfs(path).ok()?;
-    Some(FsReading {
-        capacity_bytes: st.f_blocks.saturating_mul(st.f_frsize),
-        available_bytes: st.f_bavail.saturating_mul(st.f_frsize),
-        inodes: st.f_files,
-        inodes_free: st.f_favail,
-    })
-}
-
-/// Where the runtime keeps images (ImageFsInfo), None when it does not say.
-async fn image_fs_path(cri: &CriClient) -> Option<PathBuf> {
-    let info = cri.image_fs_info().await.ok()?;
-    let fs = info.image_filesystems.first()?;
-    let mount = fs.fs_id.as_ref()?.mountpoint.clone();
-    (!mount.is_empty()).then(|| PathBuf::from(mount))
-}
-
-/// The runtime's image filesystem (statvfs of its ImageFsInfo mount), None when unknown.
-pub async fn image_fs(cri: &CriClient) -> Option<FsReading> {
-    let mount = image_fs_path(cri).await?;
-    tokio::task::spawn_blocking(move || statvfs(&mount))
-        .await
-        .ok()
-        .flatten()
 }
 
 impl LiveHost {
@@ -160,12 +134,10 @@ impl Host for LiveHost {
     fn node(&self) -> BoxFuture<'_, NodeReading> {
         async move {
             let root = self.root_dir.clone();
-            let image_mount = image_fs_path(&self.cri).await;
-            let (usage, imagefs) = tokio::task::spawn_blocking(move || {
-                (Usage::read(&root), image_mount.as_deref().and_then(statvfs))
-            })
-            .await
-            .unwrap_or_default();
+            let imagefs = image_fs(&self.cri).await;
+            let usage = tokio::task::spawn_blocking(move || Usage::read(&root))
+                .await
+                .unwrap_or_default();
             let kubepods = self
                 .cgroups
                 .qos(QosTier::Guaranteed)
@@ -240,7 +212,7 @@ impl Host for LiveHost {
             if !matches!(resource, Resource::EphemeralStorage | Resource::Inodes) {
                 return;
             }
-            super::image_gc::remove_unused(&self.cri).await;
+            remove_unused(&self.cri).await;
         }
         .boxed()
     }

@@ -9,6 +9,7 @@
 //! reclaim removes every candidate at once ([`remove_unused`]).
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cri_client::CriClient;
@@ -23,6 +24,33 @@ use crate::events::Events;
 
 /// kubelet's ImageGCPeriod.
 pub const PERIOD: Duration = Duration::from_secs(300);
+
+fn statvfs(path: &Path) -> Option<FsReading> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(FsReading {
+        capacity_bytes: st.f_blocks.saturating_mul(st.f_frsize),
+        available_bytes: st.f_bavail.saturating_mul(st.f_frsize),
+        inodes: st.f_files,
+        inodes_free: st.f_favail,
+    })
+}
+
+/// Where the runtime keeps images (ImageFsInfo), None when it does not say.
+async fn image_fs_path(cri: &CriClient) -> Option<PathBuf> {
+    let info = cri.image_fs_info().await.ok()?;
+    let fs = info.image_filesystems.first()?;
+    let mount = fs.fs_id.as_ref()?.mountpoint.clone();
+    (!mount.is_empty()).then(|| PathBuf::from(mount))
+}
+
+/// The runtime's image filesystem (statvfs of its ImageFsInfo mount), None when unknown.
+pub async fn image_fs(cri: &CriClient) -> Option<FsReading> {
+    let mount = image_fs_path(cri).await?;
+    tokio::task::spawn_blocking(move || statvfs(&mount))
+        .await
+        .ok()
+        .flatten()
+}
 
 /// What the collector remembers of one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +270,7 @@ impl ImageGc {
                 }
             }
         }
-        let Some(fs) = super::host::image_fs(&self.cri).await else {
+        let Some(fs) = image_fs(&self.cri).await else {
             return Ok(());
         };
         let Some(wanted) = bytes_to_free(&self.policy, fs) else {
