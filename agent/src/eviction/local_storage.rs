@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::pod_resources::{self, EPHEMERAL_STORAGE};
@@ -50,6 +50,26 @@ fn limit_of(c: &Container) -> Option<&Quantity> {
     pod_resources::limit(c.resources.as_ref(), EPHEMERAL_STORAGE)
 }
 
+/// Whether any container (init containers too) limits its ephemeral storage.
+fn containers_limited(spec: &PodSpec) -> bool {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| limit_of(c).is_some())
+}
+
+/// Whether `pod` has a local storage limit: only then are its volumes walked on every pass.
+pub fn has_limits(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        containers_limited(spec)
+            || spec
+                .volumes
+                .iter()
+                .flatten()
+                .any(|v| v.empty_dir.as_ref().is_some_and(|e| e.size_limit.is_some()))
+    })
+}
+
 /// The first limit `pod` breaks with `usage`, in kubelet's order.
 pub fn violation(pod: &Pod, usage: &StorageUsage) -> Option<Violation> {
     let spec = pod.spec.as_ref()?;
@@ -70,12 +90,7 @@ pub fn violation(pod: &Pod, usage: &StorageUsage) -> Option<Violation> {
             });
         }
     }
-    let limited = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .any(|c| limit_of(c).is_some());
-    if limited {
+    if containers_limited(spec) {
         let total_limit = pod_resources::aggregate(pod, |c| pod_resources::units(limit_of(c)));
         if usage.total() > total_limit {
             return Some(Violation {
@@ -130,6 +145,10 @@ mod tests {
             "containers": [{"name": "c", "image": "i"}],
             "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}},
                         {"name": "free", "emptyDir": {}}]}}));
+        assert!(has_limits(&p));
+        let plain = pod(json!({"metadata": {"name": "q"}, "spec": {
+            "containers": [{"name": "c", "image": "i"}], "volumes": [{"name": "d", "emptyDir": {}}]}}));
+        assert!(!has_limits(&plain), "nothing to walk for");
         assert_eq!(violation(&p, &usage(&[("scratch", 1 << 20)], &[])), None);
         assert_eq!(violation(&p, &usage(&[("free", 1 << 40)], &[])), None);
         let v = violation(&p, &usage(&[("scratch", (1 << 20) + 1)], &[])).unwrap();

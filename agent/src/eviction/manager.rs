@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::host::Host;
-use super::local_storage::violation;
+use super::local_storage::{has_limits, violation};
 use super::observation::{Observations, observe};
 use super::rank::{Candidate, rank};
 use super::tracker::{Tracker, holds};
@@ -77,30 +77,6 @@ pub struct Manager<H, P> {
 
 fn uid(pod: &Pod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or_default()
-}
-
-/// Whether a pod has a local storage limit worth walking its volumes for.
-fn has_storage_limits(pod: &Pod) -> bool {
-    let Some(spec) = pod.spec.as_ref() else {
-        return false;
-    };
-    let sized = spec
-        .volumes
-        .iter()
-        .flatten()
-        .any(|v| v.empty_dir.as_ref().is_some_and(|e| e.size_limit.is_some()));
-    let limited = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .any(|c| {
-            crate::pod_resources::limit(
-                c.resources.as_ref(),
-                crate::pod_resources::EPHEMERAL_STORAGE,
-            )
-            .is_some()
-        });
-    sized || limited
 }
 
 /// A count or a size as kubelet's messages print it.
@@ -233,7 +209,7 @@ impl<H: Host, P: PodEvictor> Manager<H, P> {
     /// Step 2: every pod over a local storage limit, evicted at once.
     async fn local_storage(&self, pods: &[Arc<Pod>]) -> Vec<String> {
         let mut evicted = Vec::new();
-        for pod in pods.iter().filter(|p| has_storage_limits(p)) {
+        for pod in pods.iter().filter(|p| has_limits(p)) {
             let (_, Some(storage)) = self.host.pod_usage(pod, true).await else {
                 continue;
             };
