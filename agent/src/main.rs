@@ -9,6 +9,9 @@ use minikubelet::config::{Config, Flags, VersionFlag};
 use minikubelet::node::object::kubelet_version;
 use minikubelet::{agent, logging};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let flags = match Flags::try_parse() {
         Ok(f) => f,
