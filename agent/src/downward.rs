@@ -199,6 +199,8 @@ mod tests {
             host_ip: "192.0.2.10".into(),
             allocatable_cpu_millis: 4000,
             allocatable_memory_bytes: 8 << 30,
+            absolute_allocatable_cpu_millis: 4000,
+            absolute_allocatable_memory_bytes: 8 << 30,
             ..NodeFacts::default()
         }
     }

@@ -15,6 +15,11 @@ pub struct NodeFacts {
     /// Allocatable memory in bytes: what admission counts against, and the default for an unset
     /// `limits.memory` in the downward API (0: unknown).
     pub allocatable_memory_bytes: u64,
+    /// Capacity minus kube- and system-reserved, eviction thresholds not subtracted
+    /// (kubelet's nodeAllocatableAbsolute): a resize asking for more cpu can never fit here.
+    pub absolute_allocatable_cpu_millis: u64,
+    /// The same for memory, in bytes.
+    pub absolute_allocatable_memory_bytes: u64,
     /// The machine's memory, for containers' OOM score.
     pub memory_capacity_bytes: u64,
     /// --max-pods.

@@ -49,13 +49,15 @@ pub(super) fn pod_context(
         info!("AppArmor is not enabled on this host: pods that ask for a profile are refused");
     }
     let admission = Admission::new(sysctls, apparmor).with_pressure(pressure);
-    let (cpu, memory, memory_capacity) = node::allocatable(config, machine);
+    let a = node::allocatable(config, machine);
     let facts = NodeFacts {
         node_name: config.node_name.clone(),
         host_ip: node_ip.to_string(),
-        allocatable_cpu_millis: cpu,
-        allocatable_memory_bytes: memory,
-        memory_capacity_bytes: memory_capacity,
+        allocatable_cpu_millis: a.cpu_millis,
+        allocatable_memory_bytes: a.memory_bytes,
+        absolute_allocatable_cpu_millis: a.absolute_cpu_millis,
+        absolute_allocatable_memory_bytes: a.absolute_memory_bytes,
+        memory_capacity_bytes: a.memory_capacity_bytes,
         max_pods: config.max_pods,
     };
     let events = match api.connected() {

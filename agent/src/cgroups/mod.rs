@@ -10,6 +10,7 @@
 //! - [`layout`]: the per-QoS and per-pod cgroups of this node;
 //! - [`version`]: cgroup v1 or v2 (unified) on this host, and the directories a cgroup has;
 //! - [`limits`]: the limits of one cgroup and the files that hold them on each version;
+//! - [`usage`]: the memory a cgroup holds now;
 //! - [`qos`]: kubepods with node allocatable enforced on it, and the QoS class cgroups;
 //! - [`fs`]: the OS boundary, [`CgroupFs`], which the host's [`Hierarchy`] implements
 //!   (and, in tests, `recording`'s double).
@@ -22,6 +23,7 @@ mod name;
 mod qos;
 #[cfg(test)]
 pub mod recording;
+mod usage;
 mod version;
 
 pub use driver::{CgroupDriver, DriverChoice, UnknownDriver, choose};
@@ -33,4 +35,5 @@ pub use limits::{
 };
 pub use name::{CgroupName, NameError};
 pub use qos::{NodeAllocatable, QosCgroups};
+pub use usage::{memory_in_use, working_set};
 pub use version::{CgroupVersion, Hierarchy};

@@ -17,9 +17,9 @@ use tracing::{debug, warn};
 
 use super::image_gc::{image_fs, remove_unused};
 use super::local_storage::StorageUsage;
-use super::observation::{FsReading, NodeReading, working_set};
+use super::observation::{FsReading, NodeReading};
 use super::rank::PodUsage;
-use crate::cgroups::{CgroupFs, CgroupVersion, PodCgroups, QosTier};
+use crate::cgroups::{CgroupFs, PodCgroups, QosTier, memory_in_use};
 use crate::config::eviction::Resource;
 use crate::node::machine::Usage;
 use crate::pods::container::labels::{CONTAINER_NAME, POD_UID};
@@ -53,17 +53,6 @@ pub struct LiveHost {
     pub allocatable_memory: u64,
     pub cgroups: PodCgroups,
     pub cgroup_fs: Arc<dyn CgroupFs>,
-}
-
-/// The memory a cgroup holds that cannot be dropped, None when it cannot be read.
-fn cgroup_memory(fs: &dyn CgroupFs, path: &str) -> Option<u64> {
-    let usage_file = match fs.version() {
-        CgroupVersion::V2 => "memory.current",
-        CgroupVersion::V1 => "memory.usage_in_bytes",
-    };
-    let usage: u64 = fs.read(path, "memory", usage_file)?.trim().parse().ok()?;
-    let stat = fs.read(path, "memory", "memory.stat")?;
-    Some(working_set(usage, &stat))
 }
 
 fn cgroup_processes(fs: &dyn CgroupFs, path: &str) -> Option<u64> {
@@ -142,7 +131,7 @@ impl Host for LiveHost {
                 .cgroups
                 .qos(QosTier::Guaranteed)
                 .map(|k| self.cgroups.form(&k));
-            let pods_working_set = kubepods.and_then(|k| cgroup_memory(&*self.cgroup_fs, &k));
+            let pods_working_set = kubepods.and_then(|k| memory_in_use(&*self.cgroup_fs, &k));
             NodeReading {
                 memory_capacity: self.memory_capacity,
                 memory_available: (usage.memory_available_bytes > 0)
@@ -174,7 +163,7 @@ impl Host for LiveHost {
                 (None, None)
             } else {
                 (
-                    cgroup_memory(&*self.cgroup_fs, &path),
+                    memory_in_use(&*self.cgroup_fs, &path),
                     cgroup_processes(&*self.cgroup_fs, &path),
                 )
             };

@@ -40,6 +40,7 @@ pub struct Families {
     pub http_requests: IntCounterVec,
     pub pod_worker_panics: IntCounter,
     pub evictions: IntCounterVec,
+    pub resizes: Resizes,
     pub certificates: super::certificates::CertificateFamilies,
 }
 
@@ -50,6 +51,49 @@ fn histogram(
     labels: &[&str],
 ) -> Result<HistogramVec, prometheus::Error> {
     HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+}
+
+/// kubelet's in-place resize families.
+pub struct Resizes {
+    pub requested: IntCounterVec,
+    pub infeasible: IntCounterVec,
+    pub duration: HistogramVec,
+}
+
+impl Resizes {
+    fn new() -> Result<Resizes, prometheus::Error> {
+        Ok(Resizes {
+            requested: IntCounterVec::new(
+                Opts::new(
+                    "kubelet_container_requested_resizes_total",
+                    "Number of requested resizes, counted at the container level",
+                ),
+                &["resource", "requirement", "operation"],
+            )?,
+            infeasible: IntCounterVec::new(
+                Opts::new(
+                    "kubelet_pod_infeasible_resizes_total",
+                    "Number of infeasible resizes for pods, by reason",
+                ),
+                &["reason_detail"],
+            )?,
+            duration: histogram(
+                "kubelet_pod_resize_duration_milliseconds",
+                "Duration in milliseconds to actuate a pod resize",
+                vec![
+                    10.0, 50.0, 100.0, 500.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0,
+                    30_000.0, 60_000.0, 120_000.0, 300_000.0, 600_000.0,
+                ],
+                &["success"],
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.requested.clone()))?;
+        registry.register(Box::new(self.infeasible.clone()))?;
+        registry.register(Box::new(self.duration.clone()))
+    }
 }
 
 /// kubelet's eviction counter.
@@ -160,6 +204,7 @@ impl Families {
                 "Pod workers that died of a panic and were restarted by their supervisor",
             ))?,
             evictions: evictions()?,
+            resizes: Resizes::new()?,
             certificates: super::certificates::CertificateFamilies::new()?,
         };
         Ok(f)
@@ -183,6 +228,7 @@ impl Families {
         registry.register(Box::new(self.http_requests.clone()))?;
         registry.register(Box::new(self.pod_worker_panics.clone()))?;
         registry.register(Box::new(self.evictions.clone()))?;
+        self.resizes.register(registry)?;
         self.certificates.register(registry)?;
         Ok(())
     }

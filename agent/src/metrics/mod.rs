@@ -147,6 +147,40 @@ pub fn count_eviction(signal: &str) {
     }
 }
 
+/// A container's `requirement` (requests, limits) of `resource` changed by a resize
+/// (`operation`: add, remove, increase, decrease).
+pub fn count_requested_resize(resource: &str, requirement: &str, operation: &str) {
+    if let Some(m) = global() {
+        m.families
+            .resizes
+            .requested
+            .with_label_values(&[resource, requirement, operation])
+            .inc();
+    }
+}
+
+/// A resize judged infeasible, for `reason_detail`.
+pub fn count_infeasible_resize(reason_detail: &str) {
+    if let Some(m) = global() {
+        m.families
+            .resizes
+            .infeasible
+            .with_label_values(&[reason_detail])
+            .inc();
+    }
+}
+
+/// Applying a resize took `took`.
+pub fn observe_resize(took: std::time::Duration, ok: bool) {
+    if let Some(m) = global() {
+        m.families
+            .resizes
+            .duration
+            .with_label_values(&[if ok { "true" } else { "false" }])
+            .observe(took.as_secs_f64() * 1000.0);
+    }
+}
+
 /// A pod worker died of a panic (and is restarted by its supervisor).
 pub fn count_pod_worker_panic() {
     if let Some(m) = global() {

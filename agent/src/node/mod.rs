@@ -23,30 +23,59 @@ use crate::runtime::RuntimeHealth;
 use machine::MachineInfo;
 use status::{Reports, StatusWriter};
 
-/// Allocatable cpu (millicores) and memory (bytes), and memory capacity, as reported.
-pub fn allocatable(config: &Config, machine: &MachineInfo) -> (u64, u64, u64) {
+/// What pods may use of this node, as admission and resizes count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodAllocatable {
+    /// Allocatable cpu (millicores) and memory (bytes): capacity minus the reservations and the
+    /// hard eviction thresholds, as the Node reports it.
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    /// Capacity minus the reservations alone (kubelet's nodeAllocatableAbsolute).
+    pub absolute_cpu_millis: u64,
+    pub absolute_memory_bytes: u64,
+    /// The machine's memory.
+    pub memory_capacity_bytes: u64,
+}
+
+/// The node's allocatable cpu and memory, with and without the hard eviction thresholds.
+pub fn allocatable(config: &Config, machine: &MachineInfo) -> PodAllocatable {
     let usage = machine::Usage::read(&config.root_dir);
     let hugepages = capacity::read_hugepages();
-    let r = capacity::compute(&capacity::ResourceInputs {
-        machine,
-        usage: &usage,
-        max_pods: config.max_pods,
-        kube_reserved: &config.kube_reserved,
-        system_reserved: &config.system_reserved,
-        eviction: &config.eviction,
-        hugepages: &hugepages,
-    });
-    let cpu = r
-        .allocatable
-        .get("cpu")
-        .and_then(|q| crate::quantity::parse_millis(&q.0).ok())
-        .unwrap_or(0);
-    let mem = r
-        .allocatable
-        .get("memory")
-        .and_then(|q| crate::quantity::parse_units(&q.0).ok())
-        .unwrap_or(0);
-    (cpu, mem, machine.memory_bytes)
+    let no_eviction = crate::config::eviction::EvictionSettings {
+        thresholds: Vec::new(),
+        ..config.eviction.clone()
+    };
+    let amounts = |eviction| {
+        let r = capacity::compute(&capacity::ResourceInputs {
+            machine,
+            usage: &usage,
+            max_pods: config.max_pods,
+            kube_reserved: &config.kube_reserved,
+            system_reserved: &config.system_reserved,
+            eviction,
+            hugepages: &hugepages,
+        });
+        let cpu = r
+            .allocatable
+            .get("cpu")
+            .and_then(|q| crate::quantity::parse_millis(&q.0).ok())
+            .unwrap_or(0);
+        let mem = r
+            .allocatable
+            .get("memory")
+            .and_then(|q| crate::quantity::parse_units(&q.0).ok())
+            .unwrap_or(0);
+        (cpu, mem)
+    };
+    let (cpu_millis, memory_bytes) = amounts(&config.eviction);
+    let (absolute_cpu_millis, absolute_memory_bytes) = amounts(&no_eviction);
+    PodAllocatable {
+        cpu_millis,
+        memory_bytes,
+        absolute_cpu_millis,
+        absolute_memory_bytes,
+        memory_capacity_bytes: machine.memory_bytes,
+    }
 }
 
 /// What the Node status follows besides its own readings.

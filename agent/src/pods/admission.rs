@@ -114,12 +114,15 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// Pods admitted and not yet terminated, with their requests.
+/// Pods admitted and not yet terminated, with their requests (as allocated: a resize changes
+/// them).
 pub struct Admission {
     admitted: Mutex<HashMap<String, Requests>>,
     sysctls: Allowlist,
     apparmor_enabled: bool,
     pressure: PressureWatch,
+    /// Counts the times a pod's share shrank or went: deferred resizes try again then.
+    room: tokio::sync::watch::Sender<u64>,
 }
 
 fn refusal(reason: &str, message: String) -> Refusal {
@@ -127,6 +130,37 @@ fn refusal(reason: &str, message: String) -> Refusal {
         reason: reason.to_string(),
         message,
     }
+}
+
+/// kubelet's "Node didn't have enough resource" refusal.
+fn refuse(res: &str, requested: u64, used: u64, capacity: u64) -> Refusal {
+    refusal(
+        &format!("OutOf{res}"),
+        format!(
+            "Node didn't have enough resource: {res}, requested: {requested}, used: {used}, capacity: {capacity}"
+        ),
+    )
+}
+
+/// Whether `want` fits beside `used` in the node's allocatable cpu and memory.
+fn check_fit(used: Requests, want: Requests, node: &NodeFacts) -> Result<(), Refusal> {
+    if used.cpu_millis.saturating_add(want.cpu_millis) > node.allocatable_cpu_millis {
+        return Err(refuse(
+            "cpu",
+            want.cpu_millis,
+            used.cpu_millis,
+            node.allocatable_cpu_millis,
+        ));
+    }
+    if used.memory_bytes.saturating_add(want.memory_bytes) > node.allocatable_memory_bytes {
+        return Err(refuse(
+            "memory",
+            want.memory_bytes,
+            used.memory_bytes,
+            node.allocatable_memory_bytes,
+        ));
+    }
+    Ok(())
 }
 
 /// kubelet's eviction admit handler: the refusal the node's pressure makes, if any.
@@ -184,6 +218,7 @@ impl Admission {
             sysctls,
             apparmor_enabled,
             pressure: crate::pressure::none(),
+            room: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -243,14 +278,6 @@ impl Admission {
     fn fits(&self, uid: &str, want: Requests, node: &NodeFacts) -> Result<(), Refusal> {
         let mut map = self.lock();
         let used = map.values().fold(Requests::default(), |a, r| a.plus(*r));
-        let refuse = |res: &str, requested: u64, used: u64, capacity: u64| {
-            refusal(
-                &format!("OutOf{res}"),
-                format!(
-                    "Node didn't have enough resource: {res}, requested: {requested}, used: {used}, capacity: {capacity}"
-                ),
-            )
-        };
         if map.len() as u64 >= u64::from(node.max_pods) {
             return Err(refuse(
                 "pods",
@@ -259,29 +286,67 @@ impl Admission {
                 u64::from(node.max_pods),
             ));
         }
-        if used.cpu_millis.saturating_add(want.cpu_millis) > node.allocatable_cpu_millis {
-            return Err(refuse(
-                "cpu",
-                want.cpu_millis,
-                used.cpu_millis,
-                node.allocatable_cpu_millis,
-            ));
-        }
-        if used.memory_bytes.saturating_add(want.memory_bytes) > node.allocatable_memory_bytes {
-            return Err(refuse(
-                "memory",
-                want.memory_bytes,
-                used.memory_bytes,
-                node.allocatable_memory_bytes,
-            ));
-        }
+        check_fit(used, want, node)?;
         map.insert(uid.to_string(), want);
         Ok(())
     }
 
     /// Releases a pod's share (terminated or gone).
     pub fn release(&self, uid: &str) {
-        self.lock().remove(uid);
+        if self.lock().remove(uid).is_some() {
+            self.made_room();
+        }
+    }
+
+    /// A resize of the admitted pod `pod` to `want`, judged as kubelet's admit handlers judge
+    /// it again for the resized pod: the node's pressure allows it, and it fits beside the
+    /// other admitted pods. Accepted, the pod's share is the larger of the old one and `want`
+    /// until [`Admission::settle`] (the cgroups still hold the old amounts).
+    ///
+    /// # Errors
+    /// The refusal, which defers the resize.
+    pub fn resize(&self, pod: &Pod, want: Requests, node: &NodeFacts) -> Result<(), Refusal> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if let Some(refused) = under_pressure(pod, *self.pressure.borrow()) {
+            return Err(refused);
+        }
+        let mut map = self.lock();
+        let used = map
+            .iter()
+            .filter(|(u, _)| **u != uid)
+            .fold(Requests::default(), |a, (_, r)| a.plus(*r));
+        check_fit(used, want, node)?;
+        let old = map.get(&uid).copied().unwrap_or_default();
+        map.insert(uid, old.max(want));
+        Ok(())
+    }
+
+    /// The pod's resize is applied: its share is `applied` now.
+    pub fn settle(&self, uid: &str, applied: Requests) {
+        let shrank = {
+            let mut map = self.lock();
+            match map.get_mut(uid) {
+                Some(share) if *share != applied => {
+                    let shrank = applied.cpu_millis < share.cpu_millis
+                        || applied.memory_bytes < share.memory_bytes;
+                    *share = applied;
+                    shrank
+                }
+                _ => false,
+            }
+        };
+        if shrank {
+            self.made_room();
+        }
+    }
+
+    /// Changes whenever a pod's share shrinks or goes.
+    pub fn room(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.room.subscribe()
+    }
+
+    fn made_room(&self) {
+        self.room.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -296,6 +361,8 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             allocatable_cpu_millis: 1000,
             allocatable_memory_bytes: 1 << 30,
+            absolute_allocatable_cpu_millis: 1000,
+            absolute_allocatable_memory_bytes: 1 << 30,
             memory_capacity_bytes: 2 << 30,
             max_pods: 2,
         }

@@ -14,6 +14,7 @@
 //!   sync reads ([`probe`] is how one probe runs);
 //! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
 //! - [`admission`] (with [`sysctls`]): whether a pod may run here at all;
+//! - [`resize`]: in-place resize: what the node allocated, its judgement, what was applied;
 //! - [`sandbox`], [`pod_cgroup`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hook_handler`]: the
 //!   steps; `lifecycle_hooks`: when postStart and preStop run; [`grace`]: grace periods and
 //!   deadlines; [`restart_backoff`]: crash-loop backoff;
@@ -44,6 +45,7 @@ pub mod pod_cgroup;
 pub mod pod_probes;
 pub mod probe;
 pub mod relist;
+pub mod resize;
 pub mod restart_backoff;
 pub mod runtime_class;
 mod runtime_exec;

@@ -104,29 +104,47 @@ fn amount(name: &str, q: Option<&Quantity>) -> u64 {
 
 /// Makes the pod's cgroup with its limits before its sandbox runs (cgroupfs driver, per-QoS
 /// cgroups on), and counts a Burstable pod's cpu request in its class's shares. Idempotent: a
-/// pod adopted after a restart gets the same values again. Err is kubelet's message, for the
+/// pod adopted after a restart gets the same values again. Returns the limits written (None
+/// where the agent writes no pod cgroup). Err is kubelet's message, for the
 /// FailedCreatePodContainer event.
 ///
 /// # Errors
 /// The cgroup could not be made or a limit not written.
-pub async fn ensure(ctx: &PodContext, pod: &Pod) -> Result<(), String> {
-    if ctx.cgroups.driver() != CgroupDriver::Cgroupfs {
-        return Ok(());
-    }
-    let path = super::sandbox::cgroup_parent(&ctx.cgroups, pod);
-    if path.is_empty() {
-        return Ok(());
-    }
+pub async fn ensure(ctx: &PodContext, pod: &Pod) -> Result<Option<ResourceConfig>, String> {
     let limits = ResourceConfig {
         pids_max: ctx.cgroups.pod_pids_limit(),
         ..pod_limits(pod)
     };
+    write(ctx, pod, &limits)
+        .await
+        .map_err(|e| format!("unable to ensure pod container exists: {e}"))
+}
+
+/// Writes `limits` to the pod's cgroup and the pod's cpu request to the Burstable class's
+/// shares: at creation, and for a resize. None where the agent writes no pod cgroup (the
+/// systemd driver, no cgroup parent).
+///
+/// # Errors
+/// A cgroup file refused the value (the kernel's word).
+pub async fn write(
+    ctx: &PodContext,
+    pod: &Pod,
+    limits: &ResourceConfig,
+) -> Result<Option<ResourceConfig>, String> {
+    if ctx.cgroups.driver() != CgroupDriver::Cgroupfs {
+        return Ok(None);
+    }
+    let path = super::sandbox::cgroup_parent(&ctx.cgroups, pod);
+    if path.is_empty() {
+        return Ok(None);
+    }
     let burstable = (qos_class(pod) == QosClass::Burstable)
         .then(|| pod_amount(pod, CPU, Kind::Request).saturating_add(overhead(pod, CPU)));
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let (fs, qos) = (ctx.cgroup_fs.clone(), ctx.qos_cgroups.clone());
+    let written = limits.clone();
     let applied = tokio::task::spawn_blocking(move || {
-        fs.apply(&path, &limits)?;
+        fs.apply(&path, &written)?;
         match burstable {
             Some(millis) => qos.burstable_pod(&uid, millis),
             None => Ok(()),
@@ -134,12 +152,47 @@ pub async fn ensure(ctx: &PodContext, pod: &Pod) -> Result<(), String> {
     })
     .await;
     match applied {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("unable to ensure pod container exists: {e}")),
+        Ok(Ok(())) => Ok(Some(limits.clone())),
+        Ok(Err(e)) => Err(e.to_string()),
         Err(e) => {
             warn!(error = %e, "writing the pod's cgroup did not finish");
-            Err(format!("unable to ensure pod container exists: {e}"))
+            Err(e.to_string())
         }
+    }
+}
+
+/// The pod cgroup's limits while its containers are resized from `current` to `target`: each
+/// amount at the larger of the two (an increase applies before the containers grow, a decrease
+/// after they shrank), an amount `target` leaves unset kept as it is.
+pub fn raised(current: &ResourceConfig, target: &ResourceConfig) -> ResourceConfig {
+    fn larger<T: Ord + Copy>(a: Option<T>, b: Option<T>, unlimited: T) -> Option<T> {
+        // A quota or memory limit of "none" (-1 / 0 here) is larger than any value.
+        let unbounded = |v: Option<T>| v.is_some_and(|v| v == unlimited);
+        match (a, b) {
+            (_, None) => None,
+            (None, b) => b,
+            (a, b) if unbounded(a) || unbounded(b) => Some(unlimited),
+            (a, b) => a.max(b),
+        }
+    }
+    ResourceConfig {
+        cpu_shares: larger(current.cpu_shares, target.cpu_shares, i64::MAX),
+        cpu_quota_us: larger(current.cpu_quota_us, target.cpu_quota_us, -1),
+        cpu_period_us: target.cpu_period_us,
+        memory_bytes: larger(current.memory_bytes, target.memory_bytes, 0),
+        pids_max: target.pids_max,
+    }
+}
+
+/// The limits to write after a resize: `target`, an amount it leaves unset kept as `current`
+/// has it (kubelet never removes a pod limit in place).
+pub fn settled(current: &ResourceConfig, target: &ResourceConfig) -> ResourceConfig {
+    ResourceConfig {
+        cpu_shares: target.cpu_shares.or(current.cpu_shares),
+        cpu_quota_us: target.cpu_quota_us.or(current.cpu_quota_us),
+        cpu_period_us: target.cpu_period_us.or(current.cpu_period_us),
+        memory_bytes: target.memory_bytes.or(current.memory_bytes),
+        pids_max: target.pids_max.or(current.pids_max),
     }
 }
 

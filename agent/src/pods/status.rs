@@ -12,6 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::container::qos_class;
 use super::observe::{ContainerView, ObservedPod};
+use super::resize::Resize;
 
 /// A waiting reason the worker set for a container (image pull errors, backoff, config errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub struct Inputs<'a> {
     /// Termination messages read from the containers' message files, by container id.
     pub termination_messages: &'a HashMap<String, String>,
     pub terminal: Option<&'a Terminal>,
+    /// The pod's resize state: its conditions and what its containers' cgroups hold.
+    pub resize: &'a Resize,
     pub now: Timestamp,
 }
 
@@ -172,6 +175,25 @@ fn container_status(i: &Inputs<'_>, spec: &Container, default_waiting: &str) -> 
         image: spec.image.clone().unwrap_or_default(),
         image_id: latest.map(|c| c.image_ref.clone()).unwrap_or_default(),
         container_id: latest.map(|c| container_id(i.runtime_name, &c.id)),
+        ..resources(i, spec, latest)
+    }
+}
+
+/// `allocatedResources` (the allocated requests) and `resources` (the allocation, with what
+/// the running container's cgroup holds): for a container the runtime has, as kubelet reports
+/// them. The spec is the pod's with its allocation in place.
+fn resources(i: &Inputs<'_>, spec: &Container, latest: Option<&ContainerView>) -> ContainerStatus {
+    let Some(latest) = latest else {
+        return ContainerStatus::default();
+    };
+    let allocated = spec.resources.clone().unwrap_or_default();
+    let reported = match i.resize.actuated.get(&spec.name) {
+        Some(applied) if latest.running() => applied.report(&allocated),
+        _ => allocated.clone(),
+    };
+    ContainerStatus {
+        allocated_resources: allocated.requests.clone().filter(|r| !r.is_empty()),
+        resources: Some(reported),
         ..ContainerStatus::default()
     }
 }
@@ -351,7 +373,9 @@ fn conditions(
             .find(|p| p.type_ == c.type_ && p.status == c.status)
             .and_then(|p| p.last_transition_time.clone());
         c.last_transition_time = Some(kept.unwrap_or_else(|| now.clone()));
+        c.observed_generation = i.pod.metadata.generation;
     }
+    conditions.extend(i.resize.conditions());
     conditions
 }
 
@@ -455,6 +479,7 @@ pub fn compute(i: &Inputs<'_>) -> PodStatus {
         pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         start_time: previous.start_time.or(Some(Time(i.now))),
         qos_class: Some(qos_class(pod).as_str().to_string()),
+        observed_generation: pod.metadata.generation,
         ..PodStatus::default()
     }
 }
@@ -534,6 +559,7 @@ mod tests {
             started: &HashMap::new(),
             termination_messages: &HashMap::new(),
             terminal: None,
+            resize: &Resize::default(),
             now: Timestamp::now(),
         })
     }
@@ -588,6 +614,7 @@ mod tests {
             started: &HashMap::new(),
             termination_messages: &HashMap::new(),
             terminal: row.terminal.as_ref(),
+            resize: &Resize::default(),
             now: Timestamp::now(),
         });
         assert_eq!(
@@ -740,6 +767,7 @@ mod tests {
                 started: &HashMap::new(),
                 termination_messages: &HashMap::new(),
                 terminal: None,
+                resize: &Resize::default(),
                 now: Timestamp::now(),
             })
         };

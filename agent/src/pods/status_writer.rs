@@ -74,11 +74,43 @@ fn patch_body(pod: &Pod, status: &PodStatus) -> Value {
                 c.entry(field).or_insert(Value::Null);
             }
         }
+        // A resize condition that ended is removed from the API's list, as kubelet's patch
+        // removes it; a strategic merge would keep it otherwise.
+        for gone in gone_conditions(pod.status.as_ref(), &status_conditions(conditions)) {
+            conditions.push(json!({"type": gone, "$patch": "delete"}));
+        }
     }
     json!({
         "metadata": { "uid": pod.metadata.uid },
         "status": status,
     })
+}
+
+/// The condition types the agent removes when they no longer hold.
+const REMOVED_WHEN_CLEARED: [&str; 2] = [
+    super::resize::conditions::PENDING,
+    super::resize::conditions::IN_PROGRESS,
+];
+
+fn status_conditions(conditions: &[Value]) -> Vec<String> {
+    conditions
+        .iter()
+        .filter_map(|c| c.get("type").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// The resize conditions the API's copy shows and `ours` (their types) no longer has.
+fn gone_conditions(api: Option<&PodStatus>, ours: &[String]) -> Vec<&'static str> {
+    let stored: Vec<&str> = api
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| c.type_.as_str())
+        .collect();
+    REMOVED_WHEN_CLEARED
+        .into_iter()
+        .filter(|t| stored.contains(t) && !ours.iter().any(|o| o == t))
+        .collect()
 }
 
 /// True when the API's copy of a pod's status shows one of the conditions in `ours` otherwise
@@ -93,10 +125,16 @@ pub fn overwritten(api: Option<&PodStatus>, ours: &PodStatus) -> bool {
         .flatten()
         .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
         .collect();
+    let types: Vec<String> = ours
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| c.type_.clone())
+        .collect();
     ours.conditions.iter().flatten().any(|c| {
         let want = serde_json::to_value(c).unwrap_or(Value::Null);
         !stored.contains(&want)
-    })
+    }) || !gone_conditions(api, &types).is_empty()
 }
 
 /// Deletes the pod object with grace 0 and a UID precondition (the last step of termination).
@@ -268,6 +306,35 @@ mod tests {
         assert_eq!(
             body["status"]["conditions"][0]["reason"],
             "ContainersNotReady"
+        );
+    }
+
+    #[test]
+    fn a_resize_condition_that_ended_is_deleted_from_the_api_list() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "uid": "u1"},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "True"},
+                {"type": "PodResizeInProgress", "status": "True"},
+                {"type": "example.com/gate", "status": "True"}
+            ]}
+        }))
+        .unwrap();
+        let ours = ready("True", "2026-12-02T10:00:00Z");
+        assert!(
+            overwritten(pod.status.as_ref(), &ours),
+            "the stale condition makes the status written"
+        );
+        let body = patch_body(&pod, &ours);
+        let conditions = body["status"]["conditions"].as_array().unwrap();
+        let deleted: Vec<&Value> = conditions
+            .iter()
+            .filter(|c| c.get("$patch").is_some())
+            .collect();
+        assert_eq!(
+            deleted,
+            [&json!({"type": "PodResizeInProgress", "$patch": "delete"})],
+            "others' conditions are left alone"
         );
     }
 }

@@ -253,6 +253,9 @@ impl Workers {
         let mut probes = PodProbes::new(wake.clone());
         let mut first = true;
         let mut last_pod: Option<Arc<Pod>> = None;
+        // Changes when another pod's share of the node shrinks or goes: a deferred resize
+        // tries again then.
+        let mut room = ctx.admission.room();
         loop {
             let desired = rx.borrow_and_update().clone();
             let requeue = match desired {
@@ -328,6 +331,7 @@ impl Workers {
                 () = self.cancel.cancelled() => { probes.stop_all(); return; }
                 changed = rx.changed() => if changed.is_err() { return; },
                 () = wake.notified() => {}
+                Ok(()) = room.changed(), if state.resize.deferred() => {}
                 () = sleep => {}
             }
         }

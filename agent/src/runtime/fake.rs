@@ -9,10 +9,11 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use cri_client::api::{
-    AuthConfig, Container, ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState,
-    ContainerStatus, ContainerStatusResponse, ExecSyncResponse, Image, ImageSpec,
-    ImageStatusResponse, NamespaceMode, PodSandbox, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus, PodSandboxStatusResponse,
+    AuthConfig, Container, ContainerConfig, ContainerFilter, ContainerMetadata, ContainerResources,
+    ContainerState, ContainerStatus, ContainerStatusResponse, ExecSyncResponse, Image, ImageSpec,
+    ImageStatusResponse, LinuxContainerResources, NamespaceMode, PodSandbox, PodSandboxConfig,
+    PodSandboxFilter, PodSandboxNetworkStatus, PodSandboxState, PodSandboxStatus,
+    PodSandboxStatusResponse,
 };
 use cri_client::{Code, CriError};
 use futures::FutureExt;
@@ -302,6 +303,15 @@ fn status_of(c: &FakeContainer) -> ContainerStatusResponse {
             labels: c.config.labels.clone(),
             annotations: c.config.annotations.clone(),
             log_path: c.config.log_path.clone(),
+            resources: c
+                .config
+                .linux
+                .as_ref()
+                .and_then(|l| l.resources.clone())
+                .map(|linux| ContainerResources {
+                    linux: Some(linux),
+                    ..ContainerResources::default()
+                }),
             ..ContainerStatus::default()
         }),
         ..ContainerStatusResponse::default()
@@ -442,6 +452,21 @@ impl PodRuntime for FakeRuntime {
     ) -> BoxFuture<'a, Result<(), CriError>> {
         self.lock().containers.retain(|c| c.id != container_id);
         ready(Ok(()))
+    }
+
+    fn update_container_resources<'a>(
+        &'a self,
+        container_id: &'a str,
+        resources: LinuxContainerResources,
+    ) -> BoxFuture<'a, Result<(), CriError>> {
+        ready(
+            self.with_container("update_container_resources", container_id, |c, _| {
+                c.config
+                    .linux
+                    .get_or_insert_with(Default::default)
+                    .resources = Some(resources);
+            }),
+        )
     }
 
     fn exec_sync<'a>(

@@ -7,8 +7,8 @@ use std::time::Duration;
 use cri_client::CriError;
 use cri_client::api::{
     AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
-    ContainerStatusResponse, ExecSyncResponse, ImageStatusResponse, PodSandbox, PodSandboxConfig,
-    PodSandboxFilter, PodSandboxStatusResponse,
+    ContainerStatusResponse, ExecSyncResponse, ImageStatusResponse, LinuxContainerResources,
+    PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatusResponse,
 };
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -72,6 +72,13 @@ pub trait PodRuntime: Send + Sync + 'static {
 
     fn remove_container<'a>(&'a self, container_id: &'a str)
     -> BoxFuture<'a, Result<(), CriError>>;
+
+    /// Changes a running container's cgroup limits (an in-place resize).
+    fn update_container_resources<'a>(
+        &'a self,
+        container_id: &'a str,
+        resources: LinuxContainerResources,
+    ) -> BoxFuture<'a, Result<(), CriError>>;
 
     fn exec_sync<'a>(
         &'a self,
@@ -179,6 +186,22 @@ impl PodRuntime for cri_client::CriClient {
         container_id: &'a str,
     ) -> BoxFuture<'a, Result<(), CriError>> {
         Self::remove_container(self, container_id).boxed()
+    }
+
+    fn update_container_resources<'a>(
+        &'a self,
+        container_id: &'a str,
+        resources: LinuxContainerResources,
+    ) -> BoxFuture<'a, Result<(), CriError>> {
+        Self::update_container_resources(
+            self,
+            cri_client::api::UpdateContainerResourcesRequest {
+                container_id: container_id.to_string(),
+                linux: Some(resources),
+                ..Default::default()
+            },
+        )
+        .boxed()
     }
 
     fn exec_sync<'a>(

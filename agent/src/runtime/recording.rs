@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use cri_client::api::{
     AuthConfig, Container, ContainerConfig, ContainerFilter, ContainerStatusResponse,
-    ExecSyncResponse, ImageStatusResponse, PodSandbox, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxStatusResponse,
+    ExecSyncResponse, ImageStatusResponse, LinuxContainerResources, PodSandbox, PodSandboxConfig,
+    PodSandboxFilter, PodSandboxStatusResponse,
 };
 use cri_client::{Code, CriError};
 use futures::FutureExt;
@@ -32,6 +32,7 @@ pub enum Method {
     StartContainer,
     StopContainer,
     RemoveContainer,
+    UpdateContainerResources,
     ExecSync,
     ReopenContainerLog,
     GetContainerEvents,
@@ -54,6 +55,7 @@ impl Method {
             Method::StartContainer => "start_container",
             Method::StopContainer => "stop_container",
             Method::RemoveContainer => "remove_container",
+            Method::UpdateContainerResources => "update_container_resources",
             Method::ExecSync => "exec_sync",
             Method::ReopenContainerLog => "reopen_container_log",
             Method::GetContainerEvents => "get_container_events",
@@ -269,6 +271,19 @@ impl PodRuntime for Recording {
         self.pass(Method::RemoveContainer, container_id, None, move |r| {
             r.remove_container(container_id)
         })
+    }
+
+    fn update_container_resources<'a>(
+        &'a self,
+        container_id: &'a str,
+        resources: LinuxContainerResources,
+    ) -> BoxFuture<'a, Result<(), CriError>> {
+        self.pass(
+            Method::UpdateContainerResources,
+            container_id,
+            None,
+            move |r| r.update_container_resources(container_id, resources),
+        )
     }
 
     fn exec_sync<'a>(

@@ -74,6 +74,8 @@ mod tests {
             host_ip: "127.0.0.1".into(),
             allocatable_cpu_millis: 1000,
             allocatable_memory_bytes: 1 << 30,
+            absolute_allocatable_cpu_millis: 1000,
+            absolute_allocatable_memory_bytes: 1 << 30,
             ..NodeFacts::default()
         };
         let p = payload(&pod, &items, None, &node).unwrap();

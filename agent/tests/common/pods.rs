@@ -152,13 +152,20 @@ pub fn running(c: &ContainerStatus) -> bool {
 }
 
 pub fn condition(p: &Pod, kind: &str) -> Option<String> {
+    pod_condition(p, kind).map(|c| c.status.clone())
+}
+
+/// The pod's condition of type `kind`.
+pub fn pod_condition<'a>(
+    p: &'a Pod,
+    kind: &str,
+) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
     p.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
         .find(|c| c.type_ == kind)
-        .map(|c| c.status.clone())
 }
 
 /// Events (core/v1 view) about an object in a namespace, as "Reason: message" lines.

@@ -602,6 +602,8 @@ mod tests {
             host_ip: "192.0.2.10".into(),
             allocatable_cpu_millis: 2000,
             allocatable_memory_bytes: 4 << 30,
+            absolute_allocatable_cpu_millis: 2000,
+            absolute_allocatable_memory_bytes: 4 << 30,
             ..NodeFacts::default()
         }
     }

@@ -18,6 +18,7 @@
 
 mod garbage;
 mod lifecycle;
+mod resize;
 mod resources;
 
 use std::sync::Arc;
@@ -162,6 +163,8 @@ impl Node {
             host_ip: "192.0.2.10".into(),
             allocatable_cpu_millis: 4000,
             allocatable_memory_bytes: 8 << 30,
+            absolute_allocatable_cpu_millis: 6000,
+            absolute_allocatable_memory_bytes: 8 << 30,
             memory_capacity_bytes: 8 << 30,
             max_pods: 110,
         };
@@ -403,22 +406,16 @@ impl Node {
             fake.exit_container(name, code).expect("the container runs");
             return;
         }
-        let observed = self.observed(pod).await;
-        let c = observed
-            .containers
-            .iter()
-            .find(|c| c.name == name && c.running())
-            .expect("the container runs");
+        let id = self.running_id(pod, name).await;
         let cmd = vec![
             "sh".to_string(),
             "-c".to_string(),
             format!("echo {code} > /tmp/exit"),
         ];
         self.raw
-            .exec_sync(&c.id, cmd, Duration::from_secs(10))
+            .exec_sync(&id, cmd, Duration::from_secs(10))
             .await
             .unwrap();
-        let id = c.id.clone();
         eventually("the container exits", || async {
             self.observed(pod)
                 .await
@@ -427,6 +424,69 @@ impl Node {
                 .any(|c| c.id == id && c.exited())
         })
         .await;
+    }
+
+    /// The running container `name` of `pod`: its id and the cgroup resources the runtime
+    /// reports for it.
+    pub async fn container_resources(
+        &self,
+        pod: &Pod,
+        name: &str,
+    ) -> (String, cri_client::api::LinuxContainerResources) {
+        let id = self.running_id(pod, name).await;
+        let status = self.raw.container_status(&id, false).await.unwrap();
+        let linux = status
+            .status
+            .and_then(|s| s.resources)
+            .and_then(|r| r.linux)
+            .expect("the runtime reports the container's resources");
+        (id, linux)
+    }
+
+    /// The id of the running container `name` of `pod`.
+    async fn running_id(&self, pod: &Pod, name: &str) -> String {
+        self.observed(pod)
+            .await
+            .containers
+            .iter()
+            .find(|c| c.name == name && c.running())
+            .expect("the container runs")
+            .id
+            .clone()
+    }
+
+    /// Makes the running container `name` of `pod` (and so its pod) hold `mib` MiB of memory
+    /// that cannot be dropped: on containerd a file in its /dev/shm (tmpfs), on the fake the
+    /// cgroup files say so.
+    pub async fn hold_memory(&self, pod: &Pod, name: &str, mib: u64) {
+        let (id, _) = self.container_resources(pod, name).await;
+        match &self.cgroups {
+            ScenarioCgroups::Recorded(fs) => {
+                let pod_path = self.pod_cgroup_path(pod);
+                for path in [format!("{pod_path}/{id}"), pod_path] {
+                    fs.put(
+                        &path,
+                        "memory",
+                        "memory.usage_in_bytes",
+                        &(mib << 20).to_string(),
+                    );
+                    fs.put(&path, "memory", "memory.stat", "");
+                }
+            }
+            ScenarioCgroups::Host(_) => {
+                let cmd = vec![
+                    "sh".to_string(),
+                    "-c".to_string(),
+                    format!("head -c {} /dev/zero > /dev/shm/held", mib << 20),
+                ];
+                let r = self
+                    .raw
+                    .exec_sync(&id, cmd, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stderr));
+            }
+        }
     }
 
     pub fn statuses(&self) -> Vec<PodStatus> {

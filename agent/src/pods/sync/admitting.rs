@@ -39,25 +39,5 @@ pub fn admit(ctx: &PodContext, state: &mut PodState, pod: &Pod) -> Step {
         }
     };
     state.timings.add(Stage::Admission, began.elapsed());
-    report_unsupported(ctx, pod);
     Step::Next
-}
-
-/// Emits one event per pod for what the agent does not do yet.
-fn report_unsupported(ctx: &PodContext, pod: &Pod) {
-    let Some(spec) = pod.spec.as_ref() else {
-        return;
-    };
-    if spec
-        .ephemeral_containers
-        .as_ref()
-        .is_some_and(|e| !e.is_empty())
-    {
-        ctx.events.warning(
-            pod,
-            None,
-            "Unsupported",
-            "ephemeral containers are not supported".to_string(),
-        );
-    }
 }

@@ -71,6 +71,11 @@ pub(super) async fn start_one(
     match start::start(ctx, &mut state.timings, &req).await {
         Ok(id) => {
             state.waiting.remove(&c.name);
+            // Its cgroup holds what the (allocated) spec gives it.
+            state.resize.actuated.insert(
+                c.name.clone(),
+                super::super::resize::Actuated::of(c.resources.as_ref()),
+            );
             super::super::lifecycle_hooks::post_start(ctx, pod, c, &id, target.pod_ips).await;
             state.started.push(id);
             true
@@ -145,6 +150,20 @@ pub(super) async fn restart_with_backoff(
         return false;
     }
     state.backoff.restarted(&c.name, now);
+    restart_now(ctx, state, pod, c, latest, target, outcome).await
+}
+
+/// Starts the next instance of `c` after `latest` at once (no backoff): after an exit the
+/// backoff allowed, or after a resize that restarts it. True if started.
+pub(super) async fn restart_now(
+    ctx: &PodContext,
+    state: &mut PodState,
+    pod: &Pod,
+    c: &Container,
+    latest: &ContainerView,
+    target: &Target<'_>,
+    outcome: &mut Outcome,
+) -> bool {
     // Keep one exited instance (for lastState and logs --previous); remove older ones.
     for old in target
         .runtime

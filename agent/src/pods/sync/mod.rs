@@ -10,6 +10,7 @@
 //!   the dead instances and old sandboxes a running pod leaves);
 //! - [`terminating`]: stopping the containers within the grace period;
 //! - [`terminated`]: releasing the sandbox, volumes and resources; deleting the pod object;
+//! - [`resizing`]: an in-place resize judged, then applied to the running containers;
 //! - [`report`]: the status, written when it changed.
 //!
 //! Only the pod's worker calls [`sync`], so two syncs of one pod never overlap.
@@ -19,6 +20,7 @@ mod container_gc;
 mod container_starts;
 mod ephemeral_starts;
 mod report;
+mod resizing;
 mod sandbox_setup;
 mod syncing;
 mod terminated;
@@ -55,6 +57,10 @@ pub struct PodState {
     pub termination_messages: HashMap<String, String>,
     /// The pod's cgroup and its limits are written (once per worker).
     pub pod_cgroup_made: bool,
+    /// The limits last written to the pod's cgroup (none where the agent writes none).
+    pub pod_cgroup_limits: Option<crate::cgroups::ResourceConfig>,
+    /// Its resize: the allocation, what the containers' cgroups hold, the conditions.
+    pub resize: super::resize::Resize,
     /// Ids of the containers the current sync started.
     pub(super) started: Vec<String>,
     /// An eviction the worker was asked for and the next sync carries out.
@@ -148,8 +154,19 @@ pub async fn sync(
     if let Some(e) = state.eviction.take() {
         evict(state, e);
     }
+    state.resize.restore(pod);
     // Every step moves the pod forward, so this ends within one pass over the phases.
     for _ in 0..PHASES {
+        if state.lifecycle == Lifecycle::Syncing {
+            resizing::allocate(ctx, state, pod, &mut outcome);
+        } else if state.lifecycle.is_ending() {
+            // A pod that ends resizes no more (kubelet clears both conditions).
+            state.resize.pending = None;
+            state.resize.in_progress = None;
+        }
+        // Every phase works on the pod as the node allocated it.
+        let allocated = state.resize.apply(pod);
+        let pod = allocated.as_ref();
         let step = match state.lifecycle {
             Lifecycle::Admitting => admitting::admit(ctx, state, pod),
             Lifecycle::Syncing => {

@@ -43,6 +43,7 @@ pub async fn write_status(
         started: &started,
         termination_messages: &state.termination_messages,
         terminal: state.lifecycle.verdict(),
+        resize: &state.resize,
         now: status::stored_now(),
     });
     // Unchanged, and the API's copy still shows it (another writer may have changed the

@@ -58,8 +58,9 @@ pub(super) async fn ensure_pod_cgroup(ctx: &PodContext, state: &mut PodState, po
         return true;
     }
     match super::super::pod_cgroup::ensure(ctx, pod).await {
-        Ok(()) => {
+        Ok(limits) => {
             state.pod_cgroup_made = true;
+            state.pod_cgroup_limits = limits;
             true
         }
         Err(message) => {

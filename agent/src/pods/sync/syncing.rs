@@ -127,10 +127,20 @@ async fn run_containers(
     let first_start = runtime.containers.is_empty();
     run_regular_containers(ctx, state, pod, probes, &target, outcome).await;
     if first_start {
+        // Nothing ran before: what started holds the allocation already.
+        super::resizing::actuate(ctx, state, pod, &target, outcome).await;
         return observe::with_started(ctx.cri.as_ref(), runtime, &sandbox_id, &state.started).await;
     }
     container_gc::collect(ctx, &runtime).await;
-    observe::observe(ctx.cri.as_ref(), uid(pod)).await
+    let now = observe::observe(ctx.cri.as_ref(), uid(pod)).await?;
+    let current = Target {
+        runtime: &now,
+        ..target
+    };
+    if super::resizing::actuate(ctx, state, pod, &current, outcome).await {
+        return observe::observe(ctx.cri.as_ref(), uid(pod)).await;
+    }
+    Ok(now)
 }
 
 /// The id of the pod's ready sandbox, creating one (and recording it in `runtime`) when there
