@@ -29,6 +29,16 @@ pub fn resizable(pod: &Pod) -> impl Iterator<Item = &Container> {
         .chain(pod_resources::containers(pod))
 }
 
+/// The statuses of the pod's containers and init containers, as the API has them.
+pub fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+    pod.status.as_ref().into_iter().flat_map(|s| {
+        s.container_statuses
+            .iter()
+            .flatten()
+            .chain(s.init_container_statuses.iter().flatten())
+    })
+}
+
 fn requirements(c: &Container) -> ResourceRequirements {
     c.resources.clone().unwrap_or_default()
 }
@@ -46,19 +56,8 @@ impl Allocation {
     /// The allocation the pod's status records (requests from `allocatedResources`, limits from
     /// `resources`), the spec's for containers whose status records none.
     pub fn restore(pod: &Pod) -> Allocation {
-        let status = pod.status.as_ref();
-        let statuses = status
-            .and_then(|s| s.container_statuses.as_ref())
-            .into_iter()
-            .flatten()
-            .chain(
-                status
-                    .and_then(|s| s.init_container_statuses.as_ref())
-                    .into_iter()
-                    .flatten(),
-            );
         let recorded: BTreeMap<&str, &ContainerStatus> =
-            statuses.map(|s| (s.name.as_str(), s)).collect();
+            statuses(pod).map(|s| (s.name.as_str(), s)).collect();
         Allocation(
             resizable(pod)
                 .map(|c| {
@@ -79,7 +78,7 @@ impl Allocation {
         resizable(pod).any(|c| {
             self.0
                 .get(&c.name)
-                .is_some_and(|a| !same(a, &requirements(c)))
+                .is_some_and(|a| !same_as_spec(a, c.resources.as_ref()))
         })
     }
 
@@ -120,10 +119,16 @@ fn recorded_of(s: &ContainerStatus) -> Option<ResourceRequirements> {
     })
 }
 
-/// Requirements equal by amount ("1" and "1000m" are the same), claims aside.
-pub fn same(a: &ResourceRequirements, b: &ResourceRequirements) -> bool {
-    same_list(a.requests.as_ref(), b.requests.as_ref())
-        && same_list(a.limits.as_ref(), b.limits.as_ref())
+/// `allocated` and a container's (possibly absent) resources equal by amount ("1" and
+/// "1000m" are the same), claims aside.
+fn same_as_spec(allocated: &ResourceRequirements, spec: Option<&ResourceRequirements>) -> bool {
+    same_list(
+        allocated.requests.as_ref(),
+        spec.and_then(|r| r.requests.as_ref()),
+    ) && same_list(
+        allocated.limits.as_ref(),
+        spec.and_then(|r| r.limits.as_ref()),
+    )
 }
 
 fn same_list(

@@ -33,13 +33,7 @@ impl Resize {
             return;
         }
         self.allocation = Some(Allocation::restore(pod));
-        let statuses = pod.status.as_ref().into_iter().flat_map(|s| {
-            s.container_statuses
-                .iter()
-                .flatten()
-                .chain(s.init_container_statuses.iter().flatten())
-        });
-        for s in statuses {
+        for s in super::allocation::statuses(pod) {
             let running = s.state.as_ref().is_some_and(|st| st.running.is_some());
             if let (true, Some(r)) = (running, s.resources.as_ref()) {
                 self.actuated.insert(s.name.clone(), Actuated::of(Some(r)));

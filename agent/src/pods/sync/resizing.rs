@@ -183,11 +183,12 @@ pub(super) async fn actuate(
         };
         let want = Actuated::of(spec.resources.as_ref());
         // A container without a record (adopted, never resized) holds what it was given.
-        let have = *state
-            .resize
-            .actuated
-            .entry(spec.name.clone())
-            .or_insert(want);
+        let have = if let Some(have) = state.resize.actuated.get(&spec.name) {
+            *have
+        } else {
+            state.resize.actuated.insert(spec.name.clone(), want);
+            want
+        };
         let changed = have.changed(&want);
         if !changed.any() {
             continue;
