@@ -16,7 +16,8 @@
 //!   runs until a shutdown signal),
 //!   [`logging`], [`systemd`] (sd_notify: READY, STATUS, WATCHDOG, STOPPING);
 //! - readers of both sides: [`server`], [`healthz`];
-//! - node protection: [`eviction`] (thresholds, pressure, evicting pods through the workers);
+//! - node protection: [`shutdown`] (graceful node shutdown: logind's inhibitor, pods ended by
+//!   priority band), [`eviction`] (thresholds, pressure, evicting pods through the workers);
 //! - the pod side: [`pods`];
 //! - the node side: [`node`] (registration, the node Lease and the Node status writer);
 //! - the node's identity: [`certificates`] (TLS bootstrap, the API client whose certificate
@@ -32,7 +33,8 @@
 //!   events), [`metrics`] (Prometheus), [`runtime`] (the
 //!   container runtime boundary and its health), [`cgroups`] (where pods' cgroups go: driver,
 //!   root, QoS layout, cgroup version), [`backoff`], [`quantity`] (resource quantities),
-//!   [`pressure`] (the node's pressure conditions, as the eviction manager judged them).
+//!   [`pressure`] (the node's pressure conditions, as the eviction manager judged them),
+//!   [`shutdown_status`] (whether logind announced a shutdown).
 
 pub mod agent;
 pub mod apiserver;
@@ -57,6 +59,8 @@ pub mod pressure;
 pub mod quantity;
 pub mod runtime;
 pub mod server;
+pub mod shutdown;
+pub mod shutdown_status;
 pub mod systemd;
 #[cfg(test)]
 mod test_pods;

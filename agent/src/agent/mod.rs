@@ -110,6 +110,12 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         credentials.spawn(&mut agent.tasks, &cancel);
     }
     let (pressure_tx, pressure) = watch::channel(crate::pressure::Pressure::default());
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let watches = crate::node::Watches {
+        health: health_rx,
+        pressure,
+        shutdown,
+    };
     let pods = pod_context(
         &config,
         &api,
@@ -122,15 +128,16 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         },
         &machine,
         node_ip,
-        pressure.clone(),
+        &watches,
     )?;
     let pods = Arc::new(pods);
     let workers = pods::worker::Workers::new(pods.clone(), cancel.clone());
     agent.start_eviction(&pods, workers.clone(), cri, &machine, pressure_tx);
+    agent.start_shutdown_manager(&pods, workers.clone(), shutdown_tx);
     let (static_pods_listed, listed_rx) = watch::channel(false);
     match (api.connected(), csi) {
         (Some(client), Some(csi)) => {
-            agent.start_connected(client, &pods, machine, node_ip, health_rx, pressure, &csi);
+            agent.start_connected(client, &pods, machine, node_ip, watches, &csi);
         }
         _ => agent.start_standalone(listed_rx),
     }

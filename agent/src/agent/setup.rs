@@ -40,7 +40,7 @@ pub(super) fn pod_context(
     runtime: RuntimeSide,
     machine: &MachineInfo,
     node_ip: std::net::IpAddr,
-    pressure: crate::pressure::PressureWatch,
+    watches: &node::Watches,
 ) -> Result<PodContext, StartError> {
     let sysctls = crate::pods::sysctls::Allowlist::new(&config.allowed_unsafe_sysctls)
         .map_err(StartError::Sysctls)?;
@@ -48,7 +48,9 @@ pub(super) fn pod_context(
     if !apparmor {
         info!("AppArmor is not enabled on this host: pods that ask for a profile are refused");
     }
-    let admission = Admission::new(sysctls, apparmor).with_pressure(pressure);
+    let admission = Admission::new(sysctls, apparmor)
+        .with_pressure(watches.pressure.clone())
+        .with_shutdown(watches.shutdown.clone());
     let a = node::allocatable(config, machine);
     let facts = NodeFacts {
         node_name: config.node_name.clone(),

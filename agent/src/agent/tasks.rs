@@ -13,7 +13,6 @@ use crate::config::Config;
 use crate::healthz;
 use crate::node::{self, machine::MachineInfo, status::Heartbeat};
 use crate::pods::PodContext;
-use crate::runtime::RuntimeHealth;
 
 /// What the tasks of both modes share.
 pub(super) struct Running {
@@ -29,15 +28,13 @@ pub(super) struct Running {
 impl Running {
     /// With an API server: CSI drivers, the Node (registration, Lease, status) and systemd
     /// following the node's Ready condition.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_connected(
         &mut self,
         client: &kube::Client,
         pods: &PodContext,
         machine: MachineInfo,
         node_ip: std::net::IpAddr,
-        health_rx: watch::Receiver<RuntimeHealth>,
-        pressure: crate::pressure::PressureWatch,
+        watches: node::Watches,
         csi: &crate::csi::Csi,
     ) {
         let (config, cancel) = (&self.config, &self.cancel);
@@ -49,10 +46,7 @@ impl Running {
             config.clone(),
             machine,
             node_ip,
-            node::Watches {
-                health: health_rx,
-                pressure,
-            },
+            watches,
             node::status::Reports {
                 heartbeat: self.heartbeat.clone(),
                 ready: ready_tx,
@@ -113,6 +107,32 @@ impl Running {
         );
         self.tasks
             .spawn(crate::eviction::run(manager, self.cancel.clone()));
+    }
+
+    /// The node shutdown manager (both modes), when shutdown grace periods are configured: it
+    /// holds logind's delay inhibitor and ends the pods through their workers on shutdown.
+    pub(super) fn start_shutdown_manager(
+        &mut self,
+        pods: &PodContext,
+        workers: crate::pods::worker::Workers,
+        shutting_down: watch::Sender<bool>,
+    ) {
+        let c = &self.config;
+        if !c.shutdown.enabled() {
+            tracing::info!("No graceful configuration specified, node shutdown will be immediate");
+            return;
+        }
+        let manager = crate::shutdown::Manager {
+            settings: c.shutdown.clone(),
+            connector: crate::shutdown::SystemBus::default(),
+            pods: workers,
+            events: pods.events.clone(),
+            node_name: c.node_name.clone(),
+            shutting_down,
+            state_file: crate::shutdown::record::StateFile::under(&c.root_dir),
+        };
+        self.tasks
+            .spawn(crate::shutdown::run(manager, self.cancel.clone()));
     }
 
     /// Without one: systemd hears READY=1 once the static pods were started.

@@ -99,6 +99,13 @@ pub struct FileConfig {
     pub enforce_node_allocatable: Option<Vec<String>>,
     #[serde(skip)]
     pub pod_pids_limit: Option<i64>,
+    #[serde(skip)]
+    pub shutdown_grace_period: Option<String>,
+    #[serde(skip)]
+    pub shutdown_grace_period_critical_pods: Option<String>,
+    /// `shutdownGracePeriodByPodPriority[]` as (priority, shutdownGracePeriodSeconds).
+    #[serde(skip)]
+    pub shutdown_grace_period_by_pod_priority: Option<Vec<(i32, i64)>>,
 }
 
 impl FileConfig {

@@ -11,6 +11,7 @@ pub mod image_gc;
 pub mod kubelet;
 pub mod parse;
 pub mod server;
+pub mod shutdown;
 mod source;
 mod warning;
 
@@ -112,6 +113,8 @@ pub struct Config {
     pub eviction: eviction::EvictionSettings,
     /// When unused images are removed (`imageGC*`, `--image-gc-*`).
     pub image_gc: image_gc::ImageGcPolicy,
+    /// Graceful node shutdown's priority bands (`shutdownGracePeriod*`); none: off.
+    pub shutdown: shutdown::ShutdownSettings,
 }
 
 /// `--port` (default 10250): 1-65535.
@@ -289,6 +292,7 @@ impl Config {
         let cgroups = cgroup_settings(&flags, &file)?;
         let eviction = eviction::from_flags_and_file(&flags, &file, cgroups.enforce_pods)?;
         let image_gc = image_gc::from_flags_and_file(&flags, &file)?;
+        let shutdown = shutdown::from_file(&file)?;
         let healthz_bind_address = healthz_bind_address(&flags, &file)?;
         let Periods {
             node_status_update_frequency,
@@ -328,6 +332,7 @@ impl Config {
         )?;
         Ok(Config {
             image_gc,
+            shutdown,
             eviction,
             cgroups,
             static_pod_path: flags.pod_manifest_path.or(file.static_pod_path),

@@ -249,6 +249,7 @@ impl<H: Host, P: PodEvictor> Manager<H, P> {
         let asked = self.pods.evict(
             uid(pod),
             Eviction {
+                reason: "Evicted",
                 message: message.clone(),
                 grace,
                 disruption_target,

@@ -40,6 +40,7 @@ pub struct Families {
     pub http_requests: IntCounterVec,
     pub pod_worker_panics: IntCounter,
     pub evictions: IntCounterVec,
+    pub graceful_shutdown: GracefulShutdown,
     pub resizes: Resizes,
     pub certificates: super::certificates::CertificateFamilies,
 }
@@ -97,6 +98,27 @@ impl Resizes {
 }
 
 /// kubelet's eviction counter.
+/// kubelet_graceful_shutdown_{start,end}_time_seconds.
+pub struct GracefulShutdown {
+    pub start: Gauge,
+    pub end: Gauge,
+}
+
+impl GracefulShutdown {
+    fn new() -> Result<GracefulShutdown, prometheus::Error> {
+        Ok(GracefulShutdown {
+            start: Gauge::new(
+                "kubelet_graceful_shutdown_start_time_seconds",
+                "Last graceful shutdown start time since unix epoch in seconds",
+            )?,
+            end: Gauge::new(
+                "kubelet_graceful_shutdown_end_time_seconds",
+                "Last graceful shutdown end time since unix epoch in seconds",
+            )?,
+        })
+    }
+}
+
 fn evictions() -> Result<IntCounterVec, prometheus::Error> {
     IntCounterVec::new(
         Opts::new(
@@ -204,6 +226,7 @@ impl Families {
                 "Pod workers that died of a panic and were restarted by their supervisor",
             ))?,
             evictions: evictions()?,
+            graceful_shutdown: GracefulShutdown::new()?,
             resizes: Resizes::new()?,
             certificates: super::certificates::CertificateFamilies::new()?,
         };
@@ -228,6 +251,8 @@ impl Families {
         registry.register(Box::new(self.http_requests.clone()))?;
         registry.register(Box::new(self.pod_worker_panics.clone()))?;
         registry.register(Box::new(self.evictions.clone()))?;
+        registry.register(Box::new(self.graceful_shutdown.start.clone()))?;
+        registry.register(Box::new(self.graceful_shutdown.end.clone()))?;
         self.resizes.register(registry)?;
         self.certificates.register(registry)?;
         Ok(())

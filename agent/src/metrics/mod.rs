@@ -147,6 +147,14 @@ pub fn count_eviction(signal: &str) {
     }
 }
 
+/// The last graceful node shutdown's start and end, in seconds since the epoch (0: none).
+pub fn set_graceful_shutdown(start: f64, end: f64) {
+    if let Some(m) = global() {
+        m.families.graceful_shutdown.start.set(start);
+        m.families.graceful_shutdown.end.set(end);
+    }
+}
+
 /// A container's `requirement` (requests, limits) of `resource` changed by a resize
 /// (`operation`: add, remove, increase, decrease).
 pub fn count_requested_resize(resource: &str, requirement: &str, operation: &str) {

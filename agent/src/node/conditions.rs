@@ -11,6 +11,8 @@ use crate::runtime::RuntimeHealth;
 pub struct Observed<'a> {
     pub runtime: &'a RuntimeHealth,
     pub pressure: Pressure,
+    /// logind announced a shutdown ([`crate::shutdown_status`]): Ready goes False.
+    pub shutting_down: bool,
 }
 
 struct Verdict {
@@ -71,7 +73,10 @@ pub fn build(
     now: &Time,
 ) -> Vec<NodeCondition> {
     let p = observed.pressure;
-    let not_ready = not_ready_reasons(observed.runtime);
+    let mut not_ready = not_ready_reasons(observed.runtime);
+    if observed.shutting_down {
+        not_ready.push(crate::shutdown_status::SHUTTING_DOWN.to_string());
+    }
     let verdicts = [
         pressure_verdict(
             "MemoryPressure",
@@ -191,6 +196,7 @@ mod tests {
         let o = Observed {
             runtime: &up(true),
             pressure: Pressure::default(),
+            shutting_down: false,
         };
         let c = build(&[], &o, &at(100));
         let types: Vec<_> = c.iter().map(|c| c.type_.as_str()).collect();
@@ -213,6 +219,7 @@ mod tests {
             &Observed {
                 runtime: &down,
                 pressure: Pressure::default(),
+                shutting_down: false,
             },
             &at(1),
         );
@@ -231,6 +238,7 @@ mod tests {
             &Observed {
                 runtime: &up(false),
                 pressure: Pressure::default(),
+                shutting_down: false,
             },
             &at(1),
         );
@@ -242,10 +250,24 @@ mod tests {
     }
 
     #[test]
+    fn a_shutdown_makes_the_node_not_ready_with_kubelets_message() {
+        let o = Observed {
+            runtime: &up(true),
+            pressure: Pressure::default(),
+            shutting_down: true,
+        };
+        let c = build(&[], &o, &at(1));
+        assert_eq!(ready(&c).status, "False");
+        assert_eq!(ready(&c).reason.as_deref(), Some("KubeletNotReady"));
+        assert_eq!(ready(&c).message.as_deref(), Some("node is shutting down"));
+    }
+
+    #[test]
     fn transition_time_moves_only_when_status_flips() {
         let healthy = Observed {
             runtime: &up(true),
             pressure: Pressure::default(),
+            shutting_down: false,
         };
         let first = build(&[], &healthy, &at(100));
         let again = build(&first, &healthy, &at(200));
@@ -259,6 +281,7 @@ mod tests {
                 memory: true,
                 ..Pressure::default()
             },
+            shutting_down: false,
         };
         let flipped = build(&again, &pressured, &at(300));
         assert_eq!(flipped[0].status, "True");

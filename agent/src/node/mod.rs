@@ -84,6 +84,8 @@ pub struct Watches {
     pub health: watch::Receiver<RuntimeHealth>,
     /// The pressure conditions the eviction manager judged.
     pub pressure: crate::pressure::PressureWatch,
+    /// Whether logind announced a shutdown.
+    pub shutdown: crate::shutdown_status::ShutdownWatch,
 }
 
 /// Runs the node's lifecycle until `cancel` fires.
@@ -96,13 +98,18 @@ pub async fn run(
     reports: Reports,
     cancel: CancellationToken,
 ) {
-    let Watches { health, pressure } = watches;
+    let Watches {
+        health,
+        pressure,
+        shutdown,
+    } = watches;
     let writer = StatusWriter {
         api: Api::<Node>::all(client.clone()),
         config: config.clone(),
         machine,
         node_ip,
         pressure,
+        shutdown,
         heartbeat: reports.heartbeat,
         events: crate::events::Events::start(client.clone(), &config.node_name),
         ready: reports.ready,

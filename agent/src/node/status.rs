@@ -50,6 +50,8 @@ pub struct StatusWriter {
     pub node_ip: std::net::IpAddr,
     /// The pressure conditions the eviction manager judged.
     pub pressure: crate::pressure::PressureWatch,
+    /// Whether logind announced a shutdown.
+    pub shutdown: crate::shutdown_status::ShutdownWatch,
     pub heartbeat: Heartbeat,
     /// Node events (NodeReady / NodeNotReady when the Ready condition flips).
     pub events: crate::events::Events,
@@ -81,6 +83,7 @@ pub fn compute(w: &StatusWriter, health: &RuntimeHealth, previous: &[NodeConditi
     let observed = Observed {
         runtime: health,
         pressure: *w.pressure.borrow(),
+        shutting_down: *w.shutdown.borrow(),
     };
     let conds = conditions::build(previous, &observed, &Time(Timestamp::now()));
     let id = identity(w);
@@ -148,6 +151,11 @@ pub async fn run(
             Ok(()) = w.pressure.changed() => {
                 let now = *w.pressure.borrow_and_update();
                 debug!(node = %name, pressure = ?now, "node pressure changed");
+            }
+            // kubelet syncs the Node status as soon as a shutdown is announced.
+            Ok(()) = w.shutdown.changed() => {
+                let now = *w.shutdown.borrow_and_update();
+                debug!(node = %name, shutting_down = now, "node shutdown state changed");
             }
         }
         let current = health.borrow_and_update().clone();

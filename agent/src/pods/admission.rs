@@ -19,6 +19,7 @@ use super::sysctls::{self, Allowlist};
 use crate::node_facts::NodeFacts;
 use crate::pressure::{Pressure, PressureWatch};
 use crate::quantity::parse_scaled;
+use crate::shutdown_status::ShutdownWatch;
 
 /// Requests that count against allocatable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -121,6 +122,8 @@ pub struct Admission {
     sysctls: Allowlist,
     apparmor_enabled: bool,
     pressure: PressureWatch,
+    /// Whether logind announced a shutdown: every pod is refused meanwhile.
+    shutdown: ShutdownWatch,
     /// Counts the times a pod's share shrank or went: deferred resizes try again then.
     room: tokio::sync::watch::Sender<u64>,
 }
@@ -218,6 +221,7 @@ impl Admission {
             sysctls,
             apparmor_enabled,
             pressure: crate::pressure::none(),
+            shutdown: crate::shutdown_status::never(),
             room: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -226,6 +230,12 @@ impl Admission {
     #[must_use]
     pub fn with_pressure(self, pressure: PressureWatch) -> Admission {
         Admission { pressure, ..self }
+    }
+
+    /// Refuses every pod while `shutdown` says the node is shutting down.
+    #[must_use]
+    pub fn with_shutdown(self, shutdown: ShutdownWatch) -> Admission {
+        Admission { shutdown, ..self }
     }
 
     /// Admits `pod` (idempotent per UID) or says why not.
@@ -264,6 +274,14 @@ impl Admission {
                 reason: apparmor::REFUSED_REASON.to_string(),
                 message: m,
             });
+        }
+        // kubelet's last admit handler, the node shutdown manager's.
+        if *self.shutdown.borrow() {
+            self.release(&uid);
+            return Err(refusal(
+                "NodeShutdown",
+                "Pod was rejected as the node is shutting down.".to_string(),
+            ));
         }
         Ok(())
     }
@@ -447,6 +465,21 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_shutting_down_node_refuses_every_pod_and_keeps_no_share() {
+        let (tx, rx) = tokio::sync::watch::channel(true);
+        let a = Admission::default().with_shutdown(rx);
+        let e = a.admit(&pod("p", "100m", "1"), &node()).unwrap_err();
+        assert_eq!(e.reason, "NodeShutdown");
+        assert_eq!(
+            e.status_message(),
+            "Pod was rejected: Pod was rejected as the node is shutting down."
+        );
+        assert!(a.lock().is_empty(), "a refused pod holds no share");
+        tx.send_replace(false);
+        assert_eq!(a.admit(&pod("p", "100m", "1"), &node()), Ok(()));
     }
 
     #[test]

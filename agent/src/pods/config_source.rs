@@ -35,7 +35,7 @@ pub fn is_mirror(pod: &Pod) -> bool {
 }
 
 /// kubelet's SystemCriticalPriority: pods at or above it are critical.
-pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
+pub use crate::config::shutdown::SYSTEM_CRITICAL_PRIORITY;
 
 /// kubelet's IsCriticalPod: static and mirror pods, and pods at system-critical priority or
 /// above. They are admitted under pressure and never evicted.

@@ -17,13 +17,15 @@ use tokio::time::Instant;
 
 use super::status::Terminal;
 
-/// A request to end the pod as evicted (the eviction manager's): it ends Failed with reason
-/// Evicted and `message`, its containers stopped within `grace` at most.
+/// A request to end the pod for the node's sake, kubelet's TerminatePodAbnormally: the
+/// eviction manager's (reason Evicted) or the shutdown manager's (reason Terminated). It ends
+/// Failed with `reason` and `message`, its containers stopped within `grace` at most.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Eviction {
+    pub reason: &'static str,
     pub message: String,
     pub grace: std::time::Duration,
-    /// Node-pressure evictions mark the pod with the DisruptionTarget condition.
+    /// Node-pressure evictions and shutdowns mark the pod with the DisruptionTarget condition.
     pub disruption_target: bool,
 }
 

@@ -63,6 +63,8 @@ HOST_PACKAGES=(
 	"setsid util-linux"
 	"tar tar"
 	"gzip gzip"
+	# agent/tests/shutdown.rs: the private bus its logind stand-in is served on
+	"dbus-daemon dbus-daemon"
 )
 
 # Lint tools of `deploy/dev/test` (both modes); installed by `up` too and alone by the

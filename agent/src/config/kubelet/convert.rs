@@ -116,6 +116,22 @@ pub fn to_file_config(kc: &KubeletConfiguration) -> Result<FileConfig, ConfigErr
         image_gc_low_threshold_percent: kc.image_gc_low_threshold_percent,
         image_minimum_gc_age: duration_text("imageMinimumGCAge", kc.image_minimum_gc_age.as_ref())?,
         image_maximum_gc_age: duration_text("imageMaximumGCAge", kc.image_maximum_gc_age.as_ref())?,
+        shutdown_grace_period: kc.shutdown_grace_period.clone(),
+        shutdown_grace_period_critical_pods: kc.shutdown_grace_period_critical_pods.clone(),
+        shutdown_grace_period_by_pod_priority: kc
+            .shutdown_grace_period_by_pod_priority
+            .as_ref()
+            .map(|bands| {
+                bands
+                    .iter()
+                    .map(|b| {
+                        (
+                            b.priority.unwrap_or_default(),
+                            b.shutdown_grace_period_seconds.unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            }),
         ..FileConfig::default()
     };
     node_status(kc, &mut file)?;

@@ -645,6 +645,9 @@ const HONOURED: &[&str] = &[
     "imageMaximumGCAge",
     "imageGCHighThresholdPercent",
     "imageGCLowThresholdPercent",
+    "shutdownGracePeriod",
+    "shutdownGracePeriodCriticalPods",
+    "shutdownGracePeriodByPodPriority",
 ];
 
 #[test]
@@ -694,6 +697,13 @@ fn every_field_of_the_type_is_honoured_or_warned() {
         Duration::from_secs(9900)
     );
     assert_eq!(c.healthz_port, 10249);
+    assert_eq!(
+        c.shutdown.bands,
+        [crate::config::shutdown::PriorityGrace {
+            priority: 1000,
+            grace: Duration::from_secs(20)
+        }]
+    );
     assert_eq!(c.cluster_domain, "example.local");
     assert_eq!(c.node_status_update_frequency, Duration::from_secs(20));
     assert_eq!(c.node_status_report_frequency, Duration::from_secs(60));

@@ -134,7 +134,6 @@ fn remaining_pod_memory_per_container(pod: &Pod) -> i128 {
 /// Node-critical pods (static, mirror or system-critical priority, with the
 /// `system-node-critical` priority class) are protected like guaranteed ones.
 fn is_node_critical(pod: &Pod) -> bool {
-    const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
     let Some(spec) = pod.spec.as_ref() else {
         return false;
     };
@@ -144,7 +143,9 @@ fn is_node_critical(pod: &Pod) -> bool {
     let mirror = crate::pods::config_source::is_mirror(pod);
     crate::pods::config_source::is_static(pod)
         || mirror
-        || spec.priority.is_some_and(|p| p >= SYSTEM_CRITICAL_PRIORITY)
+        || spec
+            .priority
+            .is_some_and(|p| p >= crate::pods::config_source::SYSTEM_CRITICAL_PRIORITY)
 }
 
 /// Hugepage limits from `hugepages-<size>` limits, page sizes written as the runtime expects

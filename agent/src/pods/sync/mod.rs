@@ -118,19 +118,22 @@ fn deleted(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }
 
-/// Ends the pod as evicted, unless it is ending already (a deletion or the agent's verdict
-/// came first and stands).
+/// Ends the pod as the eviction says, unless it is ending already (a deletion or the agent's
+/// verdict came first and stands; a shorter grace still applies, as kubelet's killPodNow
+/// shortens a termination under way).
 fn evict(state: &mut PodState, e: Eviction) {
+    let tighter = state.grace_override.map_or(e.grace, |g| g.min(e.grace));
     if state.lifecycle.is_ending() {
+        state.grace_override = Some(tighter);
         return;
     }
     let verdict = Ending::Verdict(Terminal {
         phase: "Failed",
-        reason: "Evicted".to_string(),
+        reason: e.reason.to_string(),
         message: e.message,
         disruption_target: e.disruption_target,
     });
-    state.grace_override = Some(e.grace);
+    state.grace_override = Some(tighter);
     let now = tokio::time::Instant::now();
     state.lifecycle = std::mem::take(&mut state.lifecycle).terminate(now, verdict);
 }

@@ -1,8 +1,8 @@
 //! The terminating phase: every running container is stopped within the pod's grace period,
 //! counted from when termination began (so a termination cut short by a shorter grace and
-//! resumed keeps its deadline); an eviction shortens it to the eviction's grace. A deleted pod's
-//! containers run their preStop hooks first; a pod the agent ends (refused, past its deadline,
-//! evicted) is stopped without them.
+//! resumed keeps its deadline); an eviction or a node shutdown shortens it to its grace. Running
+//! containers run their preStop hooks first within that grace, whatever ends the pod (kubelet's
+//! killContainer does the same).
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -12,7 +12,7 @@ use super::super::kill;
 use super::super::lifecycle::Lifecycle;
 use super::super::lifecycle_hooks::PreStopTargets;
 use super::super::observe::ObservedPod;
-use super::{PodState, Step, deleted};
+use super::{PodState, Step};
 
 /// Stops the pod's containers; the pod is then terminated.
 pub async fn stop(
@@ -28,15 +28,13 @@ pub async fn stop(
     let grace = state.grace_override.map_or(own, |o| o.min(own));
     let deadline = grace::deadline(since, grace);
     let message = |name: &str| format!("Stopping container {name}");
-    if deleted(pod) {
-        let targets = PreStopTargets::new(pod);
-        kill::stop_containers(ctx, pod, runtime, deadline, message, |name, id, left| {
-            targets.run(ctx, name, id, left)
-        })
-        .await;
-    } else {
-        kill::stop_containers(ctx, pod, runtime, deadline, message, |_, _, _| async {}).await;
-    }
+    // kubelet runs preStop hooks whatever ends the pod: a deletion, an eviction, a node
+    // shutdown, its deadline.
+    let targets = PreStopTargets::new(pod);
+    kill::stop_containers(ctx, pod, runtime, deadline, message, |name, id, left| {
+        targets.run(ctx, name, id, left)
+    })
+    .await;
     state.lifecycle = std::mem::take(&mut state.lifecycle).stopped();
     Step::Next
 }
