@@ -113,6 +113,7 @@ pub(super) fn pod_context(
         cgroups: runtime.cgroups,
         cgroup_fs,
         qos_cgroups,
+        container_gc: config.container_gc,
     })
 }
 

@@ -130,6 +130,20 @@ pub struct Flags {
     #[arg(long, value_name = "DURATION")]
     pub minimum_image_ttl_duration: Option<String>,
 
+    /// Dead container instances younger than this (by creation) are kept (default 0; deprecated
+    /// in kubelet).
+    #[arg(long, value_name = "DURATION")]
+    pub minimum_container_ttl_duration: Option<String>,
+
+    /// Dead instances kept per container of a pod (default 1; negative: no limit; deprecated in
+    /// kubelet).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub maximum_dead_containers_per_container: Option<i32>,
+
+    /// Dead container instances kept on the node (default -1: no limit; deprecated in kubelet).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub maximum_dead_containers: Option<i32>,
+
     /// Accepted for kubeadm: the agent does not check for swap (true warns).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub fail_swap_on: Option<bool>,

@@ -3,6 +3,7 @@
 //! is a kubelet.config.k8s.io/v1beta1 KubeletConfiguration ([`kubelet`]) or the project's flat
 //! format ([`FileConfig`]); what is accepted but not acted on comes back as [`Warning`]s.
 
+pub mod container_gc;
 pub mod duration;
 pub mod eviction;
 mod file;
@@ -113,6 +114,9 @@ pub struct Config {
     pub eviction: eviction::EvictionSettings,
     /// When unused images are removed (`imageGC*`, `--image-gc-*`).
     pub image_gc: image_gc::ImageGcPolicy,
+    /// Dead container instances kept (`--maximum-dead-containers*`,
+    /// `--minimum-container-ttl-duration`).
+    pub container_gc: container_gc::ContainerGcPolicy,
     /// Graceful node shutdown's priority bands (`shutdownGracePeriod*`); none: off.
     pub shutdown: shutdown::ShutdownSettings,
 }
@@ -293,6 +297,7 @@ impl Config {
         let eviction = eviction::from_flags_and_file(&flags, &file, cgroups.enforce_pods)?;
         let image_gc = image_gc::from_flags_and_file(&flags, &file)?;
         let shutdown = shutdown::from_file(&file)?;
+        let container_gc = container_gc::from_flags(&flags)?;
         let healthz_bind_address = healthz_bind_address(&flags, &file)?;
         let Periods {
             node_status_update_frequency,
@@ -333,6 +338,7 @@ impl Config {
         Ok(Config {
             image_gc,
             shutdown,
+            container_gc,
             eviction,
             cgroups,
             static_pod_path: flags.pod_manifest_path.or(file.static_pod_path),

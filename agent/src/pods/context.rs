@@ -82,6 +82,8 @@ pub struct PodContext {
     pub cgroup_fs: std::sync::Arc<dyn crate::cgroups::CgroupFs>,
     /// kubepods and the QoS class cgroups (the Burstable shares follow its pods).
     pub qos_cgroups: std::sync::Arc<crate::cgroups::QosCgroups>,
+    /// Dead container instances kept (kubelet's container GC policy).
+    pub container_gc: crate::config::container_gc::ContainerGcPolicy,
 }
 
 impl PodContext {

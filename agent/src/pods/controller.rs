@@ -51,6 +51,11 @@ pub async fn run(
         synced_rx,
         cancel.clone(),
     ));
+    let dead_containers = tokio::spawn(super::dead_containers::run(
+        ctx.clone(),
+        workers.clone(),
+        cancel.clone(),
+    ));
     let log_rotation = tokio::spawn(log_rotation::run(
         ctx.cri.clone(),
         node.clone(),
@@ -100,6 +105,7 @@ pub async fn run(
     }
     let _ = relist.await;
     let _ = log_rotation.await;
+    let _ = dead_containers.await;
     orphans.abort();
     synced.abort();
 }

@@ -13,6 +13,8 @@
 //! - [`pod_probes`]: which probe workers one pod runs, and the [`pod_probes::ProbeResults`] a
 //!   sync reads ([`probe`] is how one probe runs);
 //! - [`relist`]: runtime observation that wakes workers, and orphan cleanup;
+//! - [`dead_containers`]: the node-wide limit on dead container instances (the per-pod one
+//!   is the sync's);
 //! - [`admission`] (with [`sysctls`]): whether a pod may run here at all;
 //! - [`resize`]: in-place resize: what the node allocated, its judgement, what was applied;
 //! - [`sandbox`], [`pod_cgroup`], [`container`], [`images`], [`start`], [`kill`], [`probe`], [`hook_handler`]: the
@@ -30,6 +32,7 @@ pub mod config_source;
 pub mod container;
 pub mod context;
 pub mod controller;
+pub mod dead_containers;
 pub mod ephemeral;
 pub mod etc_hosts;
 pub mod grace;

@@ -1,10 +1,12 @@
 //! The container garbage scenarios: a running pod keeps one dead instance per container and
-//! loses older ones with their log files.
+//! loses older ones with their log files; beyond the node's limit the oldest dead instances
+//! go whichever pod holds them.
 
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use super::super::dead_containers;
 use super::super::log_rotation::rotated_path;
 use super::super::sync::PodState;
 use super::scenario;
@@ -41,5 +43,40 @@ scenario! {
         assert!(!log.exists(), "{log:?} removed with its container");
         assert!(!rotated.exists(), "{rotated:?} removed too");
         node.sync(&mut state, &node.deleting(&p, 2)).await;
+    }
+}
+
+scenario! {
+    /// `--maximum-dead-containers=1` over two pods with one dead instance each: the older
+    /// instance goes, the newer stays, the running ones are never touched.
+    the_node_limit_removes_the_oldest_dead_instance_of_any_pod(node) {
+        let a = node.pod(json!({}));
+        let b = node.pod(json!({}));
+        let (mut sa, mut sb) = (PodState::default(), PodState::default());
+        node.sync(&mut sa, &a).await;
+        node.exit(&a, "app", 1).await;
+        node.sync(&mut sa, &a).await;
+        node.wait(Duration::from_secs(1)).await;
+        node.sync(&mut sb, &b).await;
+        node.exit(&b, "app", 1).await;
+        node.sync(&mut sb, &b).await;
+        let uids: Vec<String> = [&a, &b]
+            .iter()
+            .map(|p| p.metadata.uid.clone().unwrap())
+            .collect();
+        let restarts = |o: &super::super::observe::ObservedPod| -> Vec<u32> {
+            o.containers.iter().map(|c| c.restart_count).collect()
+        };
+        assert_eq!(restarts(&node.observed(&a).await), [1, 0]);
+        assert_eq!(restarts(&node.observed(&b).await), [1, 0]);
+        dead_containers::pass(&node.ctx, &uids, 2).await;
+        assert_eq!(restarts(&node.observed(&a).await), [1, 0], "two are allowed");
+        dead_containers::pass(&node.ctx, &uids, 1).await;
+        assert_eq!(restarts(&node.observed(&a).await), [1], "a's dead instance was the older");
+        assert_eq!(restarts(&node.observed(&b).await), [1, 0]);
+        dead_containers::pass(&node.ctx, &uids, 0).await;
+        assert_eq!(restarts(&node.observed(&b).await), [1], "0 keeps none");
+        node.sync(&mut sa, &node.deleting(&a, 2)).await;
+        node.sync(&mut sb, &node.deleting(&b, 2)).await;
     }
 }

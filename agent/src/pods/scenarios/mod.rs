@@ -203,6 +203,7 @@ impl Node {
             )),
             cgroups: layout,
             cgroup_fs,
+            container_gc: crate::config::container_gc::ContainerGcPolicy::default(),
         };
         Node {
             ctx: Arc::new(ctx),

@@ -1,15 +1,19 @@
-//! kubelet's container garbage collection, for one running pod, with kubelet's defaults
-//! (`MaxPerPodContainer` 1, `MinAge` 0, no node-wide limit): of each container name's exited
-//! instances, across all the pod's sandboxes, the newest stays (its `lastState` and
-//! `kubectl logs --previous`) and the older ones are removed with their log files (the CRI log
-//! path and its rotated files); then sandboxes older than the newest that are no longer ready
-//! and hold no container are removed. Everything of the pod goes when the pod ends
-//! ([`crate::pods::kill`]).
+//! kubelet's container garbage collection, for one running pod: of each container name's
+//! exited instances older than `MinAge` (`--minimum-container-ttl-duration`, 0), across all
+//! the pod's sandboxes, the newest `MaxPerPodContainer` stay
+//! (`--maximum-dead-containers-per-container`, 1: its `lastState` and `kubectl logs
+//! --previous`) and the older ones are removed with their log files (the CRI log path and its
+//! rotated files); then sandboxes older than the newest that are no longer ready and hold no
+//! container are removed. The node-wide limit (`--maximum-dead-containers`) is
+//! [`crate::pods::dead_containers`]'s, over what [`evictable`] leaves. Everything of the pod
+//! goes when the pod ends ([`crate::pods::kill`]).
 //!
 //! The log paths come from the runtime's status: files the runtime writes below the agent's
 //! /var/log/pods, which no container mounts unless a hostPath pod mounts the host's logs.
 
 use std::collections::HashSet;
+
+use crate::config::container_gc::ContainerGcPolicy;
 use std::path::Path;
 
 use tracing::{debug, warn};
@@ -25,14 +29,44 @@ pub(super) struct Garbage<'a> {
     pub sandboxes: Vec<&'a SandboxView>,
 }
 
+/// kubelet's evict units: the pod's exited instances created before `now_ns - min_age`, one
+/// list per container name, newest first (as observed).
+pub(crate) fn evictable<'a>(
+    runtime: &'a ObservedPod,
+    policy: &ContainerGcPolicy,
+    now_ns: i64,
+) -> Vec<Vec<&'a ContainerView>> {
+    let min_age = i64::try_from(policy.min_age.as_nanos()).unwrap_or(i64::MAX);
+    // With no minimum age every dead instance counts, whatever the two clocks say.
+    let newest = if min_age == 0 {
+        i64::MAX
+    } else {
+        now_ns.saturating_sub(min_age)
+    };
+    let mut units: Vec<Vec<&ContainerView>> = Vec::new();
+    for c in runtime
+        .containers
+        .iter()
+        .filter(|c| c.exited() && c.created_at <= newest)
+    {
+        match units.iter_mut().find(|u| u[0].name == c.name) {
+            Some(u) => u.push(c),
+            None => units.push(vec![c]),
+        }
+    }
+    units
+}
+
 /// The dead instances and sandboxes `runtime` holds beyond what the pod keeps.
-pub(super) fn garbage(runtime: &ObservedPod) -> Garbage<'_> {
-    let mut kept_exited: HashSet<&str> = HashSet::new();
+pub(super) fn garbage<'a>(
+    runtime: &'a ObservedPod,
+    policy: &ContainerGcPolicy,
+    now_ns: i64,
+) -> Garbage<'a> {
     let mut containers = Vec::new();
-    // Newest first: the first exited instance of a name is the one kept.
-    for c in runtime.containers.iter().filter(|c| c.exited()) {
-        if !kept_exited.insert(c.name.as_str()) {
-            containers.push(c);
+    if let Some(keep) = policy.max_per_container {
+        for unit in evictable(runtime, policy, now_ns) {
+            containers.extend(unit.into_iter().skip(keep));
         }
     }
     let removed: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
@@ -56,7 +90,7 @@ pub(super) fn garbage(runtime: &ObservedPod) -> Garbage<'_> {
 
 /// Removes the pod's garbage; a failure is logged and tried again at the next sync.
 pub(super) async fn collect(ctx: &PodContext, runtime: &ObservedPod) {
-    let g = garbage(runtime);
+    let g = garbage(runtime, &ctx.container_gc, epoch_nanos(ctx.clock.now()));
     for c in g.containers {
         remove_container(ctx, c).await;
     }
@@ -70,8 +104,43 @@ pub(super) async fn collect(ctx: &PodContext, runtime: &ObservedPod) {
     }
 }
 
+/// `t` in nanoseconds since the epoch, as the runtime reports creation times.
+pub(crate) fn epoch_nanos(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// kubelet's node-wide limit over every pod's evict units (each newest first): when they hold
+/// more than `max`, each unit keeps `max / units` (at least 1), and if that is still too many
+/// the oldest of the rest go.
+pub(crate) fn beyond_node_limit(
+    units: Vec<Vec<&ContainerView>>,
+    max: usize,
+) -> Vec<&ContainerView> {
+    let total: usize = units.iter().map(Vec::len).sum();
+    if total <= max {
+        return Vec::new();
+    }
+    let per_unit = (max / units.len().max(1)).max(1);
+    let (mut kept, mut removed) = (Vec::new(), Vec::new());
+    for unit in units {
+        for (i, c) in unit.into_iter().enumerate() {
+            if i < per_unit {
+                kept.push(c);
+            } else {
+                removed.push(c);
+            }
+        }
+    }
+    if kept.len() > max {
+        kept.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        removed.extend(kept.drain(max..));
+    }
+    removed
+}
+
 /// Removes a dead instance and then its log files (kubelet's removeContainer).
-pub(super) async fn remove_container(ctx: &PodContext, c: &ContainerView) {
+pub(crate) async fn remove_container(ctx: &PodContext, c: &ContainerView) {
     debug!(container = %c.name, id = %c.id, "removing a dead container instance");
     if let Err(e) = ctx.cri.remove_container(&c.id).await
         && !e.is_not_found()
@@ -172,7 +241,7 @@ mod tests {
                 container("side-0", "side", "s1", Running),
             ],
         };
-        let g = garbage(&runtime);
+        let g = garbage(&runtime, &ContainerGcPolicy::default(), 0);
         assert_eq!(ids(&g.containers, |c| &c.id), ["app-1", "app-0"]);
         assert!(
             g.sandboxes.is_empty(),
@@ -194,13 +263,75 @@ mod tests {
                 container("app-1", "app", "s1", Exited),
             ],
         };
-        let g = garbage(&runtime);
+        let g = garbage(&runtime, &ContainerGcPolicy::default(), 0);
         assert_eq!(ids(&g.containers, |c| &c.id), ["app-1"]);
         assert_eq!(
             ids(&g.sandboxes, |s| &s.id),
             ["s1"],
             "s2 is the newest; s0 is ready (a runtime oddity, left alone)"
         );
+    }
+
+    fn exited_at(id: &str, name: &str, created: i64) -> ContainerView {
+        ContainerView {
+            created_at: created,
+            ..container(id, name, "s", ContainerState::ContainerExited)
+        }
+    }
+
+    #[test]
+    fn min_age_and_max_per_container_are_kubelets() {
+        let runtime = ObservedPod {
+            sandboxes: vec![sandbox("s", true)],
+            containers: vec![
+                exited_at("a-3", "a", 300),
+                exited_at("a-2", "a", 200),
+                exited_at("a-1", "a", 100),
+                exited_at("b-1", "b", 150),
+            ],
+        };
+        let keep_two = ContainerGcPolicy {
+            max_per_container: Some(2),
+            ..ContainerGcPolicy::default()
+        };
+        let g = garbage(&runtime, &keep_two, 1000);
+        assert_eq!(ids(&g.containers, |c| &c.id), ["a-1"]);
+        // Younger than the minimum age (created after now - 750 = 250): not even counted.
+        let young = ContainerGcPolicy {
+            min_age: std::time::Duration::from_nanos(750),
+            max_per_container: Some(0),
+            max_containers: None,
+        };
+        let g = garbage(&runtime, &young, 1000);
+        assert_eq!(ids(&g.containers, |c| &c.id), ["a-2", "a-1", "b-1"]);
+        let unlimited = ContainerGcPolicy {
+            max_per_container: None,
+            ..ContainerGcPolicy::default()
+        };
+        assert!(garbage(&runtime, &unlimited, 1000).containers.is_empty());
+    }
+
+    #[test]
+    fn the_node_limit_keeps_an_equal_share_then_the_newest() {
+        let (a2, a1, b1, c1) = (
+            exited_at("a-2", "a", 200),
+            exited_at("a-1", "a", 100),
+            exited_at("b-1", "b", 150),
+            exited_at("c-1", "c", 50),
+        );
+        let units = || vec![vec![&a2, &a1], vec![&b1], vec![&c1]];
+        assert!(
+            beyond_node_limit(units(), 4).is_empty(),
+            "4 held, 4 allowed"
+        );
+        // 3 allowed over 3 units: one each, so a's older instance goes.
+        assert_eq!(ids(&beyond_node_limit(units(), 3), |c| &c.id), ["a-1"]);
+        // 1 allowed: one each is still 3, so the oldest two of those go as well.
+        let removed = beyond_node_limit(units(), 1);
+        let mut got = ids(&removed, |c| &c.id);
+        got.sort();
+        assert_eq!(got, ["a-1", "b-1", "c-1"], "a-2, the newest, stays");
+        assert_eq!(beyond_node_limit(units(), 0).len(), 4);
     }
 
     #[test]

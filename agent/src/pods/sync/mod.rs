@@ -16,7 +16,7 @@
 //! Only the pod's worker calls [`sync`], so two syncs of one pod never overlap.
 
 mod admitting;
-mod container_gc;
+pub(crate) mod container_gc;
 mod container_starts;
 mod ephemeral_starts;
 mod report;
