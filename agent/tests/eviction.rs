@@ -35,6 +35,19 @@ fn message(p: &Pod) -> &str {
         .unwrap_or_default()
 }
 
+/// kubelet's message for the hog: the node's part, then the line for its container above its
+/// request (the runtime's working set).
+fn memory_pressure_message(p: &Pod) {
+    let m = message(p);
+    assert!(
+        m.starts_with(
+            "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
+        ) && m.contains("Container c was using ")
+            && m.ends_with(", request is 10Mi, has larger consumption of memory. "),
+        "{m}"
+    );
+}
+
 /// Waits for the pod to end Failed with reason Evicted; returns it and when that was seen.
 async fn evicted(ns: &TestNamespace, name: &str) -> (Pod, Instant) {
     let p = wait_pod(&ns.pods(), name, "Failed, Evicted", T, |p| {
@@ -175,13 +188,7 @@ async fn a_memory_hog_is_evicted_before_a_guaranteed_pod_and_best_effort_pods_ar
         "pods' memory over allocatable -> hog Failed/Evicted seen: {} ms (from its fill finishing)",
         seen.saturating_duration_since(filled).as_millis()
     );
-    assert!(
-        message(&p).starts_with(
-            "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
-        ),
-        "{}",
-        message(&p)
-    );
+    memory_pressure_message(&p);
     let disruption = disruption_target(&p).expect("a DisruptionTarget condition");
     assert_eq!(
         (disruption.status.as_str(), disruption.reason.as_deref()),

@@ -60,8 +60,9 @@ fn cgroup_processes(fs: &dyn CgroupFs, path: &str) -> Option<u64> {
 }
 
 impl LiveHost {
-    /// Each of the pod's containers' writable layer, by container name.
-    async fn writable_layers(&self, uid: &str) -> BTreeMap<String, u64> {
+    /// Each of the pod's containers' writable layer and memory working set, by container
+    /// name (one ListContainerStats call).
+    async fn container_stats(&self, uid: &str) -> BTreeMap<String, (Option<u64>, Option<u64>)> {
         let filter = ContainerStatsFilter {
             label_selector: HashMap::from([(POD_UID.to_string(), uid.to_string())]),
             ..ContainerStatsFilter::default()
@@ -69,17 +70,17 @@ impl LiveHost {
         let stats = match self.cri.list_container_stats(Some(filter)).await {
             Ok(s) => s,
             Err(error) => {
-                debug!(%error, "ListContainerStats failed; writable layers not counted");
+                debug!(%error, "ListContainerStats failed; containers' use not counted");
                 return BTreeMap::new();
             }
         };
         stats
             .into_iter()
             .filter_map(|s| {
-                let attrs = s.attributes?;
-                let name = attrs.labels.get(CONTAINER_NAME).cloned()?;
-                let used = s.writable_layer?.used_bytes?.value;
-                Some((name, used))
+                let name = s.attributes?.labels.get(CONTAINER_NAME).cloned()?;
+                let writable = s.writable_layer.and_then(|w| w.used_bytes).map(|b| b.value);
+                let memory = s.memory.and_then(|m| m.working_set_bytes).map(|b| b.value);
+                Some((name, (writable, memory)))
             })
             .collect()
     }
@@ -167,9 +168,14 @@ impl Host for LiveHost {
                     cgroup_processes(&*self.cgroup_fs, &path),
                 )
             };
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            let stats = self.container_stats(uid).await;
             let mut usage = PodUsage {
                 memory,
                 processes,
+                container_memory: (stats.iter())
+                    .filter_map(|(name, (_, m))| Some((name.clone(), (*m)?)))
+                    .collect(),
                 ..PodUsage::default()
             };
             if !storage {
@@ -184,11 +190,11 @@ impl Host for LiveHost {
                 tokio::task::spawn_blocking(move || storage_on_disk(&root, &log_dir, &owned))
                     .await
                     .unwrap_or_default();
-            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-            for (name, bytes) in self.writable_layers(uid).await {
+            for (name, (writable, _)) in stats {
                 let entry = disk.containers.entry(name).or_insert(0);
-                *entry = entry.saturating_add(bytes);
+                *entry = entry.saturating_add(writable.unwrap_or(0));
             }
+            usage.container_storage = disk.containers.clone();
             usage.ephemeral_bytes = Some(disk.total());
             usage.inodes = Some(disk.inodes);
             (usage, Some(disk))

@@ -22,15 +22,15 @@ use tracing::{info, warn};
 
 use super::host::Host;
 use super::local_storage::{has_limits, violation};
-use super::observation::{Observations, observe};
+use super::message::{container_lines, pressure_message};
+use super::observation::observe;
 use super::rank::{Candidate, rank};
 use super::tracker::{Tracker, holds};
-use crate::config::eviction::{Amount, Condition, EvictionSettings, Resource, Threshold};
+use crate::config::eviction::{Condition, EvictionSettings, Resource, Threshold};
 use crate::events::Events;
 use crate::pods::config_source::is_critical;
 use crate::pods::lifecycle::Eviction;
 use crate::pressure::Pressure;
-use crate::quantity::format_binary;
 
 /// kubelet's eviction monitoring period.
 pub const MONITORING_INTERVAL: Duration = Duration::from_secs(10);
@@ -77,31 +77,6 @@ pub struct Manager<H, P> {
 
 fn uid(pod: &Pod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or_default()
-}
-
-/// A count or a size as kubelet's messages print it.
-fn amount_text(t: &Threshold, value: u64) -> String {
-    if t.signal.counts_bytes() {
-        format_binary(value)
-    } else {
-        value.to_string()
-    }
-}
-
-/// kubelet's message for a node-pressure eviction.
-pub fn pressure_message(t: &Threshold, obs: &Observations) -> String {
-    let resource = t.signal.resource().name();
-    let Some(o) = obs.get(&t.signal) else {
-        return format!("The node was low on resource: {resource}. ");
-    };
-    let threshold = match t.value {
-        Amount::Quantity(_) => t.text.clone(),
-        Amount::Fraction(_) => amount_text(t, t.value.of(o.capacity)),
-    };
-    format!(
-        "The node was low on resource: {resource}. Threshold quantity: {threshold}, available: {}. ",
-        amount_text(t, o.available)
-    )
 }
 
 impl<H: Host, P: PodEvictor> Manager<H, P> {
@@ -190,16 +165,11 @@ impl<H: Host, P: PodEvictor> Manager<H, P> {
             return Vec::new();
         }
         rank(resource, &mut candidates);
-        let message = pressure_message(&threshold, &obs);
+        let node_part = pressure_message(&threshold, &obs);
         for c in candidates {
             let grace = self.grace(&threshold, &c.pod);
-            if self.evict(
-                &c.pod,
-                message.clone(),
-                grace,
-                true,
-                threshold.signal.name(),
-            ) {
+            let message = node_part.clone() + &container_lines(resource, &c.pod, &c.usage);
+            if self.evict(&c.pod, message, grace, true, threshold.signal.name()) {
                 return vec![uid(&c.pod).to_string()];
             }
         }

@@ -8,6 +8,7 @@
 //! - [`tracker`]: which thresholds hold, since when, which conditions to report (pure);
 //! - [`local_storage`]: emptyDir sizeLimit and ephemeral-storage limits;
 //! - [`rank`]: the order pods are evicted in for a starved resource;
+//! - [`message`]: kubelet's eviction messages, per-container lines included;
 //! - [`image_gc`]: unused images removed between the image GC thresholds (and all of them
 //!   when the eviction manager reclaims disk);
 //! - [`host`]: the OS and runtime boundary ([`Host`]), [`LiveHost`] on the agent's host;
@@ -18,6 +19,7 @@ pub mod host;
 pub mod image_gc;
 pub mod local_storage;
 pub mod manager;
+pub mod message;
 pub mod observation;
 pub mod rank;
 #[cfg(test)]

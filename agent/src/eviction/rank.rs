@@ -19,7 +19,7 @@ use crate::config::eviction::Resource;
 use crate::pod_resources::{self, EPHEMERAL_STORAGE, MEMORY};
 
 /// What one pod uses; None where it could not be read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodUsage {
     /// Memory of the pod's cgroup that cannot be reclaimed (usage minus file pages).
     pub memory: Option<u64>,
@@ -30,6 +30,10 @@ pub struct PodUsage {
     pub inodes: Option<u64>,
     /// Processes in the pod's cgroup.
     pub processes: Option<u64>,
+    /// Each container's memory working set (the runtime's stats), by container name.
+    pub container_memory: std::collections::BTreeMap<String, u64>,
+    /// Each container's writable layer plus logs, by name (only when storage was measured).
+    pub container_storage: std::collections::BTreeMap<String, u64>,
 }
 
 /// A pod that may be evicted, with what it uses.

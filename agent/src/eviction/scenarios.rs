@@ -164,6 +164,8 @@ fn use_memory(r: &Rig, uid: &str, bytes: u64) {
         (
             PodUsage {
                 memory: Some(bytes),
+                // The pod's one container holds it all.
+                container_memory: [("c".to_string(), bytes)].into(),
                 ..PodUsage::default()
             },
             StorageUsage::default(),
@@ -201,7 +203,8 @@ async fn a_memory_hog_goes_before_a_guaranteed_pod_and_a_critical_one_never() {
     assert_eq!(uid, "hog");
     assert_eq!(
         e.message,
-        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 60Mi. "
+        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 60Mi. \
+         Container c was using 700Mi, request is 10Mi, has larger consumption of memory. "
     );
     assert_eq!(e.grace, IMMEDIATE_GRACE);
     assert!(e.disruption_target);
