@@ -5,7 +5,8 @@
 //! it), InhibitDelayMaxUSec, and PrepareForShutdown sent when the test says. The agent is
 //! pointed at that bus by DBUS_SYSTEM_BUS_ADDRESS and configured with
 //! shutdownGracePeriodByPodPriority. Then: a shutdown ends the low band's pod before the high
-//! band's (Failed, Terminated, kubelet's message, DisruptionTarget), the Node is NotReady
+//! band's (Failed, Terminated, kubelet's message, DisruptionTarget), cuts a pod already being
+//! deleted with a 600 s grace down to its band's 20 s, the Node is NotReady
 //! "node is shutting down" with the Shutdown event, a new pod is refused NodeShutdown, the
 //! inhibitor is released once the pods stopped and the state file records it; a cancellation
 //! brings the node back with a new inhibitor.
@@ -235,6 +236,41 @@ fn finished_at(p: &Pod) -> k8s_openapi::jiff::Timestamp {
     t.finished_at.as_ref().unwrap().0
 }
 
+/// The pods a shutdown ends: "low" (priority 0, 2 s to exit on SIGTERM), "high" (the
+/// 100000 class) and "stubborn", being deleted with a 600 s grace while it ignores SIGTERM: the
+/// shutdown shortens that to its band's (kubelet's killPodNow), so logind is not held for ten
+/// minutes.
+async fn start_pods(ns: &TestNamespace, node: &str) {
+    ns.pod("low", node, lingering(2, None)).await;
+    ns.pod("high", node, lingering(0, Some(HIGH_CLASS))).await;
+    let mut stubborn = lingering(0, None);
+    stubborn["containers"][0]["command"] =
+        json!(["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]);
+    stubborn["terminationGracePeriodSeconds"] = json!(600);
+    ns.pod("stubborn", node, stubborn).await;
+    for name in ["low", "high", "stubborn"] {
+        ready(ns, name).await;
+    }
+    ns.pods()
+        .delete("stubborn", &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+/// kubelet's status for a pod a node shutdown ended.
+fn ended_by_shutdown(p: &Pod) {
+    assert_eq!(
+        status_text(p),
+        (
+            "Terminated".to_string(),
+            "Pod was terminated in response to imminent node shutdown.".to_string()
+        )
+    );
+    let d = pod_condition(p, "DisruptionTarget").expect("DisruptionTarget");
+    assert_eq!(d.status, "True");
+    assert_eq!(d.reason.as_deref(), Some("TerminationByKubelet"));
+}
+
 #[tokio::test]
 async fn a_shutdown_ends_the_pods_by_priority_and_a_cancellation_brings_the_node_back() {
     if !require_cluster() {
@@ -264,10 +300,7 @@ async fn a_shutdown_ends_the_pods_by_priority_and_a_cancellation_brings_the_node
         )
     );
     let ns = TestNamespace::create(&client, "shutdown").await;
-    ns.pod("low", node, lingering(2, None)).await;
-    ns.pod("high", node, lingering(0, Some(HIGH_CLASS))).await;
-    ready(&ns, "low").await;
-    ready(&ns, "high").await;
+    start_pods(&ns, node).await;
 
     let announced = Instant::now();
     logind.prepare_for_shutdown(true).await;
@@ -282,6 +315,11 @@ async fn a_shutdown_ends_the_pods_by_priority_and_a_cancellation_brings_the_node
         "{said:?}"
     );
 
+    common::wait_gone(&ns.pods(), "stubborn", Duration::from_secs(60)).await;
+    println!(
+        "PrepareForShutdown -> the stubborn pod (600 s grace) gone: {} ms",
+        announced.elapsed().as_millis()
+    );
     let ended = |p: &Pod| common::pods::phase(p) == "Failed";
     let low = wait_pod(&ns.pods(), "low", "Failed", T, ended).await;
     let high = wait_pod(&ns.pods(), "high", "Failed", T, ended).await;
@@ -289,18 +327,8 @@ async fn a_shutdown_ends_the_pods_by_priority_and_a_cancellation_brings_the_node
         "PrepareForShutdown -> both bands' pods Failed: {} ms",
         announced.elapsed().as_millis()
     );
-    for p in [&low, &high] {
-        assert_eq!(
-            status_text(p),
-            (
-                "Terminated".to_string(),
-                "Pod was terminated in response to imminent node shutdown.".to_string()
-            )
-        );
-        let d = pod_condition(p, "DisruptionTarget").expect("DisruptionTarget");
-        assert_eq!(d.status, "True");
-        assert_eq!(d.reason.as_deref(), Some("TerminationByKubelet"));
-    }
+    ended_by_shutdown(&low);
+    ended_by_shutdown(&high);
     assert!(
         finished_at(&high) >= finished_at(&low),
         "the high band is ended after the low band stopped: low {} high {}",

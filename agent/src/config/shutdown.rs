@@ -123,14 +123,16 @@ pub fn from_file(file: &FileConfig) -> Result<ShutdownSettings, ConfigError> {
         bands.push(PriorityGrace { priority, grace });
     }
     if bands.is_empty() && whole > Duration::ZERO {
-        // kubelet's migrateConfig: the whole period split into two bands.
+        // kubelet's migrateConfig: the whole period split into two bands of whole seconds
+        // (the remainder's fraction dropped, so logind's whole-second delay covers them).
+        let default = whole.saturating_sub(critical);
         bands.push(PriorityGrace {
             priority: 0,
-            grace: whole.saturating_sub(critical),
+            grace: Duration::from_secs(default.as_secs()),
         });
         bands.push(PriorityGrace {
             priority: SYSTEM_CRITICAL_PRIORITY,
-            grace: critical,
+            grace: Duration::from_secs(whole.saturating_sub(default).as_secs()),
         });
     }
     bands.sort_by_key(|b| b.priority);
@@ -182,6 +184,14 @@ mod tests {
             ]
         );
         assert_eq!(s.period_requested(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn fractions_of_a_second_are_dropped_as_kubelet_drops_them() {
+        let s = from_file(&file(Some("10.4s"), Some("2.7s"), None)).unwrap();
+        let secs: Vec<u64> = s.bands.iter().map(|b| b.grace.as_secs()).collect();
+        assert_eq!(secs, [7, 2]);
+        assert!(s.bands.iter().all(|b| b.grace.subsec_nanos() == 0));
     }
 
     #[test]

@@ -74,15 +74,26 @@ impl LiveHost {
                 return BTreeMap::new();
             }
         };
-        stats
-            .into_iter()
-            .filter_map(|s| {
-                let name = s.attributes?.labels.get(CONTAINER_NAME).cloned()?;
-                let writable = s.writable_layer.and_then(|w| w.used_bytes).map(|b| b.value);
-                let memory = s.memory.and_then(|m| m.working_set_bytes).map(|b| b.value);
-                Some((name, (writable, memory)))
-            })
-            .collect()
+        let mut out: BTreeMap<String, (Option<u64>, Option<u64>)> = BTreeMap::new();
+        for s in stats {
+            let Some(name) = s
+                .attributes
+                .and_then(|a| a.labels.get(CONTAINER_NAME).cloned())
+            else {
+                continue;
+            };
+            let writable = s.writable_layer.and_then(|w| w.used_bytes).map(|b| b.value);
+            let memory = s.memory.and_then(|m| m.working_set_bytes).map(|b| b.value);
+            // A dead instance is listed too, without memory: the running one (kubelet drops
+            // terminated containers) wins whatever the runtime's order.
+            match out.get(&name) {
+                Some((_, Some(_))) if memory.is_none() => {}
+                _ => {
+                    out.insert(name, (writable, memory));
+                }
+            }
+        }
+        out
     }
 }
 

@@ -41,10 +41,12 @@ pub const IMMEDIATE_GRACE: Duration = Duration::from_secs(1);
 
 /// The pods an eviction can end: the pod workers.
 pub trait PodEvictor: Send + Sync {
-    /// The pods that may be running.
+    /// The pods that may be running and are not being ended yet.
     fn active_pods(&self) -> Vec<Arc<Pod>>;
-    /// Asks the pod's worker to end it as evicted; false when it cannot (no worker, asked
-    /// already).
+    /// Every pod something of which may still run, those being deleted or evicted included.
+    fn running_pods(&self) -> Vec<Arc<Pod>>;
+    /// Asks the pod's worker to end it as `eviction` says; false when it cannot (no worker,
+    /// asked already with no longer a grace).
     fn evict(&self, uid: &str, eviction: Eviction) -> bool;
     /// True once nothing of the pod runs.
     fn stopped(&self, uid: &str) -> bool;
@@ -53,6 +55,10 @@ pub trait PodEvictor: Send + Sync {
 impl PodEvictor for crate::pods::worker::Workers {
     fn active_pods(&self) -> Vec<Arc<Pod>> {
         crate::pods::worker::Workers::active_pods(self)
+    }
+
+    fn running_pods(&self) -> Vec<Arc<Pod>> {
+        crate::pods::worker::Workers::running_pods(self)
     }
 
     fn evict(&self, uid: &str, eviction: Eviction) -> bool {

@@ -1,11 +1,11 @@
 //! kubelet's messages for a node-pressure eviction: which resource the node was low on, the
 //! threshold and what was available, then one line per container using more than it requested
 //! of that resource (memory: its working set; ephemeral-storage: its writable layer and logs),
-//! the request being what the node allocated when a resize changed it. Pure.
+//! with the pod's own line first when it has pod-level memory requests. Pure.
 
 use std::fmt::Write;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::observation::Observations;
 use super::rank::PodUsage;
@@ -38,41 +38,24 @@ pub fn pressure_message(t: &Threshold, obs: &Observations) -> String {
     )
 }
 
-/// Container `name`'s request of `resource` as written: the allocated one in the status for
-/// memory (a resize), else the spec's; "0" for none.
-fn request_text(pod: &Pod, name: &str, resource: &str) -> String {
-    let allocated = (resource == "memory")
-        .then(|| {
-            pod.status
-                .as_ref()?
-                .container_statuses
-                .as_ref()?
-                .iter()
-                .find(|c| c.name == name)?
-                .allocated_resources
-                .as_ref()?
-                .get(resource)
-                .map(|q| q.0.clone())
-        })
-        .flatten();
-    let spec = || {
-        pod.spec
-            .as_ref()?
-            .containers
-            .iter()
-            .find(|c| c.name == name)?
-            .resources
-            .as_ref()?
-            .requests
-            .as_ref()?
-            .get(resource)
-            .map(|q| q.0.clone())
-    };
-    allocated.or_else(spec).unwrap_or_else(|| "0".to_string())
+/// A container's request of `resource` as its spec writes it (kubelet 1.35 reads the spec's,
+/// not what a resize allocated); "0" for none.
+fn request_text(c: &Container, resource: &str) -> String {
+    c.resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get(resource))
+        .map_or_else(|| "0".to_string(), |q| q.0.clone())
 }
 
-/// The containers' part: "Container c was using 200Mi, request is 64Mi, has larger
-/// consumption of memory. " for each container above its request, in the spec's order.
+fn above(bytes: u64, request: &str) -> bool {
+    bytes > parse_units(request).unwrap_or(u64::MAX)
+}
+
+/// What follows the node's part: for memory with pod-level requests, "Pod p was using 300Mi,
+/// request is 256Mi, has larger consumption of memory. "; then "Container c was using 200Mi,
+/// request is 64Mi, has larger consumption of memory. " for each regular, init or sidecar
+/// container above its request, in the spec's order.
 pub fn container_lines(resource: Resource, pod: &Pod, usage: &PodUsage) -> String {
     let used = match resource {
         Resource::Memory => &usage.container_memory,
@@ -81,13 +64,36 @@ pub fn container_lines(resource: Resource, pod: &Pod, usage: &PodUsage) -> Strin
     };
     let name = resource.name();
     let mut out = String::new();
-    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+    let Some(spec) = pod.spec.as_ref() else {
+        return out;
+    };
+    let pod_request = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get(name));
+    if resource == Resource::Memory
+        && let (Some(request), Some(bytes)) = (pod_request, usage.memory)
+    {
+        // kubelet names the pod whenever it has a pod-level request, above it or not.
+        let _ = write!(
+            out,
+            "Pod {} was using {}, request is {}, has larger consumption of {name}. ",
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            format_binary(bytes),
+            request.0
+        );
+    }
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         let Some(&bytes) = used.get(&c.name) else {
             continue;
         };
-        let request = request_text(pod, &c.name, name);
-        let requested = parse_units(&request).unwrap_or(u64::MAX);
-        if bytes > requested {
+        let request = request_text(c, name);
+        if above(bytes, &request) {
             let _ = write!(
                 out,
                 "Container {} was using {}, request is {request}, has larger consumption of {name}. ",
@@ -133,15 +139,21 @@ mod tests {
     }
 
     #[test]
-    fn a_resized_containers_allocated_request_counts() {
-        let p = pod(json!({
-            "spec": {"containers": [{"name": "c", "resources": {"requests": {"memory": "64Mi"}}}]},
-            "status": {"containerStatuses": [{"name": "c", "image": "", "imageID": "", "ready": true,
-                "restartCount": 0, "allocatedResources": {"memory": "256Mi"}}]}}));
+    fn sidecars_count_and_a_pod_level_request_names_the_pod() {
+        let p = pod(json!({"metadata": {"name": "p"}, "spec": {
+            "resources": {"requests": {"memory": "256Mi"}},
+            "containers": [{"name": "app"}],
+            "initContainers": [{"name": "side", "restartPolicy": "Always",
+                "resources": {"requests": {"memory": "8Mi"}}}]}}));
         let usage = PodUsage {
-            container_memory: [("c".to_string(), 100 << 20)].into(),
+            memory: Some(300 << 20),
+            container_memory: [("side".to_string(), 20 << 20)].into(),
             ..PodUsage::default()
         };
-        assert_eq!(container_lines(Resource::Memory, &p, &usage), "");
+        assert_eq!(
+            container_lines(Resource::Memory, &p, &usage),
+            "Pod p was using 300Mi, request is 256Mi, has larger consumption of memory. \
+             Container side was using 20Mi, request is 8Mi, has larger consumption of memory. "
+        );
     }
 }

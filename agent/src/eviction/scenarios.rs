@@ -86,6 +86,10 @@ impl PodEvictor for Arc<FakePods> {
             .collect()
     }
 
+    fn running_pods(&self) -> Vec<Arc<Pod>> {
+        self.pods.lock().unwrap().clone()
+    }
+
     fn evict(&self, uid: &str, eviction: Eviction) -> bool {
         self.evicted
             .lock()

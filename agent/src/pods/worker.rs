@@ -73,6 +73,10 @@ struct Handle {
 struct EvictionSlot {
     pending: Mutex<Option<Eviction>>,
     requested: AtomicBool,
+    /// The grace of the tightest request so far (kubelet's grace only ever shrinks).
+    tightest: Mutex<Option<Duration>>,
+    /// Rings when a request arrives: a termination under way starts again with its grace.
+    arrived: Notify,
     /// Nothing of the pod runs any more (terminated or later).
     stopped: AtomicBool,
 }
@@ -185,21 +189,50 @@ impl Workers {
         }
     }
 
-    /// Ends the pod as evicted; false when it has no worker or was asked already.
+    /// Ends the pod as the eviction says (kubelet's killPodNow); false when it has no worker,
+    /// or was asked already with no longer a grace. A request with a shorter grace than every
+    /// earlier one shortens a termination under way.
     pub fn evict(&self, uid: &str, eviction: Eviction) -> bool {
         let map = self.lock();
         let Some(h) = map.get(uid) else {
             return false;
         };
-        if h.eviction.requested.swap(true, Ordering::SeqCst) {
-            return false;
+        let slot = &h.eviction;
+        {
+            let mut tightest = slot
+                .tightest
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if tightest.is_some_and(|g| g <= eviction.grace) {
+                return false;
+            }
+            *tightest = Some(eviction.grace);
         }
-        *h.eviction
+        slot.requested.store(true, Ordering::SeqCst);
+        *slot
             .pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(eviction);
+        slot.arrived.notify_one();
         h.wake.notify_one();
         true
+    }
+
+    /// The pods something of which may still run: [`Self::active_pods`] and those already
+    /// being deleted or evicted (a node shutdown shortens their grace), not ended by their
+    /// phase, not stopped by their worker.
+    pub fn running_pods(&self) -> Vec<Arc<Pod>> {
+        let map = self.lock();
+        map.values()
+            .filter(|h| !h.eviction.stopped.load(Ordering::SeqCst))
+            .filter_map(|h| match &*h.tx.borrow() {
+                Desired::Present(p) => {
+                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                    (!matches!(phase, Some("Succeeded" | "Failed"))).then(|| p.clone())
+                }
+                Desired::Gone => None,
+            })
+            .collect()
     }
 
     /// The pods that may still be running: not deleted, not ended by their phase as the API
@@ -289,13 +322,17 @@ impl Workers {
                     }
                     let probe_results = probes.collect(&ctx, &pod);
                     let began = std::time::Instant::now();
-                    let synced = if pod.metadata.deletion_timestamp.is_some() {
+                    let synced = if pod.metadata.deletion_timestamp.is_some()
+                        || state.lifecycle.is_ending()
+                    {
                         // A termination waits as long as its grace period, which a pod may set
-                        // to years: a shorter grace (or a force deletion) must not wait for it.
+                        // to years: a shorter grace (a deletion's, a force deletion, an
+                        // eviction's or a node shutdown's) must not wait for it.
                         tokio::select! {
                             biased;
                             r = sync::sync(&ctx, &mut state, &pod, &probe_results) => Some(r),
                             () = shorter_grace(&mut rx, &pod) => None,
+                            () = eviction.arrived.notified() => None,
                         }
                     } else {
                         Some(sync::sync(&ctx, &mut state, &pod, &probe_results).await)

@@ -13,7 +13,8 @@
 //!    released: logind goes on with the shutdown;
 //! 4. PrepareForShutdown(false), a cancellation: the node is no longer shutting down and a new
 //!    inhibitor is taken;
-//! 5. when the bus connection ends, start again a second later.
+//! 5. when the bus connection ends, start again a second later, holding the old inhibitor
+//!    until a new one is taken.
 //!
 //! If logind cannot be reached when the agent starts, that is said once and the node runs
 //! without shutdown handling, as kubelet does.
@@ -41,6 +42,8 @@ pub const REASON: &str = "Terminated";
 pub const MESSAGE: &str = "Pod was terminated in response to imminent node shutdown.";
 /// kubelet's dbusReconnectPeriod.
 const RECONNECT: Duration = Duration::from_secs(1);
+/// kubelet's floor for any termination's grace.
+const MIN_GRACE: Duration = Duration::from_secs(1);
 /// How often a band's pods are looked at while they stop.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
@@ -129,7 +132,7 @@ impl<C: Connector, P: PodEvictor> Manager<C, P> {
             end: None,
         };
         self.keep(&record);
-        for band in group(&self.settings.bands, self.pods.active_pods()) {
+        for band in group(&self.settings.bands, self.pods.running_pods()) {
             if !band.pods.is_empty() {
                 self.end_band(&band).await;
             }
@@ -153,7 +156,8 @@ impl<C: Connector, P: PodEvictor> Manager<C, P> {
             let eviction = Eviction {
                 reason: REASON,
                 message: MESSAGE.to_string(),
-                grace: band.grace,
+                // kubelet never gives less than a second (its pod workers' floor).
+                grace: band.grace.max(MIN_GRACE),
                 disruption_target: true,
             };
             if self.pods.evict(uid(pod), eviction) {
@@ -178,7 +182,7 @@ impl<C: Connector, P: PodEvictor> Manager<C, P> {
     }
 
     /// Steps 3 and 4 until the connection ends (false) or `cancel` fires (true).
-    async fn follow(&self, mut s: Session<C::Bus>, cancel: &CancellationToken) -> bool {
+    async fn follow(&self, s: &mut Session<C::Bus>, cancel: &CancellationToken) -> bool {
         loop {
             let event = tokio::select! {
                 () = cancel.cancelled() => return true,
@@ -237,9 +241,12 @@ pub async fn run<C: Connector, P: PodEvictor>(m: Manager<C, P>, cancel: Cancella
     };
     let mut failing = false;
     loop {
-        if m.follow(session, &cancel).await {
+        if m.follow(&mut session, &cancel).await {
             return;
         }
+        // As kubelet, the inhibitor outlives its connection: it is let go of once a new one
+        // is held, so no shutdown slips through the reconnection.
+        let mut held = session.lock.take();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
@@ -249,6 +256,7 @@ pub async fn run<C: Connector, P: PodEvictor>(m: Manager<C, P>, cancel: Cancella
             match m.start().await {
                 Ok(s) => {
                     session = s;
+                    drop(held.take());
                     failing = false;
                     break;
                 }

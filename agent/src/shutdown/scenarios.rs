@@ -31,6 +31,11 @@ struct FakePods {
 
 impl PodEvictor for Arc<FakePods> {
     fn active_pods(&self) -> Vec<Arc<Pod>> {
+        // A shutdown ends the running pods, terminating ones included: not these.
+        Vec::new()
+    }
+
+    fn running_pods(&self) -> Vec<Arc<Pod>> {
         self.pods.clone()
     }
 
@@ -259,6 +264,12 @@ async fn a_lost_bus_is_reconnected_and_the_inhibitor_taken_again() {
     );
     until("the inhibitor is held", || r.logind.held() == 1).await;
     r.logind.hang_up();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        r.logind.held(),
+        1,
+        "the old inhibitor is kept until a new one is held"
+    );
     until("a second connection", || {
         r.logind.calls().iter().filter(|c| *c == "connect").count() == 2
     })
@@ -267,6 +278,7 @@ async fn a_lost_bus_is_reconnected_and_the_inhibitor_taken_again() {
         r.logind.calls().iter().filter(|c| *c == "inhibit").count() == 2
     })
     .await;
+    until("only the new one held", || r.logind.held() == 1).await;
     r.cancel.cancel();
     r.task.await.unwrap();
 }
