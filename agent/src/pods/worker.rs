@@ -324,6 +324,7 @@ impl Workers {
                     let began = std::time::Instant::now();
                     let synced = if pod.metadata.deletion_timestamp.is_some()
                         || state.lifecycle.is_ending()
+                        || state.eviction.is_some()
                     {
                         // A termination waits as long as its grace period, which a pod may set
                         // to years: a shorter grace (a deletion's, a force deletion, an
