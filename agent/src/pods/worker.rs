@@ -72,8 +72,8 @@ struct Handle {
 #[derive(Default)]
 struct EvictionSlot {
     pending: Mutex<Option<Eviction>>,
-    requested: AtomicBool,
-    /// The grace of the tightest request so far (kubelet's grace only ever shrinks).
+    /// The grace of the tightest request so far (kubelet's grace only ever shrinks); Some
+    /// once the pod was asked to end.
     tightest: Mutex<Option<Duration>>,
     /// Rings when a request arrives: a termination under way starts again with its grace.
     arrived: Notify,
@@ -81,7 +81,32 @@ struct EvictionSlot {
     stopped: AtomicBool,
 }
 
+impl Handle {
+    /// Its pod, while something of it may run: present, not ended by its phase as the API
+    /// has it, not stopped by the worker.
+    fn running(&self) -> Option<Arc<Pod>> {
+        if self.eviction.stopped.load(Ordering::SeqCst) {
+            return None;
+        }
+        match &*self.tx.borrow() {
+            Desired::Present(p) => {
+                let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                (!matches!(phase, Some("Succeeded" | "Failed"))).then(|| p.clone())
+            }
+            Desired::Gone => None,
+        }
+    }
+}
+
 impl EvictionSlot {
+    /// Whether the pod was asked to end (evicted, or ended by a node shutdown).
+    fn asked(&self) -> bool {
+        self.tightest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+
     fn take(&self) -> Option<Eviction> {
         self.pending
             .lock()
@@ -208,7 +233,6 @@ impl Workers {
             }
             *tightest = Some(eviction.grace);
         }
-        slot.requested.store(true, Ordering::SeqCst);
         *slot
             .pending
             .lock()
@@ -222,35 +246,17 @@ impl Workers {
     /// being deleted or evicted (a node shutdown shortens their grace), not ended by their
     /// phase, not stopped by their worker.
     pub fn running_pods(&self) -> Vec<Arc<Pod>> {
-        let map = self.lock();
-        map.values()
-            .filter(|h| !h.eviction.stopped.load(Ordering::SeqCst))
-            .filter_map(|h| match &*h.tx.borrow() {
-                Desired::Present(p) => {
-                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-                    (!matches!(phase, Some("Succeeded" | "Failed"))).then(|| p.clone())
-                }
-                Desired::Gone => None,
-            })
-            .collect()
+        self.lock().values().filter_map(Handle::running).collect()
     }
 
     /// The pods that may still be running: not deleted, not ended by their phase as the API
     /// has it, not being evicted, not stopped by their worker.
     pub fn active_pods(&self) -> Vec<Arc<Pod>> {
-        let map = self.lock();
-        map.values()
-            .filter(|h| {
-                !h.eviction.requested.load(Ordering::SeqCst)
-                    && !h.eviction.stopped.load(Ordering::SeqCst)
-            })
-            .filter_map(|h| match &*h.tx.borrow() {
-                Desired::Present(p) if p.metadata.deletion_timestamp.is_none() => {
-                    let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-                    (!matches!(phase, Some("Succeeded" | "Failed"))).then(|| p.clone())
-                }
-                _ => None,
-            })
+        self.lock()
+            .values()
+            .filter(|h| !h.eviction.asked())
+            .filter_map(Handle::running)
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
             .collect()
     }
 
