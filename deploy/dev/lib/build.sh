@@ -63,7 +63,7 @@ HOST_PACKAGES=(
 	"setsid util-linux"
 	"tar tar"
 	"gzip gzip"
-	# agent/tests/shutdown.rs: the private bus its logind stand-in is served on
+	# agent/tests/cluster/shutdown.rs: the private bus its logind stand-in is served on
 	"dbus-daemon dbus-daemon"
 )
 

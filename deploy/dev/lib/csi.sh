@@ -8,7 +8,7 @@
 # the Controller service on CSI_CONTROLLER_SOCK, and csi-provisioner pointed at it with the admin
 # kubeconfig. Volumes are directories in CSI_VOLUMES_DIR, shared with every node instance.
 # The node side runs per agent: tests start one process per node name with
-# --registration-dir=ROOT/plugins_registry --volumes-dir=CSI_VOLUMES_DIR (agent/tests/pod_csi.rs).
+# --registration-dir=ROOT/plugins_registry --volumes-dir=CSI_VOLUMES_DIR (agent/tests/cluster/pod_csi.rs).
 #
 # csi-driver-host-path and node-driver-registrar are not used: the module proxy reachable from
 # here does not serve them (403).

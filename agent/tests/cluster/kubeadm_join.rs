@@ -6,15 +6,12 @@
 //! secret volume (mounted in the node's namespace, seen by containerd in the host's), serves
 //! its logs through the API server, and runs a static pod from its /etc/kubernetes/manifests.
 //! `cluster leave` removes the node, its pods, its files and its bootstrap token.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::pods::{TestNamespace, busybox, output, ready, sh, wait_pod};
-use common::{admin, cluster, env, http_get, require_cluster, wait_gone, wait_ready};
+use crate::common::pods::{TestNamespace, busybox, output, ready, sh, wait_pod};
+use crate::common::{admin, cluster, env, http_get, require_cluster, wait_gone, wait_ready};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ListParams, LogParams, PostParams};
@@ -176,7 +173,7 @@ async fn check_static_pod(ns: &TestNamespace, dir: &Path) {
         &mirror_name,
         "Running",
         Duration::from_secs(90),
-        |p| common::pods::phase(p) == "Running",
+        |p| crate::common::pods::phase(p) == "Running",
     )
     .await;
     let annotations = mirror.metadata.annotations.unwrap_or_default();

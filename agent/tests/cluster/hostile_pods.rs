@@ -3,20 +3,17 @@
 //! paths untouched (a canary directory), the pod's files unreadable by an unprivileged local
 //! user, the agent still the same process with no dead pod worker in its metrics, a bystander
 //! pod still Running, the node Ready. Serial (`--test-threads=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pods::{
+use crate::common::pods::{
     TestNamespace, busybox, container, phase, ready, running, sh, wait_event, wait_pod,
     waiting_reason,
 };
-use common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
+use crate::common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
@@ -124,7 +121,7 @@ async fn start(node: &str, extra: &[&str]) -> (kube::Client, Agent, i32, TestNam
 async fn exec(p: &Pod, c: &str, cmd: &[&str]) -> (i32, String) {
     let id = container(p, c).unwrap().container_id.clone().unwrap();
     let id = id.split("://").last().unwrap().to_string();
-    let out = common::pods::cri()
+    let out = crate::common::pods::cri()
         .await
         .exec_sync(
             &id,
@@ -406,7 +403,7 @@ async fn a_grace_period_at_int64_max_and_the_longest_deadline_neither_panic_nor_
     .await;
     assert!(began.elapsed() < Duration::from_secs(60));
     let uid = p.metadata.uid.unwrap();
-    assert!(common::pods::sandboxes_of(&uid).await.is_empty());
+    assert!(crate::common::pods::sandboxes_of(&uid).await.is_empty());
     assert_node_unharmed(&client, &mut agent, pid, &ns).await;
 }
 
@@ -498,7 +495,7 @@ async fn forbidden_and_unsafe_sysctls_fail_the_pod_with_sysctl_forbidden() {
     ns.pod("allowed", node, with("net.core.somaxconn")).await;
     let p = ready(&ns, "allowed").await;
     assert_eq!(
-        common::pods::output(&p, "c", &["cat", "/proc/sys/net/core/somaxconn"])
+        crate::common::pods::output(&p, "c", &["cat", "/proc/sys/net/core/somaxconn"])
             .await
             .trim(),
         "1024"

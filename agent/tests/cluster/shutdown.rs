@@ -10,9 +10,6 @@
 //! "node is shutting down" with the Shutdown event, a new pod is refused NodeShutdown, the
 //! inhibitor is released once the pods stopped and the state file records it; a cancellation
 //! brings the node back with a new inhibitor.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -20,8 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pods::{TestNamespace, busybox, container, events, pod_condition, ready, wait_pod};
-use common::{Agent, admin, require_cluster, wait_for, wait_ready};
+use crate::common::pods::{
+    TestNamespace, busybox, container, events, pod_condition, ready, wait_pod,
+};
+use crate::common::{Agent, admin, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Api;
@@ -202,7 +201,7 @@ fn config_file(dir: &Path) -> PathBuf {
 async fn priority_class(client: &kube::Client) -> Api<PriorityClass> {
     let api: Api<PriorityClass> = Api::all(client.clone());
     let _ = api.delete(HIGH_CLASS, &DeleteParams::default()).await;
-    common::wait_gone(&api, HIGH_CLASS, T).await;
+    crate::common::wait_gone(&api, HIGH_CLASS, T).await;
     let pc: PriorityClass =
         serde_json::from_value(json!({"metadata": {"name": HIGH_CLASS}, "value": 100_000}))
             .unwrap();
@@ -305,7 +304,7 @@ async fn a_shutdown_ends_the_pods_by_priority_and_a_cancellation_brings_the_node
     let announced = Instant::now();
     logind.prepare_for_shutdown(true).await;
     let n = wait_ready(&client, node, "False", T).await;
-    let r = common::condition(&n, "Ready").unwrap();
+    let r = crate::common::condition(&n, "Ready").unwrap();
     assert_eq!(r.reason.as_deref(), Some("KubeletNotReady"));
     assert_eq!(r.message.as_deref(), Some("node is shutting down"));
     let said = events(&client, "default", node).await;
@@ -315,12 +314,12 @@ async fn a_shutdown_ends_the_pods_by_priority_and_a_cancellation_brings_the_node
         "{said:?}"
     );
 
-    common::wait_gone(&ns.pods(), "stubborn", Duration::from_secs(60)).await;
+    crate::common::wait_gone(&ns.pods(), "stubborn", Duration::from_secs(60)).await;
     println!(
         "PrepareForShutdown -> the stubborn pod (600 s grace) gone: {} ms",
         announced.elapsed().as_millis()
     );
-    let ended = |p: &Pod| common::pods::phase(p) == "Failed";
+    let ended = |p: &Pod| crate::common::pods::phase(p) == "Failed";
     let low = wait_pod(&ns.pods(), "low", "Failed", T, ended).await;
     let high = wait_pod(&ns.pods(), "high", "Failed", T, ended).await;
     println!(

@@ -2,18 +2,15 @@
 //! through the agent's ROOT/plugins_registry, the agent publishes CSINode and topology labels,
 //! and pods get PVC-backed and inline CSI volumes staged/published by the driver. Each test runs
 //! its own agent and its own plugin process (started and stopped by pid). Serial; needs root.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::pods::{
+use crate::common::pods::{
     TestNamespace, busybox, container, exec_in, ready, setup, sh, wait_event, wait_pod,
 };
-use common::{require_cluster, wait_for};
+use crate::common::{require_cluster, wait_for};
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{CSIDriver, CSINode};
 use kube::api::{Api, DeleteParams, PostParams};
@@ -40,7 +37,7 @@ impl Plugin {
         let bin = std::env::var("MKL_CSI_DRIVER_BIN").unwrap_or_else(|_| {
             format!(
                 "{}/bin/current/csi-minihostpath",
-                common::env("MKL_CACHE_DIR")
+                crate::common::env("MKL_CACHE_DIR")
             )
         });
         assert!(
@@ -114,7 +111,7 @@ impl Drop for MountGuard {
     }
 }
 
-fn root(agent: &common::Agent) -> PathBuf {
+fn root(agent: &crate::common::Agent) -> PathBuf {
     agent.dir.path().join("root")
 }
 
@@ -159,7 +156,7 @@ async fn wait_registered(client: &kube::Client, node: &str) -> CSINode {
 async fn pv_and_claim(client: &kube::Client, ns: &TestNamespace, pv: &str, handle: &str) {
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     let _ = pvs.delete(pv, &DeleteParams::default()).await;
-    common::wait_gone(&pvs, pv, T).await;
+    crate::common::wait_gone(&pvs, pv, T).await;
     let obj: PersistentVolume = serde_json::from_value(json!({
         "metadata": {"name": pv},
         "spec": {
@@ -201,7 +198,7 @@ async fn delete_pv(client: &kube::Client, pv: &str) {
 
 /// GET /stats/summary from the agent's API with the apiserver's kubelet client certificate.
 fn stats_summary(port: u16) -> serde_json::Value {
-    let pki = format!("{}/pki", common::env("MKL_STATE_DIR"));
+    let pki = format!("{}/pki", crate::common::env("MKL_STATE_DIR"));
     let out = std::process::Command::new("curl")
         .args(["-sfk", "--max-time", "20", "--cert"])
         .arg(format!("{pki}/apiserver-kubelet-client.crt"))
@@ -227,7 +224,7 @@ async fn delete_and_wait(ns: &TestNamespace, name: &str) {
         .delete(name, &DeleteParams::default())
         .await
         .unwrap();
-    common::wait_gone(&ns.pods(), name, T).await;
+    crate::common::wait_gone(&ns.pods(), name, T).await;
 }
 
 async fn read(p: &Pod, path: &str) -> String {
@@ -339,7 +336,7 @@ async fn pvc_data_survives_pod_replacement_and_agent_restart() {
     // Agent restart with the volume mounted: re-registration, no second mount.
     agent.signal_and_wait("TERM", Duration::from_secs(30));
     agent.restart(&[]);
-    common::wait_ready(&client, node, "True", T).await;
+    crate::common::wait_ready(&client, node, "True", T).await;
     wait_registered(&client, node).await;
     // Let the restarted agent sync the pod (its Ready condition is re-confirmed by it).
     wait_for("agent log shows the driver registered again", T, || async {
@@ -468,7 +465,7 @@ const STORAGE_CLASS: &str = "minihostpath";
 /// Where the cluster's CSI controller (the `csi-controller` component) creates volumes.
 fn shared_volumes_dir() -> PathBuf {
     std::env::var("MKL_CSI_VOLUMES_DIR").map_or_else(
-        |_| PathBuf::from(common::env("MKL_STATE_DIR")).join("csi-minihostpath/volumes"),
+        |_| PathBuf::from(crate::common::env("MKL_STATE_DIR")).join("csi-minihostpath/volumes"),
         PathBuf::from,
     )
 }
@@ -619,7 +616,7 @@ async fn provisioned_claim_keeps_data_across_pods_and_is_deleted_with_the_claim(
         .delete("data", &DeleteParams::default())
         .await
         .unwrap();
-    common::wait_gone(&Api::<PersistentVolume>::all(client.clone()), &pv_name, T).await;
+    crate::common::wait_gone(&Api::<PersistentVolume>::all(client.clone()), &pv_name, T).await;
     assert!(
         !volumes.join(&handle).exists(),
         "volume directory left behind"

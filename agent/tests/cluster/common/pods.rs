@@ -1,6 +1,5 @@
 //! Pod helpers for integration tests: a namespace per test (deleted at the end), pods bound to
 //! the test's own node, and waits on pod state.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

@@ -3,17 +3,14 @@
 //! files read back from the host), reports them in the status with kubelet's events, keeps the
 //! allocation across its own restart, and refuses one beyond the node (PodResizePending
 //! Infeasible).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::pods::{
+use crate::common::pods::{
     TestNamespace, busybox, container, events, pod_condition, ready, setup, wait_event, wait_pod,
 };
-use common::{require_cluster, wait_for};
+use crate::common::{require_cluster, wait_for};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
@@ -128,7 +125,7 @@ async fn a_running_pods_cpu_and_memory_are_resized_in_place() {
     // The agent restarts: the allocation is the status's, nothing is applied again.
     agent.signal_and_wait("TERM", Duration::from_secs(30));
     agent.restart(&[]);
-    common::wait_ready(&client, node, "True", Duration::from_secs(90)).await;
+    crate::common::wait_ready(&client, node, "True", Duration::from_secs(90)).await;
     let still = ready(&ns, "p").await;
     assert_eq!(container(&still, "c").unwrap().restart_count, 0);
     assert_eq!(reported(&still), reported(&after));

@@ -1,17 +1,14 @@
 //! Pod networking through the minikubelet-cni delegate, against the real cluster, containerd
 //! and the real plugins (bridge, host-local, portmap, bandwidth): each test runs its own agent(s)
 //! under their own node names. Serial (`--test-threads=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::pods::{TestNamespace, busybox, condition, events, exec_in, sh, wait_pod};
-use common::{Agent, require_cluster, wait_for, wait_ready};
+use crate::common::pods::{TestNamespace, busybox, condition, events, exec_in, sh, wait_pod};
+use crate::common::{Agent, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
@@ -19,7 +16,7 @@ use serde_json::json;
 const T: Duration = Duration::from_secs(90);
 
 fn ipam_dir() -> PathBuf {
-    PathBuf::from(common::env("MKL_STATE_DIR")).join("cni/ipam/mkl-pods")
+    PathBuf::from(crate::common::env("MKL_STATE_DIR")).join("cni/ipam/mkl-pods")
 }
 
 /// The IPs host-local holds (its store: one file per reserved address).
@@ -105,10 +102,10 @@ async fn pods_on_two_nodes_reach_each_other_by_pod_ip_and_a_host_port_from_the_n
     if !require_cluster() {
         return;
     }
-    let (client, a, ns) = common::pods::setup("mkl-net-a", "mkl-net-reach").await;
+    let (client, a, ns) = crate::common::pods::setup("mkl-net-a", "mkl-net-reach").await;
     let b = Agent::start("mkl-net-b", &[]);
     wait_ready(&client, &b.name, "True", T).await;
-    let host_port = common::free_port();
+    let host_port = crate::common::free_port();
     ns.pod(
         "server",
         &a.name,
@@ -198,7 +195,8 @@ async fn deleting_a_pod_releases_its_ip_also_after_an_agent_restart() {
     if !require_cluster() {
         return;
     }
-    let (client, mut agent, ns) = common::pods::setup("mkl-net-release", "mkl-net-release").await;
+    let (client, mut agent, ns) =
+        crate::common::pods::setup("mkl-net-release", "mkl-net-release").await;
     let spec = json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]});
     ns.pod("one", &agent.name, spec.clone()).await;
     let ip = ip_of(&running_pod(&ns, "one").await);
@@ -237,7 +235,8 @@ async fn a_pod_of_a_gone_agent_still_releases_its_ip() {
     if !require_cluster() {
         return;
     }
-    let (_client, mut agent, ns) = common::pods::setup("mkl-net-orphan", "mkl-net-orphan").await;
+    let (_client, mut agent, ns) =
+        crate::common::pods::setup("mkl-net-orphan", "mkl-net-orphan").await;
     ns.pod(
         "p",
         &agent.name,
@@ -250,8 +249,8 @@ async fn a_pod_of_a_gone_agent_still_releases_its_ip() {
     agent.signal_and_wait("KILL", T);
     // The sandbox is removed behind the agent's back: the delegate finds no agent at the
     // pod's route and falls back to the default agent with the dead agent's cache.
-    let cri = common::pods::cri().await;
-    for s in common::pods::sandboxes_of(&uid).await {
+    let cri = crate::common::pods::cri().await;
+    for s in crate::common::pods::sandboxes_of(&uid).await {
         cri.stop_pod_sandbox(&s.id).await.unwrap();
         cri.remove_pod_sandbox(&s.id).await.unwrap();
     }
@@ -281,7 +280,7 @@ async fn a_restarted_agent_collects_the_network_of_sandboxes_removed_while_it_wa
     if !require_cluster() {
         return;
     }
-    let (client, mut agent, ns) = common::pods::setup("mkl-net-gc", "mkl-net-gc").await;
+    let (client, mut agent, ns) = crate::common::pods::setup("mkl-net-gc", "mkl-net-gc").await;
     ns.pod(
         "p",
         &agent.name,
@@ -295,8 +294,8 @@ async fn a_restarted_agent_collects_the_network_of_sandboxes_removed_while_it_wa
     // Without a route the delegate sends the DEL to the default agent, which has no cached
     // result for it: host-local still releases by container id, the gone agent's cache stays.
     std::fs::remove_file(format!("/run/minikubelet/cni/routes/{uid}")).unwrap();
-    let cri = common::pods::cri().await;
-    for s in common::pods::sandboxes_of(&uid).await {
+    let cri = crate::common::pods::cri().await;
+    for s in crate::common::pods::sandboxes_of(&uid).await {
         cri.stop_pod_sandbox(&s.id).await.unwrap();
         cri.remove_pod_sandbox(&s.id).await.unwrap();
     }
@@ -348,7 +347,7 @@ fn script(path: &Path, body: &str) {
 
 async fn ready_message(client: &kube::Client, node: &str, status: &str) -> String {
     let n = wait_ready(client, node, status, T).await;
-    common::condition(&n, "Ready")
+    crate::common::condition(&n, "Ready")
         .unwrap()
         .message
         .unwrap_or_default()
@@ -360,7 +359,7 @@ async fn a_broken_chain_turns_the_node_not_ready_or_fails_the_sandbox_with_the_p
     if !require_cluster() {
         return;
     }
-    let client = common::admin().await;
+    let client = crate::common::admin().await;
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("net.d");
     let bin = dir.path().join("bin");
@@ -424,7 +423,7 @@ async fn a_broken_chain_turns_the_node_not_ready_or_fails_the_sandbox_with_the_p
     assert!(ev.contains("invalid output"), "{ev}");
     let uid = p.metadata.uid.unwrap();
     assert!(
-        common::pods::sandboxes_of(&uid).await.is_empty(),
+        crate::common::pods::sandboxes_of(&uid).await.is_empty(),
         "no sandbox left behind by the failed setup"
     );
     // A plugin that hangs on ADD is killed at the invoker's deadline (30 s), with its children.
@@ -470,7 +469,8 @@ async fn a_broken_chain_turns_the_node_not_ready_or_fails_the_sandbox_with_the_p
         "hanging plugins outlived their deadline: {old:?}"
     );
     // Other pods are unaffected: a healthy agent still runs pods meanwhile.
-    let (_c, good, good_ns) = common::pods::setup("mkl-net-healthy", "mkl-net-healthy").await;
+    let (_c, good, good_ns) =
+        crate::common::pods::setup("mkl-net-healthy", "mkl-net-healthy").await;
     good_ns
         .pod("fine", &good.name, json!({"containers": [{"name": "c", "image": busybox(), "command": sh("exec sleep 3600")}]}))
         .await;
@@ -507,7 +507,7 @@ async fn many_create_delete_cycles_leak_nothing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let (client, agent, ns) = common::pods::setup("mkl-net-cycles", "mkl-net-cycles").await;
+    let (client, agent, ns) = crate::common::pods::setup("mkl-net-cycles", "mkl-net-cycles").await;
     let cidr = pod_cidr(&client, &agent.name).await;
     let ours = |ips: &HashSet<String>| ips.iter().filter(|ip| in_cidr(ip, &cidr)).count();
     assert_eq!(ours(&reserved_ips()), 0);

@@ -3,16 +3,13 @@
 //! client certificate rotated in place before it expires (same process, heartbeats go on past
 //! the old certificate's notAfter), and the serving certificate from a kubelet-serving CSR
 //! that the test approves. Each test deletes its CSRs, its Node and its files.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
+use crate::common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};

@@ -14,7 +14,6 @@
 //!
 //! A lane of its own (`deploy/kind/cluster test`; `deploy/dev/test` runs it too): skipped
 //! unless MKL_KIND_IT=1.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -3,18 +3,15 @@
 //! kube-api-access volume), hostPath, subPath; bad input as FailedMount events; a Secret update
 //! swapped in atomically; an agent restart with volumes mounted; and no mount left behind after
 //! many pods. Each test runs its own agent against the real cluster. Serial.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
-use common::pods::{
+use crate::common::pods::{
     busybox, container, events, output, ready, setup_with, sh, wait_pod, waiting_reason,
 };
-use common::{require_cluster, wait_for};
+use crate::common::{require_cluster, wait_for};
+use base64::Engine as _;
 use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -462,7 +459,7 @@ async fn a_secret_update_reaches_the_running_pod_atomically() {
     let id = container(&p, "c").unwrap().container_id.clone().unwrap();
     let cri_id = id.split("://").last().unwrap().to_string();
     let watcher = tokio::spawn(async move {
-        let cri = common::pods::cri().await;
+        let cri = crate::common::pods::cri().await;
         let script = "for i in $(seq 1 400); do md5sum /s/blob | cut -d' ' -f1 >> /log/sums; done";
         let _ = cri
             .exec_sync(

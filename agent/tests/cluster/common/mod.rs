@@ -1,7 +1,6 @@
 //! Harness for integration tests against the real local cluster (`deploy/dev/cluster up`).
 //! Each test runs its own minikubelet process under a node name of its own, and removes the
 //! Node and Lease it made when it ends.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod pods;
 pub mod websocket;
@@ -337,11 +336,6 @@ impl Agent {
     /// is never the cluster agent's.
     pub fn cgroup_root(&self) -> String {
         format!("/{TEST_CGROUPS}/{}", self.name)
-    }
-
-    /// Keeps the Node and Lease after drop (for a test that checks them itself).
-    pub fn keep_node(&mut self) {
-        self.cleanup = false;
     }
 }
 

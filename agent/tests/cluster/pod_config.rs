@@ -1,17 +1,14 @@
 //! What a container sees, checked from inside it: environment from every source, $(VAR)
 //! expansion, security context, hostname and DNS, host network, sidecars, hooks and termination
 //! messages. Each test runs its own agent against the real cluster. Serial.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::pods::{
+use crate::common::pods::{
     busybox, condition, container, cri, events, init_container, output, phase, ready, running,
     setup, sh, wait_event, wait_pod,
 };
-use common::{require_cluster, wait_for};
+use crate::common::{require_cluster, wait_for};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, PostParams};
 use serde_json::json;

@@ -1,13 +1,10 @@
 //! The node's lifecycle against the real local cluster: registration, Ready, the Lease, and
 //! surviving its peers (containerd, the API server, its own SIGKILL). Run serially
 //! (`--test-threads=1`): some tests stop shared components.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Agent, admin, cluster, condition, require_cluster, wait_for, wait_ready};
+use crate::common::{Agent, admin, cluster, condition, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
@@ -119,7 +116,7 @@ async fn node_registers_with_capacity_info_labels_and_taints_and_turns_ready() {
 
     // The local /healthz answers while the agent runs.
     let (code, body) = wait_for("healthz", Duration::from_secs(10), || {
-        common::http_get(agent.healthz_port, "/healthz")
+        crate::common::http_get(agent.healthz_port, "/healthz")
     })
     .await;
     assert_eq!((code, body.as_str()), (200, "ok"));

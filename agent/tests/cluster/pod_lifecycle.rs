@@ -1,17 +1,14 @@
 //! The pod lifecycle against the real local cluster and containerd: each test runs its own agent
 //! under its own node name, binds pods to it and checks what kubelet would show. Serial
 //! (`--test-threads=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pods::{
+use crate::common::pods::{
     busybox, condition, container, events, exec_in, init_container, phase, running, sandboxes_of,
     setup, sh, wait_event, wait_pod, waiting_reason,
 };
-use common::require_cluster;
+use crate::common::require_cluster;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PatchParams, PostParams};
 use serde_json::json;
@@ -282,7 +279,7 @@ async fn deletion_runs_prestop_then_stops_within_the_grace_period_and_removes_th
     pods.delete("graceful", &DeleteParams::default())
         .await
         .unwrap();
-    common::wait_gone(&pods, "graceful", Duration::from_secs(30)).await;
+    crate::common::wait_gone(&pods, "graceful", Duration::from_secs(30)).await;
     let took = deleted_at.elapsed();
     let hook_at = tokio::time::timeout(Duration::from_secs(1), hook)
         .await
@@ -513,7 +510,7 @@ async fn agent_killed_with_sigkill_adopts_running_pods_without_restarts_or_dupli
     }
     agent.signal_and_wait("KILL", Duration::from_secs(10));
     agent.restart(&[]);
-    common::wait_for("restarted agent listed its pods", T, || async {
+    crate::common::wait_for("restarted agent listed its pods", T, || async {
         agent
             .log()
             .contains("pods bound to this node listed pods=3")
@@ -561,7 +558,7 @@ async fn a_deployment_scales_to_10_and_back_to_0() {
         .await
         .unwrap();
     let started = Instant::now();
-    common::wait_for("10 ready replicas", Duration::from_secs(180), || async {
+    crate::common::wait_for("10 ready replicas", Duration::from_secs(180), || async {
         let d = deployments.get("web").await.ok()?;
         (d.status?.ready_replicas? == 10).then_some(())
     })
@@ -576,7 +573,7 @@ async fn a_deployment_scales_to_10_and_back_to_0() {
         .await
         .unwrap();
     let pods = ns.pods();
-    common::wait_for("all pods gone", Duration::from_secs(180), || async {
+    crate::common::wait_for("all pods gone", Duration::from_secs(180), || async {
         pods.list(&ListParams::default())
             .await
             .ok()?
@@ -615,14 +612,14 @@ async fn sandboxes_of_a_pod_deleted_while_the_agent_was_down_are_removed_at_rest
     )
     .await
     .unwrap();
-    common::wait_gone(&pods, "orphan", T).await;
+    crate::common::wait_gone(&pods, "orphan", T).await;
     assert_eq!(
         sandboxes_of(&uid).await.len(),
         1,
         "the sandbox outlived the pod object"
     );
     agent.restart(&[]);
-    common::wait_for("orphaned sandbox removed", T, || async {
+    crate::common::wait_for("orphaned sandbox removed", T, || async {
         sandboxes_of(&uid).await.is_empty().then_some(())
     })
     .await;

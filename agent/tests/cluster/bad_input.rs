@@ -1,8 +1,5 @@
 //! Bad input at start-up: each gives one clear error line on stderr and a non-zero exit, never a
 //! panic or a backtrace.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::process::Command;
 
@@ -12,7 +9,7 @@ struct Outcome {
 }
 
 fn run(args: &[&str]) -> Outcome {
-    let out = Command::new(common::binary())
+    let out = Command::new(crate::common::binary())
         .args(args)
         .env("RUST_BACKTRACE", "1")
         .output()
@@ -120,7 +117,7 @@ fn invalid_config_file_is_one_line() {
 
 #[test]
 fn help_explains_every_kubelet_flag() {
-    let out = Command::new(common::binary())
+    let out = Command::new(crate::common::binary())
         .arg("--help")
         .output()
         .unwrap();
@@ -146,7 +143,7 @@ fn help_explains_every_kubelet_flag() {
 #[test]
 fn version_is_kubelets_line_and_a_bad_value_is_one_line() {
     // kubeadm's preflight runs `kubelet --version` and parses exactly this shape.
-    let out = Command::new(common::binary())
+    let out = Command::new(crate::common::binary())
         .arg("--version")
         .output()
         .unwrap();
@@ -159,7 +156,7 @@ fn version_is_kubelets_line_and_a_bad_value_is_one_line() {
     let parts: Vec<u32> = core.split('.').map(|p| p.parse().unwrap()).collect();
     assert_eq!(parts.len(), 3, "{line:?}");
     assert_eq!(parts[0], 1, "{line:?}");
-    let raw = Command::new(common::binary())
+    let raw = Command::new(crate::common::binary())
         .arg("--version=raw")
         .output()
         .unwrap();

@@ -5,15 +5,12 @@
 //! agent's authentication and SubjectAccessReview): the API server's node proxy
 //! (`kubectl get --raw /api/v1/nodes/N/proxy/...`) refuses nodes whose InternalIP is loopback
 //! ("address not allowed"), which every test agent's is. Serial (`--test-threads=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::pods::{TestNamespace, busybox, container, running, sh, wait_pod};
-use common::{admin, cluster, env, require_cluster, wait_for, wait_ready};
+use crate::common::pods::{TestNamespace, busybox, container, running, sh, wait_pod};
+use crate::common::{admin, cluster, env, require_cluster, wait_for, wait_ready};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(90);
@@ -60,11 +57,11 @@ fn spinner() -> Value {
     })
 }
 
-async fn spinning_pod(node: &str, ns: &str) -> (common::Agent, TestNamespace) {
+async fn spinning_pod(node: &str, ns: &str) -> (crate::common::Agent, TestNamespace) {
     // The harness starts agents as kubeadm configures kubelets: client certificates from the
     // cluster CA are accepted, so metrics-server's identity (system:metrics-server) gets in.
     let client = admin().await;
-    let agent = common::Agent::start(node, &[]);
+    let agent = crate::common::Agent::start(node, &[]);
     wait_ready(&client, node, "True", T).await;
     let ns = TestNamespace::create(&client, ns).await;
     ns.pod("spin", node, spinner()).await;

@@ -12,14 +12,11 @@
 //! - kube-controller-manager signs for 3 minutes (`--cluster-signing-duration`): the control
 //!   plane node's client certificate is renewed through new CSRs in place while all of this
 //!   runs, and the node stays Ready.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{cluster_with, condition, env, require_cluster, wait_for, wait_ready};
+use crate::common::{cluster_with, condition, env, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
@@ -249,7 +246,7 @@ async fn deploy_web(client: &kube::Client) {
                         {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
                     ]}},
                     "containers": [{
-                        "name": "httpd", "image": common::pods::busybox(),
+                        "name": "httpd", "image": crate::common::pods::busybox(),
                         "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                         "command": ["sh", "-c", "mkdir /www && echo \"$POD\" > /www/index.html && exec httpd -f -p 8080 -h /www"],
                         "ports": [{"containerPort": 8080}],
@@ -331,7 +328,7 @@ async fn check_service_from(client: &kube::Client, node: &str, backends: &[Strin
             "nodeName": node,
             "terminationGracePeriodSeconds": 1,
             "automountServiceAccountToken": false,
-            "containers": [{"name": "c", "image": common::pods::busybox(), "command": ["sh", "-c", script]}]
+            "containers": [{"name": "c", "image": crate::common::pods::busybox(), "command": ["sh", "-c", script]}]
         }
     }))
     .unwrap();

@@ -3,16 +3,13 @@
 //! mirror brings it back without touching the pod; editing the manifest replaces the pod and
 //! removing it stops the pod and deletes the mirror; and standalone mode (no --kubeconfig) runs
 //! static pods with /healthz and the HTTPS /pods answering. Serial (`--test-threads=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::pods::{busybox, condition, container, cri, phase, running, sandboxes_of};
-use common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
+use crate::common::pods::{busybox, condition, container, cri, phase, running, sandboxes_of};
+use crate::common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams};
 
@@ -128,7 +125,7 @@ async fn wait_mirror(what: &str, name: &str, check: impl Fn(&Pod) -> bool) -> Po
 
 async fn wait_mirror_gone(name: &str) {
     let pods: Api<Pod> = Api::namespaced(admin().await, "default");
-    common::wait_gone(&pods, name, T).await;
+    crate::common::wait_gone(&pods, name, T).await;
 }
 
 async fn wait_no_sandbox(uid: &str) {
@@ -334,7 +331,7 @@ async fn standalone_runs_static_pods_without_an_api_server() {
     .await;
     assert_eq!(uid.len(), 32, "the manifest's hash");
 
-    let (code, _) = common::http_get(agent.healthz_port, "/healthz")
+    let (code, _) = crate::common::http_get(agent.healthz_port, "/healthz")
         .await
         .unwrap();
     assert_eq!(code, 200);

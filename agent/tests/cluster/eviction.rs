@@ -5,16 +5,13 @@
 //! BestEffort pod is refused meanwhile; image garbage collection removes an unused image above
 //! its threshold and keeps the ones in use. The eviction tests print how long the agent took
 //! from the threshold being crossed to the pod Failed. Serial, each with its own agent.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pods::{
+use crate::common::pods::{
     TestNamespace, busybox, condition, events, phase, ready, setup_with, sh, wait_pod,
 };
-use common::{require_cluster, wait_for};
+use crate::common::{require_cluster, wait_for};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use serde_json::json;
@@ -125,7 +122,7 @@ fn mem_total() -> u64 {
 
 async fn node_condition(client: &kube::Client, node: &str, kind: &str) -> Option<String> {
     let n: Node = Api::<Node>::all(client.clone()).get(node).await.ok()?;
-    common::condition(&n, kind).map(|c| c.status)
+    crate::common::condition(&n, kind).map(|c| c.status)
 }
 
 #[tokio::test]
@@ -173,7 +170,7 @@ async fn a_memory_hog_is_evicted_before_a_guaranteed_pod_and_best_effort_pods_ar
     let filled = wait_for("the hog filled its tmpfs", T, || {
         let hog = hog.clone();
         async move {
-            let out = common::pods::output(
+            let out = crate::common::pods::output(
                 &hog,
                 "c",
                 &["sh", "-c", "test -e /mem/done && echo done || true"],
@@ -252,7 +249,7 @@ async fn image_gc_removes_unused_images_above_its_threshold_but_never_one_in_use
     let busybox = busybox();
     let registry = busybox.split('/').next().unwrap().to_string();
     let unused = format!("{registry}/grpc-health:1.0");
-    let cri = common::pods::cri().await;
+    let cri = crate::common::pods::cri().await;
     cri.pull_image(unused.as_str(), None, None).await.unwrap();
     assert!(present(&cri, &unused).await);
     // A pod keeps busybox in use; then the agent comes back with a threshold the image
@@ -279,7 +276,8 @@ async fn image_gc_removes_unused_images_above_its_threshold_but_never_one_in_use
         (!present(&cri, &unused).await).then_some(())
     })
     .await;
-    let said = common::pods::wait_event(&client, "default", node, "FreeDiskSpaceFailed", T).await;
+    let said =
+        crate::common::pods::wait_event(&client, "default", node, "FreeDiskSpaceFailed", T).await;
     assert!(
         said.contains("Failed to garbage collect required amount of images. Attempted to free"),
         "{said}"

@@ -3,19 +3,16 @@
 //! `deploy/dev/cluster up` runs on 127.0.0.1:5001 (user `mkl`, password in
 //! STATE/registry-auth/password) holding `127.0.0.1:5001/private/busybox:1.35`. Serial
 //! (`--test-threads=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use common::pods::{
+use crate::common::pods::{
     TestNamespace, busybox, container, cri, events, running, setup, sh, wait_event, wait_pod,
     waiting_reason,
 };
-use common::{Agent, admin, env, require_cluster, wait_ready};
+use crate::common::{Agent, admin, env, require_cluster, wait_ready};
+use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams};
 use minikubelet::pods::log_rotation::{LogRotation, rotate_once};
@@ -227,7 +224,7 @@ async fn container_logs_rotate_keep_max_files_and_the_runtime_reopens_them() {
 
     let mut rotated_names = Vec::new();
     for round in 0..4 {
-        common::wait_for(
+        crate::common::wait_for(
             "the log to pass 64 KiB",
             Duration::from_secs(30),
             || async { (size(&log) >= rotation.max_size_bytes).then_some(()) },
@@ -255,7 +252,7 @@ async fn container_logs_rotate_keep_max_files_and_the_runtime_reopens_them() {
 
         // The runtime reopened the log: a fresh 0.log that grows again.
         let started = Instant::now();
-        common::wait_for("the new log to grow", Duration::from_secs(10), || async {
+        crate::common::wait_for("the new log to grow", Duration::from_secs(10), || async {
             (size(&log) > 0).then_some(())
         })
         .await;
@@ -279,7 +276,7 @@ async fn container_logs_rotate_keep_max_files_and_the_runtime_reopens_them() {
     want.sort();
     assert_eq!(files, want);
     let before = size(&log);
-    common::wait_for("the current log to keep growing", T, || async {
+    crate::common::wait_for("the current log to keep growing", T, || async {
         (size(&log) > before).then_some(())
     })
     .await;

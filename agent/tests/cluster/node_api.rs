@@ -4,16 +4,13 @@
 //! `deploy/dev/cluster up`) with values that follow reality, and authentication/authorisation
 //! (anonymous -> 401, a service account without nodes/proxy -> 403), bad requests -> 400/404.
 //! Serial (`--test-threads=1`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pods::{TestNamespace, busybox, container, running, sh, wait_pod};
-use common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
+use crate::common::pods::{TestNamespace, busybox, container, running, sh, wait_pod};
+use crate::common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(90);
@@ -144,7 +141,7 @@ async fn kubectl_logs_follows_and_shows_the_previous_instance() {
     assert_ne!(stdout(&previous), stdout(&current));
     // Over a websocket through the API server, as the e2e suite reads them: whole (the relay
     // drops a last read that comes with EOF, so the agent must stream, as kubelet does).
-    let over_websocket = common::websocket::read_binary(&format!(
+    let over_websocket = crate::common::websocket::read_binary(&format!(
         "/api/v1/namespaces/{}/pods/ticker/log?container=c",
         ns.name
     ))
@@ -163,7 +160,7 @@ async fn kubectl_logs_follows_and_shows_the_previous_instance() {
     )
     .await;
     wait_pod(&ns.pods(), "unfinished", "succeeded", T, |p| {
-        common::pods::phase(p) == "Succeeded"
+        crate::common::pods::phase(p) == "Succeeded"
     })
     .await;
     let unfinished = kubectl(&["-n", &ns.name, "logs", "unfinished"]);
@@ -261,7 +258,7 @@ async fn kubectl_exec_attach_and_port_forward() {
     assert!(reader.join().unwrap().is_some(), "attach saw no echo");
 
     // port-forward: the pod's port 8080 on a local port.
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let mut pf = Command::new("kubectl")
         .args([
             "-n",
