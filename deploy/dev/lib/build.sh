@@ -26,6 +26,10 @@ K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k
 K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubeadm kube-proxy)
 # CoreDNS at the release kubeadm deploys.
 COREDNS_VERSION=$(go_mod_version coredns github.com/coredns/coredns)
+# The dev cluster's runtime: containerd 2 and runc, built (Debian's containerd 1.6 and runc
+# stay installed: the 1.6 lane's containerd-1.6 and the kind node image use them).
+CONTAINERD_VERSION=$(go_mod_version containerd github.com/containerd/containerd/v2)
+RUNC_VERSION=$(go_mod_version runc github.com/opencontainers/runc)
 
 version_of() {
 	case $1 in
@@ -33,6 +37,8 @@ version_of() {
 	crictl) printf '%s\n' "$CRICTL_VERSION" ;;
 	metrics-server) printf '%s\n' "$(go_mod_version metrics-server sigs.k8s.io/metrics-server)" ;;
 	coredns) printf '%s\n' "$COREDNS_VERSION" ;;
+	containerd) printf '%s\n' "$CONTAINERD_VERSION" ;; # a directory: containerd and its shim
+	runc) printf '%s\n' "$RUNC_VERSION" ;;
 	kind) go_mod_version kind sigs.k8s.io/kind ;;            # deploy/kind
 	flanneld) go_mod_version flannel github.com/flannel-io/flannel ;; # deploy/kind
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubeadm | kube-proxy | kubelet) printf '%s\n' "$K8S_VERSION" ;;
@@ -63,6 +69,9 @@ HOST_PACKAGES=(
 	"setsid util-linux"
 	"tar tar"
 	"gzip gzip"
+	# runc's seccomp support (cgo; linked statically) and the pkg-config its build runs
+	"/usr/lib/x86_64-linux-gnu/libseccomp.a libseccomp-dev"
+	"pkg-config pkg-config"
 	# agent/tests/cluster/shutdown.rs: the private bus its logind stand-in is served on
 	"dbus-daemon dbus-daemon"
 )
@@ -171,6 +180,37 @@ build_crictl() {
 # cluster's coredns image (built on demand by lib/kubeadm.sh).
 build_coredns() { CGO_ENABLED=0 build_pinned coredns coredns github.com/coredns/coredns -ldflags "-s -w"; }
 
+# build_containerd: containerd 2's daemon and its runc v2 shim, into the directory
+# bin_path containerd (the shim keeps the name containerd looks up; every containerd config
+# names it by its absolute path, so the Debian one on PATH is never taken). Static
+# (CGO_ENABLED=0, as containerd's release builds), without the btrfs, devmapper and zfs
+# snapshotters the dev cluster never uses.
+build_containerd() {
+	local out tmp
+	out=$(bin_path containerd)
+	[[ -x $out/containerd && -x $out/containerd-shim-runc-v2 ]] && return 0
+	require_go containerd
+	log "building containerd $CONTAINERD_VERSION"
+	mkdir -p "$BIN"
+	tmp=$(mktemp -d "$BIN/.build-containerd.XXXXXX")
+	CGO_ENABLED=0 go_build containerd containerd -trimpath \
+		-tags "no_btrfs no_devmapper no_zfs urfave_cli_no_docs" \
+		-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+		-o "$tmp/" github.com/containerd/containerd/v2/cmd/containerd \
+		github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+	rm -rf "$out"
+	mv -f "$tmp" "$out"
+	chmod 755 "$out"
+}
+
+# build_runc: runc with seccomp (cgo, libseccomp), a static PIE as runc's release builds, so
+# the shim can run it inside any node's mount namespace.
+build_runc() {
+	CGO_ENABLED=1 build_pinned runc runc github.com/opencontainers/runc -buildmode=pie \
+		-tags "seccomp urfave_cli_no_docs netgo osusergo" \
+		-ldflags "-s -w -linkmode external -extldflags -static-pie"
+}
+
 # build_kubelet: the real kubelet, for the comparison node of the kubeadm cluster
 # (`cluster kubeadm-join-kubelet`; built on demand, not by `up`).
 build_kubelet() { build_pinned kubelet kubernetes k8s.io/kubernetes/cmd/kubelet -ldflags "$K8S_LDFLAGS"; }
@@ -190,5 +230,7 @@ ensure_binaries() {
 	build_kubernetes
 	build_etcd
 	build_crictl
+	build_containerd
+	build_runc
 	link_current
 }

@@ -41,6 +41,10 @@ CNI_CONF_DIR=$STATE/cni/net.d
 CNI_BRIDGE=mkl0
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 CRI_ENDPOINT=unix://$CONTAINERD_SOCK
+# The 1.6 lane's containerd (`cluster start containerd-1.6`).
+CONTAINERD_1_6_DIR=$STATE/containerd-1.6
+CONTAINERD_1_6_SOCK=$RUN/containerd-1.6/containerd.sock
+CONTAINERD_1_6_ENDPOINT=unix://$CONTAINERD_1_6_SOCK
 CRICTL_CONFIG=$STATE/crictl.yaml
 SA_ISSUER=https://kubernetes.default.svc.cluster.local
 

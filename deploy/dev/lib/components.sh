@@ -3,12 +3,13 @@
 # Each component NAME has:  NAME_cmd (fills the array CMD), health_NAME, prepare_NAME
 # (optional; config files), and a startup timeout in seconds.
 
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler registry registry-auth containerd metrics-server csi-controller csi-provisioner minikubelet)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler registry registry-auth containerd metrics-server csi-controller csi-provisioner minikubelet containerd-1.6)
 
 # component_binary NAME: the basename prefix of the component's argv[0].
 component_binary() {
 	case $1 in
 	registry | registry-auth | kadm-registry) echo docker-registry ;;
+	containerd-1.6) echo containerd ;;      # the 1.6 lane (Debian's /usr/bin/containerd)
 	kadm-*-containerd) echo containerd ;;   # a node of the kubeadm cluster (lib/kubeadm.sh)
 	bench-kubelet-containerd) echo containerd ;; # kubelet's runtime in deploy/dev/bench-kubelet
 	kadm-*-minikubelet) echo minikubelet ;;
@@ -22,7 +23,7 @@ component_binary() {
 startup_timeout() {
 	case $1 in
 	kube-apiserver) echo 180 ;;
-	kube-controller-manager | kube-scheduler | containerd) echo 120 ;;
+	kube-controller-manager | kube-scheduler | containerd | containerd-1.6) echo 120 ;;
 	*) echo 60 ;;
 	esac
 }
@@ -137,7 +138,15 @@ registry-auth_cmd() {
 }
 
 containerd_cmd() {
-	CMD=(containerd --config "$STATE/containerd/config.toml")
+	CMD=("$(containerd_bin)" --config "$STATE/containerd/config.toml")
+}
+
+# The 1.6 lane: Debian's containerd 1.6 (and its runc), a second private instance with its own
+# root, state and socket, on the same CNI delegate and registries as the dev cluster's
+# containerd 2. `deploy/dev/test` runs the lifecycle scenarios and the pod lifecycle tests on
+# it; nothing else uses it.
+containerd-1.6_cmd() {
+	CMD=(/usr/bin/containerd --config "$CONTAINERD_1_6_DIR/config.toml")
 }
 
 minikubelet_bin() { printf '%s/release/minikubelet\n' "$CARGO_TARGET_DIR"; }
@@ -170,6 +179,7 @@ health_registry() { http_ok "http://$REGISTRY/v2/"; }
 # ensure_private_image, refuses anonymous requests).
 health_registry-auth() { http_ok -K <(auth_registry_curl_config) "http://$AUTH_REGISTRY/v2/"; }
 health_containerd() { [[ -S $CONTAINERD_SOCK ]] && crictl_ info >/dev/null 2>&1; }
+health_containerd-1.6() { [[ -S $CONTAINERD_1_6_SOCK ]] && CRI_ENDPOINT=$CONTAINERD_1_6_ENDPOINT crictl_ info >/dev/null 2>&1; }
 health_minikubelet() { http_ok "http://$HOST:10248/healthz"; }
 
 # component_up NAME: our process is running and its health check passes.
@@ -226,8 +236,8 @@ prepare_registry-auth() {
 prepare_containerd() {
 	local common=("STATE=$STATE" "RUN=$RUN" "REGISTRY=$REGISTRY")
 	mkdir -p "$STATE/containerd/root" "$RUN/containerd" "$CNI_CONF_DIR" "$STATE/cni/ipam"
-	render "$TEMPLATES/containerd-config.toml.in" "$STATE/containerd/config.toml" "${common[@]}" \
-		"PAUSE_IMAGE=$PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" "CNI_CONF_DIR=$CNI_CONF_DIR" \
+	render_containerd_config "$STATE/containerd/config.toml" "DIR=$STATE/containerd" \
+		"RUNDIR=$RUN/containerd" "PAUSE_IMAGE=$PAUSE_IMAGE" "CNI_CONF_DIR=$CNI_CONF_DIR" \
 		"NETNS_UNDER_STATE=false" "CNI_CONF_TEMPLATE="
 	render "$TEMPLATES/hosts.toml.in" "$STATE/containerd/certs.d/$REGISTRY/hosts.toml" "${common[@]}"
 	# containerd reads certs.d on every pull, so this one is not in config_files: adding it
@@ -244,6 +254,16 @@ timeout: 30
 	[[ -e $STATE/ip_forward.orig ]] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.orig"
 }
 
+prepare_containerd-1.6() {
+	local dir=$CONTAINERD_1_6_DIR
+	mkdir -p "$dir/root" "$RUN/containerd-1.6" "$CNI_CONF_DIR"
+	render "$TEMPLATES/containerd-1.6-config.toml.in" "$dir/config.toml" "DIR=$dir" \
+		"RUNDIR=$RUN/containerd-1.6" "PAUSE_IMAGE=$PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" \
+		"CNI_CONF_DIR=$CNI_CONF_DIR" "NETNS_UNDER_STATE=false" "CNI_CONF_TEMPLATE="
+	render "$TEMPLATES/hosts.toml.in" "$dir/certs.d/$REGISTRY/hosts.toml" "REGISTRY=$REGISTRY"
+	render "$TEMPLATES/hosts.toml.in" "$dir/certs.d/$AUTH_REGISTRY/hosts.toml" "REGISTRY=$AUTH_REGISTRY"
+}
+
 prepare_minikubelet() { mkdir -p "$STATE/agent"; }
 
 # --- start / stop ---------------------------------------------------------------------------
@@ -254,6 +274,7 @@ config_files() {
 	registry) echo "$STATE/registry/config.yml" ;;
 	registry-auth) echo "$AUTH_REGISTRY_DIR/config.yml $AUTH_REGISTRY_DIR/htpasswd" ;;
 	containerd) echo "$STATE/containerd/config.toml $STATE/containerd/certs.d/$REGISTRY/hosts.toml" ;;
+	containerd-1.6) echo "$CONTAINERD_1_6_DIR/config.toml" ;;
 	kube-apiserver) echo "$TEMPLATES/audit-policy.yaml" ;;
 	esac
 }
@@ -339,6 +360,10 @@ start_one() {
 	containerd)
 		ensure_component containerd
 		;;
+	containerd-1.6)
+		ensure_component containerd-1.6
+		CRI_ENDPOINT=$CONTAINERD_1_6_ENDPOINT verify_runtime_images
+		;;
 	*) ensure_component "$name" ;;
 	esac
 }
@@ -347,6 +372,7 @@ stop_one() {
 	local name=$1
 	case $name in
 	containerd) stop_component containerd 60 ;;
+	containerd-1.6) stop_containerd_1_6 ;;
 	minikubelet) cmd_agent_stop ;;
 	metrics-server) stop_metrics_server ;;
 	csi-controller) stop_csi_controller ;;

@@ -208,8 +208,8 @@ kadm_prepare_node() {
 		render "$TEMPLATES/10-minikubelet-cni.conflist.in" "$dir/cni/net.d/10-minikubelet-cni.conflist" \
 			"SOCKET=/var/lib/kubelet/cni/minikubelet.sock" "ROUTES_DIR=$dir/cni/routes"
 	fi
-	render "$TEMPLATES/containerd-config.toml.in" "$dir/containerd/config.toml" \
-		"STATE=$dir" "RUN=$run" "PAUSE_IMAGE=$KUBEADM_PAUSE_IMAGE" "CNI_BIN_DIR=$CNI_BIN_DIR" \
+	render_containerd_config "$dir/containerd/config.toml" "DIR=$dir/containerd" \
+		"RUNDIR=$run/containerd" "PAUSE_IMAGE=$KUBEADM_PAUSE_IMAGE" \
 		"CNI_CONF_DIR=$dir/cni/net.d" "NETNS_UNDER_STATE=true" "CNI_CONF_TEMPLATE=$template"
 	# Pulls of REGISTRY/... go to the same registry on the bridge.
 	render "$TEMPLATES/hosts.toml.in" "$dir/containerd/certs.d/$REGISTRY/hosts.toml" \
@@ -235,7 +235,7 @@ kadm_start_containerd() {
 		fi
 		stop_component "$component" 60
 	fi
-	start_bg "$component" "${ENTER[@]}" containerd --config "$config"
+	start_bg "$component" "${ENTER[@]}" "$(containerd_bin)" --config "$config"
 	sha256sum "$config" >"$PIDS/$component.args"
 	wait_until "$(startup_timeout containerd)" "containerd of node $name" kadm_crictl "$name" info
 }

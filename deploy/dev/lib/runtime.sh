@@ -3,6 +3,21 @@
 
 NETNS_RECORD=$STATE/netns.record
 
+# containerd_bin: the dev cluster's containerd (2.x, built by ensure_binaries; its runc v2 shim
+# is beside it). Every node of the dev cluster, the kubeadm cluster and the benchmark runs it.
+containerd_bin() { printf '%s/containerd\n' "$(bin_path containerd)"; }
+
+# render_containerd_config OUT KEY=VALUE...: a containerd 2 config (templates/
+# containerd-config.toml.in) with the built shim and runc; the caller gives DIR (root, opt,
+# certs.d), RUNDIR (socket, state, shim sockets, runc root), PAUSE_IMAGE, CNI_CONF_DIR,
+# NETNS_UNDER_STATE and CNI_CONF_TEMPLATE.
+render_containerd_config() {
+	local out=$1
+	shift
+	render "$TEMPLATES/containerd-config.toml.in" "$out" "CNI_BIN_DIR=$CNI_BIN_DIR" \
+		"SHIM=$(bin_path containerd)/containerd-shim-runc-v2" "RUNC=$(bin_path runc)" "$@"
+}
+
 # crictl with our endpoints (STATE/crictl.yaml is also exported as CRI_CONFIG_FILE by `env`).
 crictl_() {
 	"$(bin_path crictl)" --config "$CRICTL_CONFIG" --runtime-endpoint "$CRI_ENDPOINT" \

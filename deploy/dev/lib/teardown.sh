@@ -3,7 +3,7 @@
 # only what is provably ours (our pid files, our socket/state paths, recorded netns, mkl0).
 
 # Volatile parts of STATE (removed by down). STATE/pki and STATE/logs are kept.
-VOLATILE=(etcd containerd cni agent registry registry-auth manifests nodes joined pids
+VOLATILE=(etcd containerd containerd-1.6 cni agent registry registry-auth manifests nodes joined pids
 	admin.kubeconfig controller-manager.kubeconfig scheduler.kubeconfig node.kubeconfig # (older runs)
 	bootstrap.kubeconfig metrics-server.kubeconfig netns.record ip_forward.orig crictl.yaml
 	csi-minihostpath kubeadm node-mount-points)
@@ -24,25 +24,41 @@ teardown_pods() {
 	remove_all_pods
 }
 
+# stop_containerd_1_6: the 1.6 lane's sandboxes removed through it (CNI DEL runs), then it is
+# stopped and whatever it left (shims, containers) is ended.
+stop_containerd_1_6() {
+	if component_up containerd-1.6; then
+		CRI_ENDPOINT=$CONTAINERD_1_6_ENDPOINT remove_all_pods
+	fi
+	stop_component containerd-1.6 60
+	kill_shims_of "$RUN/containerd-1.6"
+}
+
 # Shims and containers that survived containerd (they belong to our socket/state only).
-kill_leftover_shims() { kill_shims_of "$RUN/containerd"; }
+kill_leftover_shims() {
+	kill_shims_of "$RUN/containerd"
+	kill_shims_of "$RUN/containerd-1.6"
+}
 
 # kill_shims_of DIR: the containers of the runc roots below DIR/runc deleted, and the shims
 # of the containerd whose socket and state are in DIR ended, each checked by its command line
 # and signalled by pid.
 kill_shims_of() {
-	local dir=$1 root pid cmd id
+	local dir=$1 root pid cmd id runc=runc
+	# The runc that made them: the built one under containerd 2, Debian's under the 1.6 lane.
+	[[ $dir == */containerd-1.6 || ! -x $(bin_path runc) ]] || runc=$(bin_path runc)
 	for root in "$dir"/runc/*; do
 		[[ -d $root ]] || continue
 		while read -r id; do
 			[[ -n $id ]] || continue
 			warn "deleting leftover container $id"
-			runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true
-		done < <(runc --root "$root" list -q 2>/dev/null)
+			"$runc" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+		done < <("$runc" --root "$root" list -q 2>/dev/null)
 	done
-	# Candidates by name (comm is truncated to "containerd-shim"), then each one checked
-	# against the socket/state paths before it is signalled by pid.
-	for pid in $(pgrep -f '^(/usr/bin/)?containerd-shim' 2>/dev/null); do
+	# Candidates by name (comm is truncated to "containerd-shim"; the built shim runs from
+	# CACHE/bin), then each one checked against the socket/state paths before it is signalled
+	# by pid.
+	for pid in $(pgrep -f '^([^ ]*/)?containerd-shim' 2>/dev/null); do
 		cmd=$(cmdline_of "$pid")
 		[[ $cmd == *" -address $dir/containerd.sock"* || $cmd == *"$dir/"* ]] || continue
 		warn "killing leftover shim pid $pid"
@@ -114,8 +130,9 @@ restore_ip_forward() {
 	cat "$STATE/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward 2>/dev/null || true
 }
 
-# The shim sockets of containerd 1.6 always live in /run/containerd/s; drop that directory
-# only when it is empty and no system containerd is using /run/containerd.
+# The shim sockets of containerd 1.6 (the 1.6 lane, kind's node image build) always live in
+# /run/containerd/s; drop that directory only when it is empty and no system containerd is
+# using /run/containerd.
 tidy_system_run_dir() {
 	[[ -e /run/containerd/containerd.sock ]] && return 0
 	rmdir /run/containerd/s 2>/dev/null || true
@@ -138,6 +155,7 @@ cmd_down() {
 	cmd_kubeadm_reset
 	stop_joined_nodes
 	teardown_pods
+	stop_containerd_1_6
 	stop_component containerd 60
 	kill_leftover_shims
 	stop_metrics_server

@@ -1,0 +1,4 @@
+//go:build tools
+
+// Package tools only anchors the wrapper module.
+package tools
