@@ -162,7 +162,8 @@ pub fn sandbox_image<S: std::hash::BuildHasher>(
 }
 
 /// The images in use, by image id, tag or digest: those of the runtime's containers (running
-/// or not) and its sandbox image.
+/// or not), the images their image volumes mount (from each container's status, as kubelet's
+/// handleImageVolumes), and its sandbox image.
 async fn in_use(cri: &CriClient) -> Result<HashSet<String>, cri_client::CriError> {
     let containers = cri.list_containers(None).await?;
     let mut names: HashSet<String> = containers
@@ -178,12 +179,29 @@ async fn in_use(cri: &CriClient) -> Result<HashSet<String>, cri_client::CriError
         })
         .filter(|s| !s.is_empty())
         .collect();
+    for c in &containers {
+        // A container gone since the list has no mounts left to keep.
+        let Ok(status) = cri.container_status(&c.id, false).await else {
+            continue;
+        };
+        let mounts = status.status.map(|s| s.mounts).unwrap_or_default();
+        names.extend(mount_images(&mounts));
+    }
     if let Ok(status) = cri.status(true).await
         && let Some(image) = sandbox_image(&status.info)
     {
         names.insert(image);
     }
     Ok(names)
+}
+
+/// The images that image-volume mounts name.
+fn mount_images(mounts: &[cri_client::api::Mount]) -> impl Iterator<Item = String> + '_ {
+    mounts
+        .iter()
+        .filter_map(|m| m.image.as_ref())
+        .map(|i| i.image.clone())
+        .filter(|i| !i.is_empty())
 }
 
 /// An image's names as a set of keys that `in_use` may hold.
@@ -328,6 +346,24 @@ pub async fn run(mut gc: ImageGc, cancel: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_volume_mounts_name_the_images_they_keep_in_use() {
+        let mounts = [
+            cri_client::api::Mount {
+                host_path: "/var/lib/x".into(),
+                ..Default::default()
+            },
+            cri_client::api::Mount {
+                image: Some(cri_client::api::ImageSpec {
+                    image: "sha256:tools".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(mount_images(&mounts).collect::<Vec<_>>(), ["sha256:tools"]);
+    }
 
     fn image(id: &str, size: u64, pinned: bool) -> Image {
         Image {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use cri_client::api::AuthConfig;
-use k8s_openapi::api::core::v1::{Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, ImageVolumeSource, Pod, Secret};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -184,29 +184,46 @@ pub fn credentials_for(host: &str, secrets: &[Secret]) -> Vec<AuthConfig> {
     out
 }
 
-fn pull_policy(container: &Container) -> &str {
-    container
-        .image_pull_policy
-        .as_deref()
-        .unwrap_or("IfNotPresent")
+/// An image to make present: a container's, or an image volume's (`volumes[].image`).
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub image: &'a str,
+    /// Always, IfNotPresent (the default) or Never.
+    pub pull_policy: Option<&'a str>,
+}
+
+impl<'a> Wanted<'a> {
+    pub fn container(c: &'a Container) -> Wanted<'a> {
+        Wanted {
+            image: c.image.as_deref().unwrap_or_default(),
+            pull_policy: c.image_pull_policy.as_deref(),
+        }
+    }
+
+    pub fn volume(v: &'a ImageVolumeSource) -> Wanted<'a> {
+        Wanted {
+            image: v.reference.as_deref().unwrap_or_default(),
+            pull_policy: v.pull_policy.as_deref(),
+        }
+    }
 }
 
 impl Images {
-    /// Makes sure `container`'s image is present, pulling as its policy says. `announce` is
-    /// called with ("Pulling", message) before a pull starts so the caller can emit the event.
+    /// Makes sure `wanted` is present, pulling as its policy says. `announce` is called with
+    /// ("Pulling", message) before a pull starts so the caller can emit the event.
     pub async fn ensure(
         &self,
         cri: &dyn PodRuntime,
         pod: &Pod,
-        container: &Container,
+        wanted: Wanted<'_>,
         secrets: &[Secret],
         announce: impl FnOnce(String),
     ) -> Result<Ensured, PullError> {
-        let image = container.image.clone().unwrap_or_default();
+        let image = wanted.image.to_string();
         if let Err(reason) = super::image_ref::check(&image) {
             return Err(PullError::InvalidName { image, reason });
         }
-        let policy = pull_policy(container);
+        let policy = wanted.pull_policy.unwrap_or("IfNotPresent");
         if policy != "Always" {
             let present = cri
                 .image_status(&image, false)

@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use cri_client::api::{self, PodSandboxConfig};
 use k8s_openapi::api::core::v1::{Container, Pod, Secret};
-use kube::Api;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::container::{self, ContainerInputs, ResolvedEnv};
 use super::context::PodContext;
-use super::images::Ensured;
+use super::image_volumes::{self, ImageVolumes};
+use super::images::{Ensured, Wanted};
+use super::pull::{pull, pull_secrets};
 use super::status::Waiting;
 use super::timing::{Stage, Timings};
 
@@ -34,31 +35,6 @@ fn waiting(reason: &str, message: String) -> Waiting {
         reason: reason.to_string(),
         message,
     }
-}
-
-/// Pull secrets named by the pod; missing ones are skipped (kubelet warns and goes on).
-async fn pull_secrets(ctx: &PodContext, pod: &Pod) -> Vec<Secret> {
-    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let Ok(client) = ctx.api.client() else {
-        // Standalone: only static pods, which may not reference secrets.
-        return Vec::new();
-    };
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut out = Vec::new();
-    for r in pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.image_pull_secrets.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        match api.get_opt(&r.name).await {
-            Ok(Some(s)) => out.push(s),
-            Ok(None) => warn!(secret = %r.name, "image pull secret not found; pulling without it"),
-            Err(e) => warn!(secret = %r.name, error = %e, "cannot read image pull secret"),
-        }
-    }
-    out
 }
 
 /// Creates the host file bound at terminationMessagePath: ROOT/pods/UID/containers/NAME/ID.
@@ -134,53 +110,13 @@ async fn image(
     ctx: &PodContext,
     timings: &mut Timings,
     req: &StartRequest<'_>,
+    secrets: &[Secret],
 ) -> Result<Ensured, Waiting> {
-    let (pod, c) = (req.pod, req.container);
-    let name = c.name.as_str();
-    let events = &ctx.events;
+    let c = req.container;
     let image_started = Instant::now();
-    let secrets = pull_secrets(ctx, pod).await;
-    let image = c.image.clone().unwrap_or_default();
-    let ensured = ctx
-        .images
-        .ensure(ctx.cri.as_ref(), pod, c, &secrets, |msg| {
-            events.normal(pod, Some(name), "Pulling", msg);
-        })
-        .await;
+    let ensured = pull(ctx, req.pod, Some(&c.name), Wanted::container(c), secrets).await;
     timings.add(Stage::Image, image_started.elapsed());
-    let ensured = match ensured {
-        Ok(e) => e,
-        Err(e) => {
-            let reason = e.reason();
-            let msg = e.to_string();
-            match reason {
-                "ImagePullBackOff" => events.normal(
-                    pod,
-                    Some(name),
-                    "BackOff",
-                    format!("Back-off pulling image \"{image}\""),
-                ),
-                "ErrImageNeverPull" => {
-                    events.warning(pod, Some(name), "ErrImageNeverPull", msg.clone());
-                }
-                "InvalidImageName" => events.warning(pod, Some(name), "InspectFailed", msg.clone()),
-                _ => {
-                    events.warning(pod, Some(name), "Failed", msg.clone());
-                    events.warning(pod, Some(name), "Failed", format!("Error: {reason}"));
-                }
-            }
-            return Err(waiting(reason, msg));
-        }
-    };
-    let pulled = match ensured.pulled_in {
-        Some(d) => format!(
-            "Successfully pulled image \"{image}\" in {}ms",
-            d.as_millis()
-        ),
-        None => format!("Container image \"{image}\" already present on machine"),
-    };
-    events.normal(pod, Some(name), "Pulled", pulled);
-    Ok(ensured)
+    ensured
 }
 
 /// The container's mounts: its volume mounts (subPath binds included) and the kubelet-managed
@@ -189,10 +125,15 @@ fn mounts(
     ctx: &PodContext,
     req: &StartRequest<'_>,
     env: &ResolvedEnv,
+    images: &ImageVolumes,
 ) -> Result<Vec<api::Mount>, Waiting> {
     let (pod, c) = (req.pod, req.container);
+    let sources = crate::volumes::MountSources {
+        paths: req.volumes,
+        images,
+    };
     let mut mounts =
-        crate::volumes::container_mounts(ctx.volumes.layout(), pod, c, req.volumes, &env.vars)
+        crate::volumes::container_mounts(ctx.volumes.layout(), pod, c, &sources, &env.vars)
             .map_err(|msg| failed(ctx, req, "CreateContainerConfigError", msg))?;
     if super::etc_hosts::applies(pod, c, &mounts, req.pod_ips) {
         let hosts = super::etc_hosts::write(&ctx.root_dir, pod, req.pod_ips, &ctx.cluster_domain)
@@ -257,8 +198,10 @@ pub async fn start(
     req: &StartRequest<'_>,
 ) -> Result<String, Waiting> {
     let env = environment(ctx, req).await?;
-    let ensured = image(ctx, timings, req).await?;
-    let mounts = mounts(ctx, req, &env)?;
+    let secrets = pull_secrets(ctx, req.pod).await;
+    let ensured = image(ctx, timings, req, &secrets).await?;
+    let images = image_volumes::ensure(ctx, req.pod, req.container, &secrets).await?;
+    let mounts = mounts(ctx, req, &env, &images)?;
     let id = create(ctx, timings, req, &env, &ensured, mounts).await?;
 
     let name = req.container.name.as_str();

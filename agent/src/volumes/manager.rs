@@ -156,6 +156,10 @@ impl Volumes {
         let mut refreshable = false;
         for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
             let plugin = Plugin::for_volume(v);
+            if plugin == Plugin::Image {
+                // Pulled by the pod worker and mounted by the runtime (pods/image_volumes).
+                continue;
+            }
             refreshable |= plugin.refreshes();
             let existing = state.set_up.get(&v.name).cloned();
             if let Some(path) = &existing
@@ -305,7 +309,7 @@ impl Volumes {
                 }
                 None => Err(MountError::NeedsCsi(csi_source(v))),
             },
-            Plugin::Unsupported => Err(MountError::Unsupported),
+            Plugin::Image | Plugin::Unsupported => Err(MountError::Unsupported),
         }
     }
 

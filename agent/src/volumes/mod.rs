@@ -30,6 +30,6 @@ pub mod subpath;
 pub mod token;
 pub mod usage;
 
-pub use container_mounts::container_mounts;
+pub use container_mounts::{MountSources, container_mounts};
 pub use manager::{DEFAULT_REFRESH, NotReady, Ready, Volumes};
 pub use plugin::{ExternalPlugin, MountError, Plugin};

@@ -18,6 +18,9 @@ pub enum Plugin {
     HostPath,
     /// persistentVolumeClaim, inline csi and ephemeral volumes: served by the CSI plugin.
     Csi,
+    /// An OCI image (`image`): pulled by the pod worker and mounted by the runtime; nothing to
+    /// set up on the host (kubelet's image plugin is a no-op too).
+    Image,
     /// A source this agent has no plugin for (in-tree cloud disks, nfs, ...).
     Unsupported,
 }
@@ -38,6 +41,8 @@ impl Plugin {
             Plugin::HostPath
         } else if v.persistent_volume_claim.is_some() || v.csi.is_some() || v.ephemeral.is_some() {
             Plugin::Csi
+        } else if v.image.is_some() {
+            Plugin::Image
         } else {
             Plugin::Unsupported
         }
@@ -53,6 +58,7 @@ impl Plugin {
             Plugin::Projected => "kubernetes.io/projected",
             Plugin::HostPath => "kubernetes.io/host-path",
             Plugin::Csi => "kubernetes.io/csi",
+            Plugin::Image => "kubernetes.io/image",
             Plugin::Unsupported => "unsupported",
         }
     }

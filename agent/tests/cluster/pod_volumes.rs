@@ -1,14 +1,15 @@
 //! Pod volumes end to end, checked from inside the containers: emptyDir (disk and memory),
 //! configMap, secret, downwardAPI, projected (with a bound service-account token and the default
 //! kube-api-access volume), hostPath, subPath; bad input as FailedMount events; a Secret update
-//! swapped in atomically; an agent restart with volumes mounted; and no mount left behind after
-//! many pods. Each test runs its own agent against the real cluster. Serial.
+//! swapped in atomically; an agent restart with volumes mounted; no mount left behind after
+//! many pods; image volumes (the cluster's containerd 2 mounts them). Each test runs its own
+//! agent against the real cluster. Serial.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::common::pods::{
-    busybox, container, events, output, ready, setup_with, sh, wait_pod, waiting_reason,
+    busybox, container, events, output, ready, running, setup_with, sh, wait_pod, waiting_reason,
 };
 use crate::common::{require_cluster, wait_for};
 use base64::Engine as _;
@@ -646,4 +647,102 @@ async fn a_hundred_pod_cycles_leave_no_mount_behind() {
     })
     .await;
     eprintln!("100 pod cycles in {:?}", started.elapsed());
+}
+
+/// A container that sleeps until it is stopped, named `name`, with `mounts`.
+fn named_sleeper(name: &str, mounts: Value) -> Value {
+    let mut c = sleeper(mounts);
+    c["name"] = json!(name);
+    c
+}
+
+#[tokio::test]
+async fn an_image_volume_is_the_image_read_only_and_a_failed_pull_holds_back_only_its_containers() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup_with("mkl-vol-image", "mkl-vol-image", &[]).await;
+    let registry = std::env::var("REGISTRY").unwrap();
+    let tools =
+        json!({"name": "tools", "image": {"reference": busybox(), "pullPolicy": "IfNotPresent"}});
+    ns.pod(
+        "img",
+        &agent.name,
+        json!({"containers": [sleeper(json!([{"name": "tools", "mountPath": "/tools"}]))],
+               "volumes": [tools]}),
+    )
+    .await;
+    let p = ready(&ns, "img").await;
+    // The image's own files, mounted read-only by the runtime.
+    let listed = output(&p, "c", &["ls", "/tools/bin/busybox"]).await;
+    assert_eq!(listed, "/tools/bin/busybox\n");
+    let mounts = output(&p, "c", &["cat", "/proc/mounts"]).await;
+    let line = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some("/tools"))
+        .unwrap_or_else(|| panic!("no /tools mount in\n{mounts}"));
+    let options = line.split(' ').nth(3).unwrap();
+    assert!(options.split(',').any(|o| o == "ro"), "{line}");
+    let write = output(
+        &p,
+        "c",
+        &["sh", "-c", "touch /tools/x 2>&1 || echo refused"],
+    )
+    .await;
+    assert!(write.contains("refused"), "{write}");
+
+    // A volume whose image cannot be pulled: the container mounting it waits with the pull's
+    // reason, the one that does not mount it runs.
+    let gone = json!({"name": "gone", "image": {"reference": format!("{registry}/absent:1"), "pullPolicy": "IfNotPresent"}});
+    ns.pod(
+        "missing",
+        &agent.name,
+        json!({"containers": [named_sleeper("uses", json!([{"name": "gone", "mountPath": "/gone"}])),
+                              named_sleeper("free", json!([]))],
+               "volumes": [gone]}),
+    )
+    .await;
+    let p = wait_pod(
+        &ns.pods(),
+        "missing",
+        "uses waits on its image volume",
+        T,
+        |p| {
+            let uses = container(p, "uses").and_then(waiting_reason);
+            matches!(uses, Some("ErrImagePull" | "ImagePullBackOff"))
+                && container(p, "free").is_some_and(running)
+        },
+    )
+    .await;
+    let message = container(&p, "uses")
+        .and_then(|c| c.state.as_ref()?.waiting.as_ref()?.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("absent:1"), "{message}");
+    let seen = events(&client, &ns.name, "missing").await;
+    assert!(
+        seen.iter()
+            .any(|e| e.starts_with("Failed: Error: ") && e.contains("absent:1")),
+        "{seen:?}"
+    );
+
+    // A subPath into an image volume is refused, never widened to the whole image.
+    ns.pod(
+        "sub",
+        &agent.name,
+        json!({"containers": [sleeper(json!([{"name": "tools", "mountPath": "/bin2", "subPath": "bin"}]))],
+               "volumes": [tools]}),
+    )
+    .await;
+    let p = wait_pod(&ns.pods(), "sub", "CreateContainerConfigError", T, |p| {
+        container(p, "c").and_then(waiting_reason) == Some("CreateContainerConfigError")
+    })
+    .await;
+    let message = container(&p, "c")
+        .and_then(|c| c.state.as_ref()?.waiting.as_ref()?.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("a subPath of an image volume"),
+        "{message}"
+    );
+    drop(agent);
 }
