@@ -89,7 +89,9 @@ async fn image_pull_secrets_pull_a_private_image_and_pull_policies_hold() {
     eprintln!("no secret: {message}");
     assert!(
         message.starts_with(&format!("Failed to pull image \"{image}\": "))
-            && message.contains("401 Unauthorized"),
+            // containerd 1.6's words, and 2.x's
+            && (message.contains("401 Unauthorized")
+                || message.contains("no basic auth credentials")),
         "{message}"
     );
     let failed = wait_event(&client, &ns.name, "no-secret", "Failed", T).await;
