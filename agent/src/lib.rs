@@ -64,4 +64,5 @@ pub mod shutdown_status;
 pub mod systemd;
 #[cfg(test)]
 mod test_pods;
+pub mod userns;
 pub mod volumes;

@@ -53,6 +53,8 @@ pub enum StartError {
     Network(#[from] crate::network::StartError),
     #[error("invalid --allowed-unsafe-sysctls: {0}")]
     Sysctls(String),
+    #[error("user namespaces: {0}")]
+    UserNamespaces(#[from] crate::userns::UsernsError),
 }
 
 async fn shutdown_signal() -> Result<&'static str, StartError> {

@@ -114,6 +114,15 @@ pub(super) fn pod_context(
         cgroup_fs,
         qos_cgroups,
         container_gc: config.container_gc,
+        userns: Arc::new(
+            crate::userns::UserNamespaces::load(
+                &config.root_dir,
+                config.user_namespace_ids_per_pod,
+                config.max_pods,
+            )
+            .map_err(StartError::UserNamespaces)?,
+        ),
+        runtime_health: watches.health.clone(),
     })
 }
 

@@ -106,6 +106,9 @@ pub struct FileConfig {
     /// `shutdownGracePeriodByPodPriority[]` as (priority, shutdownGracePeriodSeconds).
     #[serde(skip)]
     pub shutdown_grace_period_by_pod_priority: Option<Vec<(i32, i64)>>,
+    /// `userNamespaces.idsPerPod`.
+    #[serde(skip)]
+    pub user_namespaces_ids_per_pod: Option<i64>,
 }
 
 impl FileConfig {

@@ -14,6 +14,7 @@ pub mod parse;
 pub mod server;
 pub mod shutdown;
 mod source;
+pub mod user_namespaces;
 mod warning;
 
 use std::collections::BTreeMap;
@@ -119,6 +120,8 @@ pub struct Config {
     pub container_gc: container_gc::ContainerGcPolicy,
     /// Graceful node shutdown's priority bands (`shutdownGracePeriod*`); none: off.
     pub shutdown: shutdown::ShutdownSettings,
+    /// User and group IDs per `hostUsers: false` pod (`userNamespaces.idsPerPod`).
+    pub user_namespace_ids_per_pod: u32,
 }
 
 /// `--port` (default 10250): 1-65535.
@@ -298,6 +301,8 @@ impl Config {
         let image_gc = image_gc::from_flags_and_file(&flags, &file)?;
         let shutdown = shutdown::from_file(&file)?;
         let container_gc = container_gc::from_flags(&flags)?;
+        let user_namespace_ids_per_pod =
+            user_namespaces::ids_per_pod(file.user_namespaces_ids_per_pod)?;
         let healthz_bind_address = healthz_bind_address(&flags, &file)?;
         let Periods {
             node_status_update_frequency,
@@ -338,6 +343,7 @@ impl Config {
         Ok(Config {
             image_gc,
             shutdown,
+            user_namespace_ids_per_pod,
             container_gc,
             eviction,
             cgroups,

@@ -69,6 +69,7 @@ pub fn overlay(runtime: &RuntimeHealth, network: &Readiness) -> RuntimeHealth {
         RuntimeHealth::Up {
             version,
             conditions,
+            handlers,
         } => {
             let mut conditions: Vec<RuntimeCondition> = conditions
                 .iter()
@@ -88,6 +89,7 @@ pub fn overlay(runtime: &RuntimeHealth, network: &Readiness) -> RuntimeHealth {
             RuntimeHealth::Up {
                 version: version.clone(),
                 conditions,
+                handlers: handlers.clone(),
             }
         }
         other => other.clone(),
@@ -124,6 +126,7 @@ mod tests {
     fn the_chains_readiness_replaces_the_runtimes() {
         let up = RuntimeHealth::Up {
             version: "containerd://1.6".into(),
+            handlers: Vec::new(),
             conditions: vec![
                 RuntimeCondition {
                     kind: "RuntimeReady".into(),

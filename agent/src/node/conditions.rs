@@ -170,6 +170,7 @@ mod tests {
     fn up(network_ready: bool) -> RuntimeHealth {
         RuntimeHealth::Up {
             version: "containerd://1.6.20".into(),
+            handlers: Vec::new(),
             conditions: vec![
                 RuntimeCondition {
                     kind: "RuntimeReady".into(),

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo, Taint,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler,
+    NodeRuntimeHandlerFeatures, NodeSpec, NodeStatus, NodeSystemInfo, Taint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -73,6 +73,21 @@ fn taints(id: &Identity<'_>) -> Vec<Taint> {
 }
 
 /// The status fields the agent owns.
+/// `status.runtimeHandlers`, as kubelet reports them: each handler the runtime names, with
+/// both features spelled out.
+pub fn runtime_handlers(handlers: &[crate::runtime::RuntimeHandler]) -> Vec<NodeRuntimeHandler> {
+    handlers
+        .iter()
+        .map(|h| NodeRuntimeHandler {
+            name: Some(h.name.clone()),
+            features: Some(NodeRuntimeHandlerFeatures {
+                recursive_read_only_mounts: Some(h.recursive_read_only_mounts),
+                user_namespaces: Some(h.user_namespaces),
+            }),
+        })
+        .collect()
+}
+
 pub fn status(
     id: &Identity<'_>,
     resources: &Resources,

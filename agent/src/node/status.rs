@@ -87,7 +87,9 @@ pub fn compute(w: &StatusWriter, health: &RuntimeHealth, previous: &[NodeConditi
     };
     let conds = conditions::build(previous, &observed, &Time(Timestamp::now()));
     let id = identity(w);
-    object::status(&id, &resources, conds, health.version().unwrap_or_default())
+    let mut status = object::status(&id, &resources, conds, health.version().unwrap_or_default());
+    status.runtime_handlers = Some(object::runtime_handlers(health.handlers()));
+    status
 }
 
 /// The node's identity as the writer knows it.

@@ -84,6 +84,10 @@ pub struct PodContext {
     pub qos_cgroups: std::sync::Arc<crate::cgroups::QosCgroups>,
     /// Dead container instances kept (kubelet's container GC policy).
     pub container_gc: crate::config::container_gc::ContainerGcPolicy,
+    /// The host ID ranges of `hostUsers: false` pods.
+    pub userns: std::sync::Arc<crate::userns::UserNamespaces>,
+    /// The runtime's health, for what its handlers support (user namespaces).
+    pub runtime_health: tokio::sync::watch::Receiver<crate::runtime::RuntimeHealth>,
 }
 
 impl PodContext {

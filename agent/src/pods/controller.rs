@@ -132,4 +132,5 @@ async fn clean_orphaned_volumes(
         return;
     }
     crate::volumes::reconstruct::clean_orphans(&ctx.volumes, |uid| workers.contains(uid)).await;
+    ctx.userns.release_orphans(|uid| workers.contains(uid));
 }

@@ -101,6 +101,9 @@ pub async fn remove_all(
     // Volumes unmounted first; the directory is removed only when nothing stays mounted in it.
     if let Err(e) = ctx.volumes.teardown(uid).await {
         warn!(%uid, error = %e, "volumes not torn down; pod directory kept");
+    } else {
+        // Its user namespace file went with the directory: the range is free again.
+        ctx.userns.release(uid);
     }
     // A pod's logs can be large: remove them (and its cgroups) off the async runtime's threads.
     let log_dir = log_dir.map(Path::to_path_buf);

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use cri_client::api::{
-    self, DnsConfig, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode,
-    NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PortMapping, Protocol,
+    self, DnsConfig, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceOption,
+    PodSandboxConfig, PodSandboxMetadata, PortMapping, Protocol,
 };
 use k8s_openapi::api::core::v1::Pod;
 
@@ -26,6 +26,8 @@ pub struct SandboxEnv<'a> {
     pub cluster_domain: &'a str,
     /// Where the pod's cgroup goes.
     pub cgroups: &'a PodCgroups,
+    /// The pod's user namespace (`userns` module), when known.
+    pub userns: Option<&'a api::UserNamespace>,
 }
 
 /// The pod's log directory: LOG_ROOT/NAMESPACE_NAME_UID.
@@ -164,34 +166,15 @@ fn port_mappings(pod: &Pod) -> Vec<PortMapping> {
         .collect()
 }
 
-fn namespace_options(pod: &Pod) -> NamespaceOption {
-    let spec = pod.spec.as_ref();
-    let flag = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| {
-        spec.and_then(f).unwrap_or(false)
-    };
-    let mode = |host: bool, otherwise: NamespaceMode| {
-        if host {
-            NamespaceMode::Node as i32
-        } else {
-            otherwise as i32
-        }
-    };
-    NamespaceOption {
-        network: mode(flag(|s| s.host_network), NamespaceMode::Pod),
-        pid: mode(
-            flag(|s| s.host_pid),
-            if flag(|s| s.share_process_namespace) {
-                NamespaceMode::Pod
-            } else {
-                NamespaceMode::Container
-            },
-        ),
-        ipc: mode(flag(|s| s.host_ipc), NamespaceMode::Pod),
-        ..NamespaceOption::default()
-    }
+/// The pod's namespaces (the containers' rules: [`super::container::security::namespace_options`])
+/// and its user namespace.
+fn namespace_options(pod: &Pod, userns: Option<&api::UserNamespace>) -> NamespaceOption {
+    let mut options = super::container::security::namespace_options(pod);
+    options.userns_options = userns.cloned();
+    options
 }
 
-fn security_context(pod: &Pod) -> LinuxSandboxSecurityContext {
+fn security_context(pod: &Pod, userns: Option<&api::UserNamespace>) -> LinuxSandboxSecurityContext {
     let spec = pod.spec.as_ref();
     let psc = spec.and_then(|s| s.security_context.as_ref());
     let privileged = spec.is_some_and(|s| {
@@ -212,7 +195,7 @@ fn security_context(pod: &Pod) -> LinuxSandboxSecurityContext {
         groups.push(fs_group);
     }
     LinuxSandboxSecurityContext {
-        namespace_options: Some(namespace_options(pod)),
+        namespace_options: Some(namespace_options(pod, userns)),
         run_as_user: psc
             .and_then(|p| p.run_as_user)
             .map(|value| api::Int64Value { value }),
@@ -271,7 +254,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, env: &SandboxEnv<'_>) -> PodSandb
             .collect(),
         linux: Some(LinuxPodSandboxConfig {
             cgroup_parent: cgroup_parent(env.cgroups, pod),
-            security_context: Some(security_context(pod)),
+            security_context: Some(security_context(pod, env.userns)),
             sysctls,
             ..LinuxPodSandboxConfig::default()
         }),
@@ -301,6 +284,7 @@ mod tests {
             cluster_dns,
             cluster_domain: "cluster.local",
             cgroups: &CGROUPS,
+            userns: None,
         }
     }
 
@@ -365,8 +349,8 @@ mod tests {
         let linux = c.linux.unwrap();
         assert_eq!(linux.sysctls["net.core.somaxconn"], "1024");
         let ns = linux.security_context.unwrap().namespace_options.unwrap();
-        assert_eq!(ns.network, NamespaceMode::Node as i32);
-        assert_eq!(ns.pid, NamespaceMode::Node as i32);
-        assert_eq!(ns.ipc, NamespaceMode::Pod as i32);
+        assert_eq!(ns.network, api::NamespaceMode::Node as i32);
+        assert_eq!(ns.pid, api::NamespaceMode::Node as i32);
+        assert_eq!(ns.ipc, api::NamespaceMode::Pod as i32);
     }
 }

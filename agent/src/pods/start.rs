@@ -146,6 +146,17 @@ fn mounts(
     Ok(mounts)
 }
 
+/// The user namespace the pod's sandbox was made with: its containers join it.
+fn sandbox_userns(config: &PodSandboxConfig) -> Option<api::UserNamespace> {
+    let linux = config.linux.as_ref()?;
+    let options = linux
+        .security_context
+        .as_ref()?
+        .namespace_options
+        .as_ref()?;
+    options.userns_options.clone()
+}
+
 /// Creates the container from its config; returns its id.
 async fn create(
     ctx: &PodContext,
@@ -172,6 +183,7 @@ async fn create(
         image_user: Some(container::ImageUser::from_image(ensured.image.as_ref())),
         security: container::SecurityOptions::for_root_dir(&ctx.root_dir),
         pid_target: req.pid_target.map(str::to_string),
+        userns: sandbox_userns(req.sandbox_config),
         ..container::ConfigOptions::default()
     };
     let config = container::container_config_with(&inputs, &options)

@@ -2,7 +2,7 @@
 
 use cri_client::{CriClient, CriError};
 
-use super::{RuntimeCondition, RuntimeInfo};
+use super::{RuntimeCondition, RuntimeHandler, RuntimeInfo, RuntimeStatus};
 
 /// The CRI runtime the agent drives.
 #[derive(Clone)]
@@ -27,9 +27,9 @@ impl RuntimeInfo for CriRuntime {
         Ok(format!("{}://{}", v.runtime_name, v.runtime_version))
     }
 
-    async fn status(&self) -> Result<Vec<RuntimeCondition>, CriError> {
+    async fn status(&self) -> Result<RuntimeStatus, CriError> {
         let status = self.client.status(false).await?;
-        Ok(status
+        let conditions = status
             .status
             .map(|s| s.conditions)
             .unwrap_or_default()
@@ -40,6 +40,22 @@ impl RuntimeInfo for CriRuntime {
                 reason: c.reason,
                 message: c.message,
             })
-            .collect())
+            .collect();
+        let handlers = status
+            .runtime_handlers
+            .into_iter()
+            .map(|h| {
+                let features = h.features.unwrap_or_default();
+                RuntimeHandler {
+                    name: h.name,
+                    recursive_read_only_mounts: features.recursive_read_only_mounts,
+                    user_namespaces: features.user_namespaces,
+                }
+            })
+            .collect();
+        Ok(RuntimeStatus {
+            conditions,
+            handlers,
+        })
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{RuntimeCondition, RuntimeInfo};
+use super::{RuntimeCondition, RuntimeHandler, RuntimeInfo};
 
 /// What the agent knows of the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub enum RuntimeHealth {
         /// e.g. "containerd://1.6.20".
         version: String,
         conditions: Vec<RuntimeCondition>,
+        /// Its handlers and their features (none from containerd 1.6).
+        handlers: Vec<RuntimeHandler>,
     },
 }
 
@@ -30,6 +32,30 @@ impl RuntimeHealth {
             RuntimeHealth::Up { conditions, .. } => conditions.iter().find(|c| c.kind == kind),
             _ => None,
         }
+    }
+
+    /// The handlers the runtime reported (empty while it is not up, or from a runtime too old
+    /// to report them).
+    pub fn handlers(&self) -> &[RuntimeHandler] {
+        match self {
+            RuntimeHealth::Up { handlers, .. } => handlers,
+            _ => &[],
+        }
+    }
+
+    /// Whether `handler` runs pods in user namespaces, as kubelet's
+    /// HandlerSupportsUserNamespaces: false when the runtime reports no handlers, an error for a
+    /// handler it does not know.
+    pub fn supports_user_namespaces(&self, handler: &str) -> Result<bool, String> {
+        let handlers = self.handlers();
+        if handlers.is_empty() {
+            return Ok(false);
+        }
+        handlers
+            .iter()
+            .find(|h| h.name == handler)
+            .map(|h| h.user_namespaces)
+            .ok_or_else(|| format!("the handler {handler:?} is not known"))
     }
 
     /// The runtime's version string, when it is up.
@@ -84,7 +110,7 @@ async fn check<R: RuntimeInfo>(
 ) -> RuntimeHealth {
     let down = |error: String| RuntimeHealth::Down { error };
     let status = match tokio::time::timeout(timeout, runtime.status()).await {
-        Ok(Ok(conditions)) => conditions,
+        Ok(Ok(status)) => status,
         Ok(Err(e)) => {
             *version = None;
             return down(e.to_string());
@@ -103,6 +129,7 @@ async fn check<R: RuntimeInfo>(
     }
     RuntimeHealth::Up {
         version: version.clone().unwrap_or_default(),
-        conditions: status,
+        conditions: status.conditions,
+        handlers: status.handlers,
     }
 }

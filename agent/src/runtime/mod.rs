@@ -33,12 +33,27 @@ pub struct RuntimeCondition {
     pub message: String,
 }
 
+/// A runtime handler (a RuntimeClass's `handler`; "" is the runtime's default) and what it
+/// supports, as CRI Status reports it (containerd 1.7 and later; 1.6 reports none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeHandler {
+    pub name: String,
+    pub recursive_read_only_mounts: bool,
+    /// User namespaces for pods, with idmap mounts (`hostUsers: false`).
+    pub user_namespaces: bool,
+}
+
+/// One answer of CRI Status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeStatus {
+    pub conditions: Vec<RuntimeCondition>,
+    pub handlers: Vec<RuntimeHandler>,
+}
+
 /// What the node controller asks of the runtime.
 pub trait RuntimeInfo: Send + Sync + 'static {
     /// "NAME://VERSION", as Kubernetes shows containerRuntimeVersion.
     fn version(&self) -> impl Future<Output = Result<String, cri_client::CriError>> + Send;
-    /// The runtime's conditions.
-    fn status(
-        &self,
-    ) -> impl Future<Output = Result<Vec<RuntimeCondition>, cri_client::CriError>> + Send;
+    /// The runtime's conditions and handlers.
+    fn status(&self) -> impl Future<Output = Result<RuntimeStatus, cri_client::CriError>> + Send;
 }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::pods::{
-    busybox, condition, container, events, exec_in, init_container, phase, running, sandboxes_of,
-    setup, sh, wait_event, wait_pod, waiting_reason,
+    busybox, condition, container, events, exec_in, init_container, output, phase, ready, running,
+    sandboxes_of, setup, sh, wait_event, wait_pod, waiting_reason,
 };
 use crate::common::require_cluster;
 use k8s_openapi::api::core::v1::Pod;
@@ -623,4 +623,72 @@ async fn sandboxes_of_a_pod_deleted_while_the_agent_was_down_are_removed_at_rest
         sandboxes_of(&uid).await.is_empty().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn host_users_false_runs_in_a_user_namespace_of_its_own_where_the_runtime_has_them() {
+    if !require_cluster() {
+        return;
+    }
+    let (client, agent, ns) = setup("mkl-pod-userns", "mkl-pod-userns").await;
+    // The node says what its runtime's handlers support (containerd 2: user namespaces;
+    // containerd 1.6 reports no handlers at all).
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let node = nodes.get(&agent.name).await.unwrap();
+    let handlers = node.status.unwrap().runtime_handlers.unwrap_or_default();
+    let supported = handlers
+        .iter()
+        .find(|h| h.name.as_deref().unwrap_or_default().is_empty())
+        .and_then(|h| h.features.as_ref()?.user_namespaces)
+        .unwrap_or(false);
+    let spec = |script: &str| {
+        json!({"hostUsers": false, "containers": [{"name": "c", "image": busybox(),
+            "command": sh(script), "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
+            "volumes": [{"name": "scratch", "emptyDir": {}}]})
+    };
+    ns.pod(
+        "own",
+        &agent.name,
+        spec("echo x > /scratch/f; exec sleep 3600"),
+    )
+    .await;
+    if !supported {
+        let failed = wait_event(&client, &ns.name, "own", "FailedCreatePodSandBox", T).await;
+        assert!(
+            failed.contains(
+                "can't set `spec.hostUsers: false`, runtime does not support user namespaces"
+            ),
+            "{failed}"
+        );
+        return;
+    }
+    let p = ready(&ns, "own").await;
+    // Root in the pod is a range of unprivileged IDs on the host, 65536 of them.
+    let map = output(&p, "c", &["cat", "/proc/self/uid_map"]).await;
+    let fields: Vec<u64> = map.split_whitespace().map(|f| f.parse().unwrap()).collect();
+    assert_eq!(fields.len(), 3, "{map}");
+    assert_eq!((fields[0], fields[2]), (0, 65536), "{map}");
+    assert!(
+        fields[1] >= 65536 && fields[1].is_multiple_of(65536),
+        "{map}"
+    );
+    assert_eq!(output(&p, "c", &["cat", "/proc/self/gid_map"]).await, map);
+    assert_eq!(output(&p, "c", &["id", "-u"]).await.trim(), "0");
+    // The mount is ID-mapped: the pod's root wrote the file, and it is readable back.
+    assert_eq!(output(&p, "c", &["cat", "/scratch/f"]).await, "x\n");
+    // A second pod gets another range; the range is kept in the pod's directory.
+    ns.pod("other", &agent.name, spec("exec sleep 3600")).await;
+    let q = ready(&ns, "other").await;
+    let other = output(&q, "c", &["cat", "/proc/self/uid_map"]).await;
+    assert_ne!(
+        other.split_whitespace().nth(1),
+        map.split_whitespace().nth(1)
+    );
+    let uid = p.metadata.uid.clone().unwrap();
+    let file = agent.dir.path().join("root/pods").join(&uid).join("userns");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        saved.contains(&format!("\"hostId\":{}", fields[1])),
+        "{saved}"
+    );
 }

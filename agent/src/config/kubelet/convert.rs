@@ -132,6 +132,7 @@ pub fn to_file_config(kc: &KubeletConfiguration) -> Result<FileConfig, ConfigErr
                     })
                     .collect()
             }),
+        user_namespaces_ids_per_pod: kc.user_namespaces.as_ref().and_then(|u| u.ids_per_pod),
         ..FileConfig::default()
     };
     node_status(kc, &mut file)?;

@@ -648,6 +648,7 @@ const HONOURED: &[&str] = &[
     "shutdownGracePeriod",
     "shutdownGracePeriodCriticalPods",
     "shutdownGracePeriodByPodPriority",
+    "userNamespaces",
 ];
 
 #[test]
@@ -689,6 +690,7 @@ fn every_field_of_the_type_is_honoured_or_warned() {
 
     // The honoured ones arrive.
     assert_eq!(c.port, 10260);
+    assert_eq!(c.user_namespace_ids_per_pod, 131_072);
     assert_eq!(c.server.address.to_string(), "192.0.2.10");
     assert_eq!(c.server.authorization_mode, AuthorizationMode::AlwaysAllow);
     assert!(c.server.anonymous_auth && !c.server.authentication_token_webhook);

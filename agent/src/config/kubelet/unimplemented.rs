@@ -121,7 +121,6 @@ pub const FIELDS: &[(&str, Quiet)] = &[
     ("localStorageCapacityIsolation", Quiet::Present),
     ("imageServiceEndpoint", Quiet::Zero),
     ("failCgroupV1", Quiet::PtrIs("false")),
-    ("userNamespaces", Quiet::Present),
 ];
 
 /// The value at a dotted path of a YAML mapping.

@@ -56,7 +56,7 @@ pub struct ContainerInputs<'a> {
 /// Node- and image-level settings beyond [`ContainerInputs`]. The default is kubelet's
 /// default configuration, on a node whose cgroup features are not known, for an image whose
 /// user is not known.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigOptions {
     /// The image's user ([`ImageUser::from_image`] on the ImageStatus result): the default
     /// user when the pod names none, and what `runAsNonRoot` is checked against. `None`: not
@@ -74,6 +74,9 @@ pub struct ConfigOptions {
     /// it joins (CRI's TARGET mode). Ignored when the pod's containers already share one (the
     /// pod's or the node's).
     pub pid_target: Option<String>,
+    /// The pod's user namespace (`userns` module): the container's namespace options carry it,
+    /// and in a pod's own user namespace every mount is ID-mapped onto its range.
+    pub userns: Option<api::UserNamespace>,
 }
 
 /// Why a container's config cannot be written; shown as CreateContainerConfigError.
@@ -124,6 +127,12 @@ pub fn container_config_with(
     if let Some(target) = &opts.pid_target {
         security::join_pid_namespace(&mut security, target);
     }
+    if let Some(ns) = &opts.userns {
+        let options = security
+            .namespace_options
+            .get_or_insert_with(Default::default);
+        options.userns_options = Some(ns.clone());
+    }
 
     let mut resources = resources::linux_resources(c, i.pod, i.node_memory_capacity_bytes);
     if opts.oom_kill_whole_container {
@@ -160,6 +169,13 @@ pub fn container_config_with(
             readonly: false,
             ..Default::default()
         });
+    }
+    let (uids, gids) = crate::userns::mount_mappings(opts.userns.as_ref());
+    if !uids.is_empty() {
+        for m in &mut mounts {
+            m.uid_mappings.clone_from(&uids);
+            m.gid_mappings.clone_from(&gids);
+        }
     }
 
     Ok(api::ContainerConfig {

@@ -91,12 +91,6 @@ pub fn linux_security_with(
             container.name
         ));
     }
-    if pod.spec.as_ref().and_then(|s| s.host_users) == Some(false) {
-        return Err(
-            "pods with hostUsers: false (user namespaces) are not supported by this node"
-                .to_string(),
-        );
-    }
 
     let unmasked = csc.and_then(|c| c.proc_mount.as_deref()) == Some("Unmasked");
     let paths = |list: &[&str]| {
@@ -678,8 +672,8 @@ mod tests {
 
     #[test]
     fn refused_settings() {
-        let err = sc_of(json!({"hostUsers": false, "containers": [{"name": "c"}]})).unwrap_err();
-        assert!(err.contains("hostUsers"));
+        // A pod in a user namespace of its own is the runtime's (the sandbox's options).
+        assert!(sc_of(json!({"hostUsers": false, "containers": [{"name": "c"}]})).is_ok());
         let err = sc_of(
             json!({"securityContext": {"supplementalGroupsPolicy": "Odd"}, "containers": [{"name": "c"}]}),
         );

@@ -204,6 +204,8 @@ impl Node {
             cgroups: layout,
             cgroup_fs,
             container_gc: crate::config::container_gc::ContainerGcPolicy::default(),
+            userns: Arc::new(crate::userns::UserNamespaces::load(root.path(), 65536, 110).unwrap()),
+            runtime_health: tokio::sync::watch::channel(crate::runtime::RuntimeHealth::Unknown).1,
         };
         Node {
             ctx: Arc::new(ctx),

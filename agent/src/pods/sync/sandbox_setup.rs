@@ -21,6 +21,7 @@ pub(super) fn sandbox_env(ctx: &PodContext) -> SandboxEnv<'_> {
         cluster_dns: &ctx.cluster_dns,
         cluster_domain: &ctx.cluster_domain,
         cgroups: &ctx.cgroups,
+        userns: None,
     }
 }
 
@@ -80,7 +81,28 @@ pub(super) async fn create_sandbox(
     pod: &Pod,
     attempt: u32,
 ) -> Result<String, ()> {
-    let env = sandbox_env(ctx);
+    let handler = match super::super::runtime_class::handler(&ctx.api, pod).await {
+        Ok(h) => h,
+        Err(e) => {
+            sandbox_failed(ctx, state, pod, &e);
+            return Err(());
+        }
+    };
+    let supported = ctx
+        .runtime_health
+        .borrow()
+        .supports_user_namespaces(&handler);
+    let userns = match ctx.userns.for_pod(pod, &handler, supported) {
+        Ok(ns) => ns,
+        Err(e) => {
+            sandbox_failed(ctx, state, pod, &e);
+            return Err(());
+        }
+    };
+    let env = SandboxEnv {
+        userns: Some(&userns),
+        ..sandbox_env(ctx)
+    };
     if attempt == 0 && sandbox::needs_cluster_dns(pod, &env) {
         ctx.events.warning(
             pod,
@@ -98,13 +120,6 @@ pub(super) async fn create_sandbox(
         warn!(dir = %config.log_directory, error = %e, "cannot create pod log directory");
     }
     let began = Instant::now();
-    let handler = match super::super::runtime_class::handler(&ctx.api, pod).await {
-        Ok(h) => h,
-        Err(e) => {
-            sandbox_failed(ctx, state, pod, &e);
-            return Err(());
-        }
-    };
     // The CNI delegate forwards this pod's network requests to this agent.
     if let Some(uid) = pod.metadata.uid.as_deref() {
         crate::network::routes::record_pod(uid);

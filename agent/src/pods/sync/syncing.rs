@@ -99,6 +99,18 @@ async fn run_containers(
     let Some(sandbox_id) = ready_sandbox(ctx, state, pod, &mut runtime, outcome).await else {
         return Ok(runtime);
     };
+    let userns = match ctx.userns.recorded(pod) {
+        Ok(ns) => ns,
+        Err(e) => {
+            tracing::warn!(error = %e, "no container starts without the sandbox's user namespace");
+            outcome.merge(Duration::from_secs(2));
+            return Ok(runtime);
+        }
+    };
+    let env = sandbox::SandboxEnv {
+        userns: Some(&userns),
+        ..env
+    };
     let sandbox_config = sandbox::sandbox_config(
         pod,
         runtime.sandboxes.first().map_or(0, |s| s.attempt),
