@@ -8,6 +8,8 @@
 mod publish;
 mod series;
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Resource;
 use tokio::sync::mpsc;
@@ -29,6 +31,8 @@ pub struct Note<'a> {
     pub reason: &'a str,
     pub action: &'a str,
     pub message: String,
+    /// The event object's annotations (kubelet's AnnotatedEventf), usually none.
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Events {
@@ -93,6 +97,7 @@ impl Events {
             reason: note.reason.to_owned(),
             action: note.action.to_owned(),
             note: truncate(note.message, 1024),
+            annotations: note.annotations,
         };
         // A full queue drops the event: losing news beats blocking a pod worker.
         let _ = self.tx.try_send(event);
@@ -105,6 +110,21 @@ impl Events {
     pub fn warning(&self, pod: &Pod, container: Option<&str>, reason: &str, message: String) {
         self.emit(pod, container, Note::named(true, reason, message));
     }
+
+    /// A Warning event about `pod` whose object carries `annotations` (kubelet's Evicted).
+    pub fn annotated_warning(
+        &self,
+        pod: &Pod,
+        reason: &str,
+        message: String,
+        annotations: BTreeMap<String, String>,
+    ) {
+        let note = Note {
+            annotations,
+            ..Note::named(true, reason, message)
+        };
+        self.emit(pod, None, note);
+    }
 }
 
 impl<'a> Note<'a> {
@@ -115,6 +135,7 @@ impl<'a> Note<'a> {
             reason,
             action: reason,
             message,
+            annotations: BTreeMap::new(),
         }
     }
 }
@@ -158,6 +179,7 @@ pub struct RecordedEvent {
     pub message: String,
     /// spec.containers{NAME}, or None for the pod itself.
     pub field_path: Option<String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[cfg(test)]
@@ -171,6 +193,7 @@ impl RecordedEvents {
                 reason: event.reason,
                 message: event.note,
                 field_path: event.regarding.field_path,
+                annotations: event.annotations,
             });
         }
         out

@@ -2,6 +2,7 @@
 //! ([`super::series`]) patches the first object's series (count and last time), as kubelet's
 //! recorder bumps a repeated event's count.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -21,6 +22,7 @@ pub(super) struct Pending {
     pub reason: String,
     pub action: String,
     pub note: String,
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Pending {
@@ -95,6 +97,7 @@ impl Publisher {
             metadata: ObjectMeta {
                 name: Some(format!("{object}.{:x}", now.as_nanosecond())),
                 namespace: Some(namespace.to_owned()),
+                annotations: (!event.annotations.is_empty()).then(|| event.annotations.clone()),
                 ..ObjectMeta::default()
             },
             event_time: Some(MicroTime(now)),

@@ -11,6 +11,7 @@
 //!    by evictionMaxPodGracePeriod; its status says kubelet's message and carries the
 //!    DisruptionTarget condition. Critical pods are never evicted.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use tracing::{info, warn};
 
 use super::host::Host;
 use super::local_storage::{has_limits, violation};
-use super::message::{container_lines, pressure_message};
+use super::message::{Blame, blame, pressure_message};
 use super::observation::observe;
 use super::rank::{Candidate, rank};
 use super::tracker::{Tracker, holds};
@@ -174,8 +175,14 @@ impl<H: Host, P: PodEvictor> Manager<H, P> {
         let node_part = pressure_message(&threshold, &obs);
         for c in candidates {
             let grace = self.grace(&threshold, &c.pod);
-            let message = node_part.clone() + &container_lines(resource, &c.pod, &c.usage);
-            if self.evict(&c.pod, message, grace, true, threshold.signal.name()) {
+            let Blame { lines, annotations } = blame(resource, &c.pod, &c.usage);
+            let eviction = Eviction {
+                reason: "Evicted",
+                message: node_part.clone() + &lines,
+                grace,
+                disruption_target: true,
+            };
+            if self.evict(&c.pod, eviction, annotations, threshold.signal.name()) {
                 return vec![uid(&c.pod).to_string()];
             }
         }
@@ -190,7 +197,17 @@ impl<H: Host, P: PodEvictor> Manager<H, P> {
                 continue;
             };
             if let Some(v) = violation(pod, &storage)
-                && self.evict(pod, v.message, IMMEDIATE_GRACE, false, v.signal)
+                && self.evict(
+                    pod,
+                    Eviction {
+                        reason: "Evicted",
+                        message: v.message,
+                        grace: IMMEDIATE_GRACE,
+                        disruption_target: false,
+                    },
+                    BTreeMap::new(),
+                    v.signal,
+                )
             {
                 evicted.push(uid(pod).to_string());
             }
@@ -210,30 +227,25 @@ impl<H: Host, P: PodEvictor> Manager<H, P> {
         }
     }
 
+    /// Asks for `pod`'s eviction; on its way, the Evicted event (with `annotations`) and the
+    /// metric. A critical pod is never evicted.
     fn evict(
         &self,
         pod: &Pod,
-        message: String,
-        grace: Duration,
-        disruption_target: bool,
+        eviction: Eviction,
+        annotations: BTreeMap<String, String>,
         signal: &str,
     ) -> bool {
         if is_critical(pod) {
             warn!(pod = ?pod.metadata.name, "cannot evict a critical pod");
             return false;
         }
-        let asked = self.pods.evict(
-            uid(pod),
-            Eviction {
-                reason: "Evicted",
-                message: message.clone(),
-                grace,
-                disruption_target,
-            },
-        );
+        let message = eviction.message.clone();
+        let asked = self.pods.evict(uid(pod), eviction);
         if asked {
             info!(pod = ?pod.metadata.name, uid = uid(pod), %message, "evicting pod");
-            self.events.warning(pod, None, "Evicted", message);
+            self.events
+                .annotated_warning(pod, "Evicted", message, annotations);
             crate::metrics::count_eviction(signal);
         }
         asked

@@ -1,8 +1,12 @@
 //! kubelet's messages for a node-pressure eviction: which resource the node was low on, the
 //! threshold and what was available, then one line per container using more than it requested
 //! of that resource (memory: its working set; ephemeral-storage: its writable layer and logs),
-//! with the pod's own line first when it has pod-level memory requests. Pure.
+//! with the pod's own line first when it has pod-level memory requests; and the annotations
+//! kubelet puts on the Evicted event to say the same to a program (`offending_containers`,
+//! `offending_containers_usage`, `starved_resource`, and `offending_pod`,
+//! `offending_pod_usage` for a pod-level request). Pure.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -52,55 +56,79 @@ fn above(bytes: u64, request: &str) -> bool {
     bytes > parse_units(request).unwrap_or(u64::MAX)
 }
 
+/// Who is blamed for an eviction: the message's lines after the node's part, and the
+/// Evicted event's annotations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Blame {
+    pub lines: String,
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// What follows the node's part: for memory with pod-level requests, "Pod p was using 300Mi,
 /// request is 256Mi, has larger consumption of memory. "; then "Container c was using 200Mi,
 /// request is 64Mi, has larger consumption of memory. " for each regular, init or sidecar
-/// container above its request, in the spec's order.
-pub fn container_lines(resource: Resource, pod: &Pod, usage: &PodUsage) -> String {
-    let used = match resource {
-        Resource::Memory => &usage.container_memory,
-        Resource::EphemeralStorage => &usage.container_storage,
-        Resource::Inodes | Resource::Pids => return String::new(),
-    };
+/// container above its request, in the spec's order. The annotations name the same
+/// containers and usages, comma-separated (empty when none), and the starved resource.
+pub fn blame(resource: Resource, pod: &Pod, usage: &PodUsage) -> Blame {
     let name = resource.name();
-    let mut out = String::new();
-    let Some(spec) = pod.spec.as_ref() else {
-        return out;
+    let mut out = Blame::default();
+    let mut offending = Vec::new();
+    let mut usages = Vec::new();
+    let used = match resource {
+        Resource::Memory => Some(&usage.container_memory),
+        Resource::EphemeralStorage => Some(&usage.container_storage),
+        Resource::Inodes | Resource::Pids => None,
     };
-    let pod_request = spec
-        .resources
-        .as_ref()
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get(name));
-    if resource == Resource::Memory
-        && let (Some(request), Some(bytes)) = (pod_request, usage.memory)
-    {
-        // kubelet names the pod whenever it has a pod-level request, above it or not.
-        let _ = write!(
-            out,
-            "Pod {} was using {}, request is {}, has larger consumption of {name}. ",
-            pod.metadata.name.as_deref().unwrap_or_default(),
-            format_binary(bytes),
-            request.0
-        );
-    }
-    for c in spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-    {
-        let Some(&bytes) = used.get(&c.name) else {
-            continue;
-        };
-        let request = request_text(c, name);
-        if above(bytes, &request) {
+    if let (Some(spec), Some(used)) = (pod.spec.as_ref(), used) {
+        let pod_request = spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get(name));
+        if resource == Resource::Memory
+            && let (Some(request), Some(bytes)) = (pod_request, usage.memory)
+        {
+            // kubelet names the pod whenever it has a pod-level request, above it or not.
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
             let _ = write!(
-                out,
-                "Container {} was using {}, request is {request}, has larger consumption of {name}. ",
-                c.name,
-                format_binary(bytes)
+                out.lines,
+                "Pod {pod_name} was using {}, request is {}, has larger consumption of {name}. ",
+                format_binary(bytes),
+                request.0
             );
+            out.annotations
+                .insert("offending_pod".to_string(), pod_name);
+            out.annotations
+                .insert("offending_pod_usage".to_string(), format_binary(bytes));
         }
+        for c in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+        {
+            let Some(&bytes) = used.get(&c.name) else {
+                continue;
+            };
+            let request = request_text(c, name);
+            if above(bytes, &request) {
+                let _ = write!(
+                    out.lines,
+                    "Container {} was using {}, request is {request}, has larger consumption of {name}. ",
+                    c.name,
+                    format_binary(bytes)
+                );
+                offending.push(c.name.clone());
+                usages.push(format_binary(bytes));
+            }
+        }
+    }
+    let annotations = [
+        ("offending_containers", offending.join(",")),
+        ("offending_containers_usage", usages.join(",")),
+        ("starved_resource", name.to_string()),
+    ];
+    for (key, value) in annotations {
+        out.annotations.insert(key.to_string(), value);
     }
     out
 }
@@ -112,6 +140,13 @@ mod tests {
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).unwrap()
+    }
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
     }
 
     #[test]
@@ -129,13 +164,31 @@ mod tests {
             .into(),
             ..PodUsage::default()
         };
+        let b = blame(Resource::Memory, &p, &usage);
         assert_eq!(
-            container_lines(Resource::Memory, &p, &usage),
+            b.lines,
             "Container hog was using 200Mi, request is 64Mi, has larger consumption of memory. \
              Container none was using 1Mi, request is 0, has larger consumption of memory. "
         );
-        assert_eq!(container_lines(Resource::Pids, &p, &usage), "");
-        assert_eq!(container_lines(Resource::EphemeralStorage, &p, &usage), "");
+        assert_eq!(
+            b.annotations,
+            annotations(&[
+                ("offending_containers", "hog,none"),
+                ("offending_containers_usage", "200Mi,1Mi"),
+                ("starved_resource", "memory"),
+            ])
+        );
+        let pids = blame(Resource::Pids, &p, &usage);
+        assert_eq!(pids.lines, "");
+        assert_eq!(
+            pids.annotations,
+            annotations(&[
+                ("offending_containers", ""),
+                ("offending_containers_usage", ""),
+                ("starved_resource", "pids"),
+            ])
+        );
+        assert_eq!(blame(Resource::EphemeralStorage, &p, &usage).lines, "");
     }
 
     #[test]
@@ -150,10 +203,14 @@ mod tests {
             container_memory: [("side".to_string(), 20 << 20)].into(),
             ..PodUsage::default()
         };
+        let b = blame(Resource::Memory, &p, &usage);
         assert_eq!(
-            container_lines(Resource::Memory, &p, &usage),
+            b.lines,
             "Pod p was using 300Mi, request is 256Mi, has larger consumption of memory. \
              Container side was using 20Mi, request is 8Mi, has larger consumption of memory. "
         );
+        assert_eq!(b.annotations["offending_pod"], "p");
+        assert_eq!(b.annotations["offending_pod_usage"], "300Mi");
+        assert_eq!(b.annotations["offending_containers"], "side");
     }
 }

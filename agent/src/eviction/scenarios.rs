@@ -219,10 +219,14 @@ async fn a_memory_hog_goes_before_a_guaranteed_pod_and_a_critical_one_never() {
             && e.message == "Attempting to reclaim memory"),
         "{events:?}"
     );
-    assert!(
-        events.iter().any(|e| e.warning && e.reason == "Evicted"),
-        "{events:?}"
-    );
+    let evicted = events
+        .iter()
+        .find(|e| e.warning && e.reason == "Evicted")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    let annotation = |k: &str| evicted.annotations.get(k).map(String::as_str);
+    assert_eq!(annotation("offending_containers"), Some("c"));
+    assert_eq!(annotation("offending_containers_usage"), Some("700Mi"));
+    assert_eq!(annotation("starved_resource"), Some("memory"));
     assert!(
         r.host.reclaims.lock().unwrap().is_empty(),
         "memory has nothing to reclaim first"

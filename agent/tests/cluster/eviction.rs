@@ -186,6 +186,16 @@ async fn a_memory_hog_is_evicted_before_a_guaranteed_pod_and_best_effort_pods_ar
         seen.saturating_duration_since(filled).as_millis()
     );
     memory_pressure_message(&p);
+    // The Evicted event names the container and the starved resource, as kubelet's does.
+    let annotations = evicted_event_annotations(&client, &ns.name, "hog").await;
+    assert_eq!(annotations["offending_containers"], "c", "{annotations:?}");
+    let usage = &annotations["offending_containers_usage"];
+    assert!(
+        message(&p).contains(&format!("Container c was using {usage}, request is 10Mi")),
+        "{annotations:?} {}",
+        message(&p)
+    );
+    assert_eq!(annotations["starved_resource"], "memory", "{annotations:?}");
     let disruption = disruption_target(&p).expect("a DisruptionTarget condition");
     assert_eq!(
         (disruption.status.as_str(), disruption.reason.as_deref()),
@@ -287,4 +297,25 @@ async fn image_gc_removes_unused_images_above_its_threshold_but_never_one_in_use
     assert!(present(&cri, &pause).await, "the sandbox image stays");
     let user = ns.pods().get("user").await.unwrap();
     assert_eq!(phase(&user), "Running");
+}
+
+/// The annotations of the pod's Evicted event, once it exists.
+async fn evicted_event_annotations(
+    client: &kube::Client,
+    ns: &str,
+    pod: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    wait_for("the Evicted event", T, || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&kube::api::ListParams::default()).await.ok()?;
+            list.items.into_iter().find_map(|e| {
+                let about = e.regarding.as_ref().and_then(|r| r.name.as_deref());
+                (about == Some(pod) && e.reason.as_deref() == Some("Evicted"))
+                    .then(|| e.metadata.annotations.unwrap_or_default())
+            })
+        }
+    })
+    .await
 }
