@@ -41,60 +41,17 @@ pub struct Families {
     pub pod_worker_panics: IntCounter,
     pub evictions: IntCounterVec,
     pub graceful_shutdown: GracefulShutdown,
-    pub resizes: Resizes,
+    pub resizes: super::resizes::Resizes,
     pub certificates: super::certificates::CertificateFamilies,
 }
 
-fn histogram(
+pub(super) fn histogram(
     name: &str,
     help: &str,
     buckets: Vec<f64>,
     labels: &[&str],
 ) -> Result<HistogramVec, prometheus::Error> {
     HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
-}
-
-/// kubelet's in-place resize families.
-pub struct Resizes {
-    pub requested: IntCounterVec,
-    pub infeasible: IntCounterVec,
-    pub duration: HistogramVec,
-}
-
-impl Resizes {
-    fn new() -> Result<Resizes, prometheus::Error> {
-        Ok(Resizes {
-            requested: IntCounterVec::new(
-                Opts::new(
-                    "kubelet_container_requested_resizes_total",
-                    "Number of requested resizes, counted at the container level",
-                ),
-                &["resource", "requirement", "operation"],
-            )?,
-            infeasible: IntCounterVec::new(
-                Opts::new(
-                    "kubelet_pod_infeasible_resizes_total",
-                    "Number of infeasible resizes for pods, by reason",
-                ),
-                &["reason_detail"],
-            )?,
-            duration: histogram(
-                "kubelet_pod_resize_duration_milliseconds",
-                "Duration in milliseconds to actuate a pod resize",
-                vec![
-                    10.0, 50.0, 100.0, 500.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0,
-                    30_000.0, 60_000.0, 120_000.0, 300_000.0, 600_000.0,
-                ],
-                &["success"],
-            )?,
-        })
-    }
-
-    fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
-        registry.register(Box::new(self.requested.clone()))?;
-        registry.register(Box::new(self.infeasible.clone()))?;
-        registry.register(Box::new(self.duration.clone()))
-    }
 }
 
 /// kubelet's eviction counter.
@@ -227,7 +184,7 @@ impl Families {
             ))?,
             evictions: evictions()?,
             graceful_shutdown: GracefulShutdown::new()?,
-            resizes: Resizes::new()?,
+            resizes: super::resizes::Resizes::new()?,
             certificates: super::certificates::CertificateFamilies::new()?,
         };
         Ok(f)

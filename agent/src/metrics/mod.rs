@@ -4,11 +4,13 @@
 //!
 //! - [`families`]: the metric families and their registration;
 //! - [`certificates`]: the node certificates' TTLs and renewal errors;
+//! - [`resizes`]: the in-place resize families, with the pending and in-progress gauges;
 //! - [`runtime_ops`]: the CRI call observer behind `kubelet_runtime_operations_*`;
 //! - [`snapshot`]: gauges computed from the runtime at scrape time (running pods/containers).
 
 pub mod certificates;
 pub mod families;
+pub mod resizes;
 pub mod runtime_ops;
 pub mod snapshot;
 
@@ -18,6 +20,10 @@ use std::time::Duration;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use families::Families;
+pub use resizes::{
+    count_deferred_accepted_resize, count_infeasible_resize, count_requested_resize, forget_resize,
+    observe_resize, record_resize,
+};
 
 /// The registry and its families.
 pub struct Metrics {
@@ -152,40 +158,6 @@ pub fn set_graceful_shutdown(start: f64, end: f64) {
     if let Some(m) = global() {
         m.families.graceful_shutdown.start.set(start);
         m.families.graceful_shutdown.end.set(end);
-    }
-}
-
-/// A container's `requirement` (requests, limits) of `resource` changed by a resize
-/// (`operation`: add, remove, increase, decrease).
-pub fn count_requested_resize(resource: &str, requirement: &str, operation: &str) {
-    if let Some(m) = global() {
-        m.families
-            .resizes
-            .requested
-            .with_label_values(&[resource, requirement, operation])
-            .inc();
-    }
-}
-
-/// A resize judged infeasible, for `reason_detail`.
-pub fn count_infeasible_resize(reason_detail: &str) {
-    if let Some(m) = global() {
-        m.families
-            .resizes
-            .infeasible
-            .with_label_values(&[reason_detail])
-            .inc();
-    }
-}
-
-/// Applying a resize took `took`.
-pub fn observe_resize(took: std::time::Duration, ok: bool) {
-    if let Some(m) = global() {
-        m.families
-            .resizes
-            .duration
-            .with_label_values(&[if ok { "true" } else { "false" }])
-            .observe(took.as_secs_f64() * 1000.0);
     }
 }
 

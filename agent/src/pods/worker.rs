@@ -306,6 +306,7 @@ impl Workers {
                     match sync::remove_gone(&ctx, &uid, log_dir.as_deref()).await {
                         Ok(()) => {
                             info!("pod removed");
+                            crate::metrics::forget_resize(&uid);
                             self.lock().remove(&uid);
                             return;
                         }
@@ -345,6 +346,8 @@ impl Workers {
                         Some(sync::sync(&ctx, &mut state, &pod, &probe_results).await)
                     };
                     crate::metrics::observe_pod_worker(operation, began.elapsed());
+                    let (pending, progressing) = state.resize.gauged();
+                    crate::metrics::record_resize(&uid, pending, progressing);
                     if state.lifecycle.nothing_runs() {
                         eviction.stopped.store(true, Ordering::SeqCst);
                     }
@@ -373,10 +376,15 @@ impl Workers {
             let sleep = tokio::time::sleep(requeue.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
                 () = self.cancel.cancelled() => { probes.stop_all(); return; }
-                changed = rx.changed() => if changed.is_err() { return; },
-                () = wake.notified() => {}
-                Ok(()) = room.changed(), if state.resize.deferred() => {}
-                () = sleep => {}
+                changed = rx.changed() => {
+                    if changed.is_err() { return; }
+                    state.resize.woke_by = "pod_updated";
+                }
+                () = wake.notified() => state.resize.woke_by = "periodic_retry",
+                Ok(()) = room.changed(), if state.resize.deferred() => {
+                    state.resize.woke_by = room.borrow_and_update().1;
+                }
+                () = sleep => state.resize.woke_by = "periodic_retry",
             }
         }
     }

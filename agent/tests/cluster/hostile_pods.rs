@@ -13,7 +13,7 @@ use crate::common::pods::{
     TestNamespace, busybox, container, phase, ready, running, sh, wait_event, wait_pod,
     waiting_reason,
 };
-use crate::common::{Agent, admin, env, require_cluster, wait_for, wait_ready};
+use crate::common::{Agent, admin, agent_metrics, require_cluster, wait_for, wait_ready};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
@@ -54,20 +54,6 @@ impl Canary {
     }
 }
 
-/// `/metrics` of the agent, read with the apiserver's kubelet client certificate.
-fn metrics(port: u16) -> String {
-    let pki = |f: &str| format!("{}/pki/{f}", env("MKL_STATE_DIR"));
-    let out = Command::new("curl")
-        .args(["-sk", "--max-time", "20", "--cert"])
-        .arg(pki("apiserver-kubelet-client.crt"))
-        .arg("--key")
-        .arg(pki("apiserver-kubelet-client.key"))
-        .arg(format!("https://127.0.0.1:{port}/metrics"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The node survived: same agent process, no pod worker died, the bystander runs, node Ready.
 async fn assert_node_unharmed(
     client: &kube::Client,
@@ -81,7 +67,7 @@ async fn assert_node_unharmed(
         "the agent is alive\n{}",
         agent.log()
     );
-    let text = metrics(agent.port);
+    let text = agent_metrics(agent.port);
     assert!(
         text.lines()
             .any(|l| l == "minikubelet_pod_worker_panics_total 0"),

@@ -2,7 +2,7 @@
 //! running container's cpu and memory, the agent applies them without a restart (the cgroup
 //! files read back from the host), reports them in the status with kubelet's events, keeps the
 //! allocation across its own restart, and refuses one beyond the node (PodResizePending
-//! Infeasible).
+//! Infeasible, counted by kubelet's pending-resize gauge until it is reverted).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common::pods::{
     TestNamespace, busybox, container, events, pod_condition, ready, setup, wait_event, wait_pod,
 };
-use crate::common::{require_cluster, wait_for};
+use crate::common::{agent_metrics, require_cluster, wait_for};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
@@ -177,4 +177,29 @@ async fn a_resize_beyond_the_node_is_infeasible() {
         cgroup_file(&agent.cgroup_root(), &now, "cpu", "cpu.cfs_quota_us"),
         "20000"
     );
+    let gauge = |text: &str, sample: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample))
+            .map(|v| v.trim().to_string())
+    };
+    let infeasible = "kubelet_pod_pending_resizes{reason=\"infeasible\"}";
+    let text = agent_metrics(agent.port);
+    assert_eq!(gauge(&text, infeasible).as_deref(), Some("1"), "{text}");
+    assert!(text.contains(
+        "kubelet_pod_infeasible_resizes_total{reason_detail=\"insufficient_node_allocatable\"} 1"
+    ));
+    // Reverted: the condition and the gauge's count go.
+    resize(
+        &ns,
+        "p",
+        json!({"requests": {"cpu": "100m", "memory": "32Mi"},
+                             "limits": {"cpu": "200m", "memory": "64Mi"}}),
+    )
+    .await;
+    wait_for("the pending resize gone from the gauge", T, || async {
+        (gauge(&agent_metrics(agent.port), infeasible).is_none()).then_some(())
+    })
+    .await;
+    let p = ns.pods().get("p").await.unwrap();
+    assert!(pod_condition(&p, "PodResizePending").is_none());
 }

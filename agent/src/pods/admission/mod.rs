@@ -5,7 +5,10 @@
 //! (SysctlForbidden, [`super::sysctls`]), its requests plus its overhead fit what is left of
 //! allocatable and the node is below max-pods (OutOfcpu, OutOfmemory, OutOfpods), and a pending
 //! pod's AppArmor profiles can be enforced (AppArmor). Quantities that do not parse refuse the
-//! pod; sums saturate, so no spec can wrap them into a small number.
+//! pod; sums saturate, so no spec can wrap them into a small number. A resize is judged by the
+//! same handlers again, its turn taken in kubelet's order ([`resize_queue`]).
+
+mod resize_queue;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +23,7 @@ use crate::node_facts::NodeFacts;
 use crate::pressure::{Pressure, PressureWatch};
 use crate::quantity::parse_scaled;
 use crate::shutdown_status::ShutdownWatch;
+use resize_queue::{Queue, Waiting};
 
 /// Requests that count against allocatable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -124,8 +128,17 @@ pub struct Admission {
     pressure: PressureWatch,
     /// Whether logind announced a shutdown: every pod is refused meanwhile.
     shutdown: ShutdownWatch,
-    /// Counts the times a pod's share shrank or went: deferred resizes try again then.
-    room: tokio::sync::watch::Sender<u64>,
+    /// Counts the times a pod's share shrank or went, with kubelet's name for the cause
+    /// (pods_removed, pod_resized): deferred resizes try again then.
+    room: tokio::sync::watch::Sender<(u64, &'static str)>,
+    /// Resizes waiting for room, and their pods (locked after `admitted`, never before).
+    waiting: Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    queue: Queue,
+    pods: HashMap<String, Pod>,
 }
 
 fn refusal(reason: &str, message: String) -> Refusal {
@@ -222,7 +235,8 @@ impl Admission {
             apparmor_enabled,
             pressure: crate::pressure::none(),
             shutdown: crate::shutdown_status::never(),
-            room: tokio::sync::watch::Sender::new(0),
+            room: tokio::sync::watch::Sender::new((0, "")),
+            waiting: Mutex::default(),
         }
     }
 
@@ -311,32 +325,69 @@ impl Admission {
 
     /// Releases a pod's share (terminated or gone).
     pub fn release(&self, uid: &str) {
-        if self.lock().remove(uid).is_some() {
-            self.made_room();
+        let released = self.lock().remove(uid).is_some();
+        self.forget_resize(uid);
+        if released {
+            self.made_room("pods_removed");
         }
     }
 
     /// A resize of the admitted pod `pod` to `want`, judged as kubelet's admit handlers judge
     /// it again for the resized pod: the node's pressure allows it, and it fits beside the
-    /// other admitted pods. Accepted, the pod's share is the larger of the old one and `want`
-    /// until [`Admission::settle`] (the cgroups still hold the old amounts).
+    /// other admitted pods and beside the resizes ahead of it in kubelet's order that fit now
+    /// ([`resize_queue`]). Accepted, the pod's share is the larger of the old one and `want`
+    /// until [`Admission::settle`] (the cgroups still hold the old amounts). Refused, it waits
+    /// in the queue until accepted, [`Admission::forget_resize`]d, or the pod is released.
     ///
     /// # Errors
     /// The refusal, which defers the resize.
     pub fn resize(&self, pod: &Pod, want: Requests, node: &NodeFacts) -> Result<(), Refusal> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        if let Some(refused) = under_pressure(pod, *self.pressure.borrow()) {
+        let pressure = *self.pressure.borrow();
+        let mut map = self.lock();
+        let mut waiting = self.waiters();
+        let own = map.get(&uid).copied().unwrap_or_default();
+        let entry = Waiting {
+            want,
+            raises: want.cpu_millis > own.cpu_millis || want.memory_bytes > own.memory_bytes,
+            priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+            guaranteed: qos_class(pod) == QosClass::Guaranteed,
+            since: 0,
+        };
+        waiting.queue.enter(&uid, entry);
+        waiting.pods.insert(uid.clone(), pod.clone());
+        if let Some(refused) = under_pressure(pod, pressure) {
             return Err(refused);
         }
-        let mut map = self.lock();
-        let used = map
-            .iter()
-            .filter(|(u, _)| **u != uid)
-            .fold(Requests::default(), |a, (_, r)| a.plus(*r));
+        let used = waiting.queue.room_ahead(
+            &uid,
+            &map,
+            |u| {
+                waiting
+                    .pods
+                    .get(u)
+                    .is_some_and(|p| under_pressure(p, pressure).is_none())
+            },
+            |used, want| check_fit(used, want, node).is_ok(),
+        );
         check_fit(used, want, node)?;
-        let old = map.get(&uid).copied().unwrap_or_default();
-        map.insert(uid, old.max(want));
+        waiting.queue.leave(&uid);
+        waiting.pods.remove(&uid);
+        map.insert(uid, own.max(want));
         Ok(())
+    }
+
+    /// The pod's resize waits no more (reverted, infeasible, or the pod ends).
+    pub fn forget_resize(&self, uid: &str) {
+        let mut waiting = self.waiters();
+        waiting.queue.leave(uid);
+        waiting.pods.remove(uid);
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The pod's resize is applied: its share is `applied` now.
@@ -354,17 +405,18 @@ impl Admission {
             }
         };
         if shrank {
-            self.made_room();
+            self.made_room("pod_resized");
         }
     }
 
-    /// Changes whenever a pod's share shrinks or goes.
-    pub fn room(&self) -> tokio::sync::watch::Receiver<u64> {
+    /// Changes whenever a pod's share shrinks or goes; holds what made the last room.
+    pub fn room(&self) -> tokio::sync::watch::Receiver<(u64, &'static str)> {
         self.room.subscribe()
     }
 
-    fn made_room(&self) {
-        self.room.send_modify(|n| *n = n.wrapping_add(1));
+    fn made_room(&self, trigger: &'static str) {
+        self.room
+            .send_modify(|(n, why)| (*n, *why) = (n.wrapping_add(1), trigger));
     }
 }
 

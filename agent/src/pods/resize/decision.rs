@@ -146,6 +146,34 @@ mod tests {
     }
 
     #[test]
+    fn freed_room_goes_to_the_higher_priority_resize_whichever_is_judged_first() {
+        let a = Admission::default();
+        let n = node();
+        let high = |cpu: &str| {
+            pod_with(
+                json!({"name": "high", "uid": "high"}),
+                json!({"priority": 100, "containers": [{"name": "c", "image": "i",
+                    "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}),
+            )
+        };
+        a.admit(&asking("big", "400m"), &n).unwrap();
+        a.admit(&asking("low", "200m"), &n).unwrap();
+        a.admit(&high("200m"), &n).unwrap();
+        // 200m free: both wait.
+        let deferred = |v: Verdict| matches!(v, Verdict::Deferred { .. });
+        assert!(deferred(judge(&asking("low", "500m"), &a, &n)));
+        assert!(deferred(judge(&high("500m"), &a, &n)));
+        // 500m free: enough for one of them. The low-priority pod's worker wakes first and
+        // still waits; the high-priority one gets it.
+        a.settle("big", pod_requests(&asking("big", "100m")).unwrap());
+        let low = judge(&asking("low", "500m"), &a, &n);
+        assert!(deferred(low.clone()), "{low:?}");
+        assert_eq!(judge(&high("500m"), &a, &n), Verdict::Accepted);
+        assert!(deferred(judge(&asking("low", "500m"), &a, &n)));
+        assert_eq!(judge(&asking("low", "300m"), &a, &n), Verdict::Accepted);
+    }
+
+    #[test]
     fn static_pods_never_resize() {
         let p = pod_with(
             json!({"name": "s", "uid": "s", "annotations": {"kubernetes.io/config.source": "file"}}),

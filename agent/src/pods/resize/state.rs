@@ -23,6 +23,9 @@ pub struct Resize {
     pub accepted_at: Option<Instant>,
     /// The last generation whose requested changes were counted.
     pub counted_generation: Option<i64>,
+    /// What made the worker sync this time, in kubelet's words for what retries a deferred
+    /// resize: pod_updated, pods_removed, pod_resized, periodic_retry.
+    pub woke_by: &'static str,
 }
 
 impl Resize {
@@ -54,6 +57,16 @@ impl Resize {
         self.pending
             .as_ref()
             .is_some_and(|p| p.reason == PendingReason::Deferred)
+    }
+
+    /// What the resize gauges count of this pod: its pending reason, lowercased as kubelet's
+    /// label, and whether a resize is in progress.
+    pub fn gauged(&self) -> (Option<&'static str>, bool) {
+        let pending = self.pending.as_ref().map(|p| match p.reason {
+            PendingReason::Deferred => "deferred",
+            PendingReason::Infeasible => "infeasible",
+        });
+        (pending, self.in_progress.is_some())
     }
 
     /// The pod's resize conditions.

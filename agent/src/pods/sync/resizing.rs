@@ -34,7 +34,9 @@ pub(super) fn allocate(ctx: &PodContext, state: &mut PodState, pod: &Pod, outcom
     };
     if !allocation.differs(pod) {
         // Reverted, or accepted already.
-        r.pending = None;
+        if r.pending.take().is_some() {
+            ctx.admission.forget_resize(uid(pod));
+        }
         return;
     }
     let generation = pod.metadata.generation;
@@ -51,6 +53,12 @@ pub(super) fn allocate(ctx: &PodContext, state: &mut PodState, pod: &Pod, outcom
     match judge(pod, &ctx.admission, &ctx.node) {
         Verdict::Accepted => {
             info!(generation = ?generation, "resize accepted");
+            if r.pending
+                .as_ref()
+                .is_some_and(|p| p.reason == PendingReason::Deferred)
+            {
+                crate::metrics::count_deferred_accepted_resize(r.woke_by);
+            }
             r.allocation = Some(Allocation::of_spec(pod));
             r.pending = None;
             r.in_progress = Some(InProgress {
@@ -68,6 +76,7 @@ pub(super) fn allocate(ctx: &PodContext, state: &mut PodState, pod: &Pod, outcom
         }
         Verdict::Infeasible { message, detail } => {
             crate::metrics::count_infeasible_resize(detail);
+            ctx.admission.forget_resize(uid(pod));
             set_pending(ctx, state, pod, PendingReason::Infeasible, message);
         }
         Verdict::Deferred { message } => {
@@ -75,6 +84,10 @@ pub(super) fn allocate(ctx: &PodContext, state: &mut PodState, pod: &Pod, outcom
             outcome.merge(DEFERRED_RETRY);
         }
     }
+}
+
+fn uid(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
 }
 
 /// Records why the resize waits; the event goes out when the reason or generation is new.

@@ -77,6 +77,20 @@ pub fn node_kubeconfig(name: &str) -> String {
         .to_string()
 }
 
+/// `/metrics` of the agent, read with the apiserver's kubelet client certificate.
+pub fn agent_metrics(port: u16) -> String {
+    let pki = |f: &str| format!("{}/pki/{f}", env("MKL_STATE_DIR"));
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "20", "--cert"])
+        .arg(pki("apiserver-kubelet-client.crt"))
+        .arg("--key")
+        .arg(pki("apiserver-kubelet-client.key"))
+        .arg(format!("https://127.0.0.1:{port}/metrics"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
