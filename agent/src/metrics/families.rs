@@ -45,7 +45,7 @@ pub struct Families {
     pub certificates: super::certificates::CertificateFamilies,
 }
 
-pub(super) fn histogram(
+fn histogram(
     name: &str,
     help: &str,
     buckets: Vec<f64>,

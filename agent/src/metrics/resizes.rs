@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use prometheus::{HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use super::global;
 
@@ -42,13 +44,15 @@ impl Resizes {
                 ),
                 &["reason_detail"],
             )?,
-            duration: super::families::histogram(
-                "kubelet_pod_resize_duration_milliseconds",
-                "Duration in milliseconds to actuate a pod resize",
-                vec![
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "kubelet_pod_resize_duration_milliseconds",
+                    "Duration in milliseconds to actuate a pod resize",
+                )
+                .buckets(vec![
                     10.0, 50.0, 100.0, 500.0, 1_000.0, 2_000.0, 5_000.0, 10_000.0, 20_000.0,
                     30_000.0, 60_000.0, 120_000.0, 300_000.0, 600_000.0,
-                ],
+                ]),
                 &["success"],
             )?,
             deferred_accepted: IntCounterVec::new(

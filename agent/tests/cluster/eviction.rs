@@ -186,16 +186,7 @@ async fn a_memory_hog_is_evicted_before_a_guaranteed_pod_and_best_effort_pods_ar
         seen.saturating_duration_since(filled).as_millis()
     );
     memory_pressure_message(&p);
-    // The Evicted event names the container and the starved resource, as kubelet's does.
-    let annotations = evicted_event_annotations(&client, &ns.name, "hog").await;
-    assert_eq!(annotations["offending_containers"], "c", "{annotations:?}");
-    let usage = &annotations["offending_containers_usage"];
-    assert!(
-        message(&p).contains(&format!("Container c was using {usage}, request is 10Mi")),
-        "{annotations:?} {}",
-        message(&p)
-    );
-    assert_eq!(annotations["starved_resource"], "memory", "{annotations:?}");
+    assert_hog_blamed(&client, &ns.name, &p).await;
     let disruption = disruption_target(&p).expect("a DisruptionTarget condition");
     assert_eq!(
         (disruption.status.as_str(), disruption.reason.as_deref()),
@@ -318,4 +309,18 @@ async fn evicted_event_annotations(
         }
     })
     .await
+}
+
+/// The hog's Evicted event names its container, the usage its status message gives, and the
+/// starved resource, as kubelet's does.
+async fn assert_hog_blamed(client: &kube::Client, ns: &str, p: &Pod) {
+    let annotations = evicted_event_annotations(client, ns, "hog").await;
+    assert_eq!(annotations["offending_containers"], "c", "{annotations:?}");
+    let usage = &annotations["offending_containers_usage"];
+    assert!(
+        message(p).contains(&format!("Container c was using {usage}, request is 10Mi")),
+        "{annotations:?} {}",
+        message(p)
+    );
+    assert_eq!(annotations["starved_resource"], "memory", "{annotations:?}");
 }
