@@ -4,9 +4,12 @@
 //! as container images) and hands the runtime a mount that names the pulled image instead of a
 //! host path; the runtime (containerd 2.1 and later) mounts it. A pull that fails holds back
 //! the containers that mount the volume, with the pull's waiting reason (ErrImagePull,
-//! ImagePullBackOff) and kubelet's `Failed` event on each; other containers start.
+//! ImagePullBackOff) and kubelet's `Failed` event on each; other containers start. Each image
+//! is pulled once per sync, however many of the pod's containers mount it ([`Pulled`]), as
+//! kubelet pulls a pod's image volumes once before it starts containers.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use cri_client::api;
 use k8s_openapi::api::core::v1::{Container, ImageVolumeSource, Pod, Secret};
@@ -19,6 +22,28 @@ use super::status::Waiting;
 /// The pulled image of each image volume a container mounts, by volume name: what its CRI
 /// mount names.
 pub type ImageVolumes = HashMap<String, api::ImageSpec>;
+
+/// The image volumes pulled during one sync, by volume name: the image, or why not.
+#[derive(Debug, Default)]
+pub struct Pulled(Mutex<HashMap<String, Result<api::ImageSpec, Waiting>>>);
+
+impl Pulled {
+    fn get(&self, name: &str) -> Option<Result<api::ImageSpec, Waiting>> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(name).cloned()
+    }
+
+    fn put(&self, name: &str, result: Result<api::ImageSpec, Waiting>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(name.to_string(), result);
+    }
+}
 
 /// The pod's image volumes that `c` mounts, in the pod's order.
 fn mounted<'a>(pod: &'a Pod, c: &'a Container) -> Vec<(&'a str, &'a ImageVolumeSource)> {
@@ -49,20 +74,30 @@ pub fn image_spec(pod: &Pod, source: &ImageVolumeSource, image_ref: String) -> a
     }
 }
 
-/// Pulls the images of the volumes `c` mounts. Every one is tried; when any failed, the last
-/// failure is `c`'s waiting reason.
+/// Pulls the images of the volumes `c` mounts, those this sync has not pulled yet
+/// (`pulled`). Every one is tried; when any failed, the last failure is `c`'s waiting reason.
 pub async fn ensure(
     ctx: &PodContext,
     pod: &Pod,
     c: &Container,
     secrets: &[Secret],
+    pulled: &Pulled,
 ) -> Result<ImageVolumes, Waiting> {
     let mut out = ImageVolumes::new();
     let mut failure = None;
     for (name, source) in mounted(pod, c) {
-        match pull(ctx, pod, None, Wanted::volume(source), secrets).await {
-            Ok(ensured) => {
-                out.insert(name.to_string(), image_spec(pod, source, ensured.image_ref));
+        let result = if let Some(r) = pulled.get(name) {
+            r
+        } else {
+            let r = pull(ctx, pod, None, Wanted::volume(source), secrets)
+                .await
+                .map(|ensured| image_spec(pod, source, ensured.image_ref));
+            pulled.put(name, r.clone());
+            r
+        };
+        match result {
+            Ok(spec) => {
+                out.insert(name.to_string(), spec);
             }
             Err(waiting) => {
                 let msg = format!("Error: {}", waiting.message);

@@ -28,6 +28,8 @@ pub struct StartRequest<'a> {
     pub volumes: &'a std::collections::HashMap<String, std::path::PathBuf>,
     /// An ephemeral container's target: the id of the container whose PID namespace it joins.
     pub pid_target: Option<&'a str>,
+    /// The image volumes this sync pulled already.
+    pub pulled_volumes: &'a image_volumes::Pulled,
 }
 
 fn waiting(reason: &str, message: String) -> Waiting {
@@ -212,7 +214,8 @@ pub async fn start(
     let env = environment(ctx, req).await?;
     let secrets = pull_secrets(ctx, req.pod).await;
     let ensured = image(ctx, timings, req, &secrets).await?;
-    let images = image_volumes::ensure(ctx, req.pod, req.container, &secrets).await?;
+    let images =
+        image_volumes::ensure(ctx, req.pod, req.container, &secrets, req.pulled_volumes).await?;
     let mounts = mounts(ctx, req, &env, &images)?;
     let id = create(ctx, timings, req, &env, &ensured, mounts).await?;
 

@@ -15,7 +15,7 @@ use crate::common::{require_cluster, wait_for};
 use base64::Engine as _;
 use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(90);
@@ -656,6 +656,30 @@ fn named_sleeper(name: &str, mounts: Value) -> Value {
     c
 }
 
+/// The pod's own Pulled events (the containers' name their container), repeats counted, once
+/// both containers' Started events are there: events go out in order, so every pull of that
+/// sync is listed by then.
+async fn volume_pulls(client: &kube::Client, ns: &str, pod: &str) -> i32 {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let about = |e: &k8s_openapi::api::events::v1::Event, reason: &str| {
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod)
+            && e.reason.as_deref() == Some(reason)
+    };
+    let listed = wait_for("both containers' Started events", T, || async {
+        let items = api.list(&ListParams::default()).await.ok()?.items;
+        let started = items.iter().filter(|e| about(e, "Started")).count();
+        (started == 2).then_some(items)
+    })
+    .await;
+    listed
+        .iter()
+        .filter(|e| {
+            about(e, "Pulled") && e.regarding.as_ref().is_some_and(|r| r.field_path.is_none())
+        })
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum()
+}
+
 #[tokio::test]
 async fn an_image_volume_is_the_image_read_only_and_a_failed_pull_holds_back_only_its_containers() {
     if !require_cluster() {
@@ -668,11 +692,14 @@ async fn an_image_volume_is_the_image_read_only_and_a_failed_pull_holds_back_onl
     ns.pod(
         "img",
         &agent.name,
-        json!({"containers": [sleeper(json!([{"name": "tools", "mountPath": "/tools"}]))],
+        json!({"containers": [sleeper(json!([{"name": "tools", "mountPath": "/tools"}])),
+                              named_sleeper("d", json!([{"name": "tools", "mountPath": "/tools"}]))],
                "volumes": [tools]}),
     )
     .await;
     let p = ready(&ns, "img").await;
+    // Mounted by both containers, the volume's image is pulled, and announced, once.
+    assert_eq!(volume_pulls(&client, &ns.name, "img").await, 1);
     // The image's own files, mounted read-only by the runtime.
     let listed = output(&p, "c", &["ls", "/tools/bin/busybox"]).await;
     assert_eq!(listed, "/tools/bin/busybox\n");

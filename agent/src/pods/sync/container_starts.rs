@@ -32,6 +32,8 @@ pub(super) struct Target<'a> {
     pub runtime: &'a ObservedPod,
     /// The pod's volumes, host path by name.
     pub volumes: &'a HashMap<String, PathBuf>,
+    /// The image volumes this sync pulled already.
+    pub pulled_volumes: &'a super::super::image_volumes::Pulled,
 }
 
 fn nanos_to_system(nanos: i64) -> SystemTime {
@@ -67,6 +69,7 @@ pub(super) async fn start_one(
         pod_ips: target.pod_ips,
         volumes: target.volumes,
         pid_target: instance.pid_target,
+        pulled_volumes: target.pulled_volumes,
     };
     match start::start(ctx, &mut state.timings, &req).await {
         Ok(id) => {

@@ -117,12 +117,14 @@ async fn run_containers(
         &env,
     );
     let pod_ips = sandbox_setup::pod_ips(ctx, state, pod, &sandbox_id).await;
+    let pulled_volumes = super::super::image_volumes::Pulled::default();
     let target = Target {
         sandbox_id: &sandbox_id,
         config: &sandbox_config,
         pod_ips: &pod_ips,
         runtime: &runtime,
         volumes: &volumes,
+        pulled_volumes: &pulled_volumes,
     };
     // Ephemeral containers may start while the pod initializes (kubelet's rule).
     let debugged = run_ephemeral_containers(ctx, state, pod, &target, outcome).await;
