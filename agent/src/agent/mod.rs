@@ -131,7 +131,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         &machine,
         node_ip,
         &watches,
-    )?;
+    )
+    .await?;
     let pods = Arc::new(pods);
     let workers = pods::worker::Workers::new(pods.clone(), cancel.clone());
     agent.start_eviction(&pods, workers.clone(), cri, &machine, pressure_tx);

@@ -33,7 +33,7 @@ pub(super) struct RuntimeSide {
     pub cgroup_hierarchy: Hierarchy,
 }
 
-pub(super) fn pod_context(
+pub(super) async fn pod_context(
     config: &Config,
     api: &ApiServer,
     statics: StaticPods,
@@ -73,13 +73,17 @@ pub(super) fn pod_context(
         facts.clone(),
         config.sync_frequency,
     );
-    let cgroup_fs: Arc<dyn crate::cgroups::CgroupFs> = Arc::new(runtime.cgroup_hierarchy);
+    let cgroup_fs =
+        crate::cgroups::host_fs(runtime.cgroups.driver(), runtime.cgroup_hierarchy).await;
     let qos_cgroups = Arc::new(crate::cgroups::QosCgroups::new(
         cgroup_fs.clone(),
         runtime.cgroups.clone(),
     ));
-    qos_cgroups
-        .start(enforced_allocatable(config, machine))
+    // Off the async threads: under the systemd driver each cgroup is a D-Bus exchange.
+    let (qos, enforced) = (qos_cgroups.clone(), enforced_allocatable(config, machine));
+    tokio::task::spawn_blocking(move || qos.start(enforced))
+        .await
+        .map_err(|e| StartError::Cgroups(format!("the QoS cgroups: {e}")))?
         .map_err(|e| StartError::Cgroups(format!("the QoS cgroups: {e}")))?;
     let writer = RoutingWriter {
         statics,

@@ -110,12 +110,9 @@ impl PodCgroups {
     }
 
     /// The pods' cgroups below each QoS class in the driver's form, as (UID, path): what a
-    /// listing of the class cgroups' `children` (named `pod<UID>`) gives. cgroupfs only: the
-    /// systemd names are not read back.
+    /// listing of the class cgroups' `children` gives, named `pod<UID>` (cgroupfs) or
+    /// `<class>-pod<UID, '-' as '_'>.slice` (systemd).
     pub fn pods_in(&self, children: impl Fn(&str) -> Vec<String>) -> Vec<(String, String)> {
-        if self.driver != CgroupDriver::Cgroupfs {
-            return Vec::new();
-        }
         let mut out = Vec::new();
         for tier in [QosTier::Guaranteed, QosTier::Burstable, QosTier::BestEffort] {
             let Some(class) = self.qos(tier) else {
@@ -123,10 +120,18 @@ impl PodCgroups {
             };
             let parent = self.form(&class);
             for name in children(&parent) {
-                if let Some(uid) = name.strip_prefix("pod")
-                    && let Ok(pod) = class.child(&name)
+                let uid = match self.driver {
+                    CgroupDriver::Cgroupfs => name.strip_prefix("pod").map(str::to_string),
+                    CgroupDriver::Systemd => systemd_pod_uid(&parent, &name),
+                };
+                let Some(uid) = uid else {
+                    continue;
+                };
+                // Only what this layout would name so: never another unit that looks alike.
+                if let Ok(pod) = class.child(&format!("pod{uid}"))
+                    && self.form(&pod) == format!("{}/{name}", parent.trim_end_matches('/'))
                 {
-                    out.push((uid.to_string(), self.form(&pod)));
+                    out.push((uid, self.form(&pod)));
                 }
             }
         }
@@ -148,6 +153,17 @@ impl PodCgroups {
             .map(|name| self.form(&name))
             .unwrap_or_default()
     }
+}
+
+/// The UID in a pod slice's name below the class slice `parent` (its path):
+/// `kubepods-burstable-pod12_34.slice` below `.../kubepods-burstable.slice` is `12-34`.
+fn systemd_pod_uid(parent: &str, name: &str) -> Option<String> {
+    let class = parent.rsplit('/').next()?.strip_suffix(".slice")?;
+    let escaped = name
+        .strip_prefix(class)?
+        .strip_prefix("-pod")?
+        .strip_suffix(".slice")?;
+    Some(escaped.replace('_', "-"))
 }
 
 #[cfg(test)]
@@ -228,8 +244,32 @@ mod tests {
                 ("b".to_string(), "/node/kubepods/burstable/podb".to_string()),
             ]
         );
-        let systemd = layout(CgroupDriver::Systemd, "/", true);
-        assert!(systemd.pods_in(|_| vec!["poda".into()]).is_empty());
+        let systemd = layout(CgroupDriver::Systemd, "/kubelet", true);
+        let found = systemd.pods_in(|parent| match parent {
+            "/kubelet.slice/kubelet-kubepods.slice" => vec![
+                "kubelet-kubepods-burstable.slice".into(),
+                "kubelet-kubepods-pod1_2.slice".into(),
+                "poda".into(),
+            ],
+            "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice" => vec![
+                "kubelet-kubepods-burstable-pod3_4.slice".into(),
+                "kubelet-kubepods-burstable-pod5.scope".into(),
+            ],
+            _ => Vec::new(),
+        });
+        assert_eq!(
+            found,
+            [
+                (
+                    "1-2".to_string(),
+                    "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod1_2.slice".to_string()
+                ),
+                (
+                    "3-4".to_string(),
+                    "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod3_4.slice".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! shares of its pods' summed cpu requests, rewritten as Burstable pods come and go.
 //! Guaranteed pods sit directly in kubepods and need nothing of their own.
 //!
-//! Written with the cgroupfs driver and per-QoS cgroups only (see [`super::PodCgroups`]).
+//! Written with per-QoS cgroups only (see [`super::PodCgroups`]); under the systemd driver
+//! they are slices, which the host's [`CgroupFs`] asks systemd for.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::driver::CgroupDriver;
 use super::fs::{ApplyError, CgroupFs};
 use super::layout::{PodCgroups, QosTier};
 use super::limits::{MIN_CPU_SHARES, ResourceConfig, milli_cpu_to_shares};
@@ -39,8 +39,7 @@ impl QosCgroups {
     }
 
     fn active(&self) -> bool {
-        self.layout.driver() == CgroupDriver::Cgroupfs
-            && self.layout.qos(QosTier::Guaranteed).is_some()
+        self.layout.qos(QosTier::Guaranteed).is_some()
     }
 
     /// Makes kubepods (limited to `enforced` when given) and the class cgroups.
@@ -126,6 +125,7 @@ impl QosCgroups {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroups::CgroupDriver;
     use crate::cgroups::CgroupSettings;
     use crate::cgroups::name::CgroupName;
     use crate::cgroups::recording::{CgroupOp, RecordingCgroupFs};
@@ -194,10 +194,22 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_written_without_enforcement_under_systemd() {
+    fn under_systemd_the_same_limits_go_to_the_slices() {
         let (q, fs) = qos("/", CgroupDriver::Systemd);
         q.start(None).unwrap();
         q.burstable_pod("a", 500).unwrap();
-        assert!(fs.ops().is_empty());
+        let burstable = "/kubepods.slice/kubepods-burstable.slice".to_string();
+        assert_eq!(
+            fs.ops(),
+            [
+                CgroupOp::Apply("/kubepods.slice".into(), ResourceConfig::default()),
+                CgroupOp::Apply(
+                    "/kubepods.slice/kubepods-besteffort.slice".into(),
+                    shares(2)
+                ),
+                CgroupOp::Apply(burstable.clone(), shares(2)),
+                CgroupOp::Apply(burstable, shares(512)),
+            ]
+        );
     }
 }

@@ -21,8 +21,7 @@ use tracing::{info, warn};
 use super::container::qos::{QosClass, qos_class};
 use super::context::PodContext;
 use crate::cgroups::{
-    CPU_PERIOD_US, CgroupDriver, MIN_CPU_SHARES, ResourceConfig, milli_cpu_to_quota,
-    milli_cpu_to_shares,
+    CPU_PERIOD_US, MIN_CPU_SHARES, ResourceConfig, milli_cpu_to_quota, milli_cpu_to_shares,
 };
 use crate::pod_resources::{self, CPU, MEMORY};
 
@@ -102,8 +101,7 @@ fn amount(name: &str, q: Option<&Quantity>) -> u64 {
     }
 }
 
-/// Makes the pod's cgroup with its limits before its sandbox runs (cgroupfs driver, per-QoS
-/// cgroups on), and counts a Burstable pod's cpu request in its class's shares. Idempotent: a
+/// Makes the pod's cgroup with its limits before its sandbox runs (per-QoS cgroups on), and counts a Burstable pod's cpu request in its class's shares. Idempotent: a
 /// pod adopted after a restart gets the same values again. Returns the limits written (None
 /// where the agent writes no pod cgroup). Err is kubelet's message, for the
 /// FailedCreatePodContainer event.
@@ -121,8 +119,8 @@ pub async fn ensure(ctx: &PodContext, pod: &Pod) -> Result<Option<ResourceConfig
 }
 
 /// Writes `limits` to the pod's cgroup and the pod's cpu request to the Burstable class's
-/// shares: at creation, and for a resize. None where the agent writes no pod cgroup (the
-/// systemd driver, no cgroup parent).
+/// shares: at creation, and for a resize. None where the agent writes no pod cgroup (no
+/// cgroup parent). Under the systemd driver the host's cgroups make the slice through systemd.
 ///
 /// # Errors
 /// A cgroup file refused the value (the kernel's word).
@@ -131,9 +129,6 @@ pub async fn write(
     pod: &Pod,
     limits: &ResourceConfig,
 ) -> Result<Option<ResourceConfig>, String> {
-    if ctx.cgroups.driver() != CgroupDriver::Cgroupfs {
-        return Ok(None);
-    }
     let path = super::sandbox::cgroup_parent(&ctx.cgroups, pod);
     if path.is_empty() {
         return Ok(None);

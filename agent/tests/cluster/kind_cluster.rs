@@ -8,6 +8,8 @@
 //!   (CoreDNS, kube-proxy, flannel's routes between the nodes);
 //! - `kubectl logs`, `exec`, `port-forward`, `top` and the node's metrics through the API
 //!   server's proxy; `journalctl -u kubelet` and `systemctl status kubelet` in a node;
+//! - a pod's cgroup is a slice systemd made over D-Bus with the pod's limits (kind's
+//!   systemd cgroup driver), stopped with the pod;
 //! - `systemctl restart kubelet` in a worker: its pods run on untouched;
 //! - `kind delete cluster`: no node container, volume, mount or process of it is left, and
 //!   `deploy/kind/cluster down` then removes the kind network and the private dockerd.
@@ -277,6 +279,69 @@ fn a_service_reaches_both_workers() -> Vec<String> {
     web
 }
 
+/// Under kind's systemd cgroup driver a pod's cgroup is a slice systemd made at the agent's
+/// request, with the pod's limits as the unit's properties and in the cgroup files, and it is
+/// stopped with the pod.
+fn pod_cgroups_are_systemd_slices() {
+    let worker = WORKERS[0];
+    ok(&format!(
+        "kubectl -n {NS} apply -f - <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata: {{name: limited, namespace: {NS}}}
+spec:
+  nodeName: {worker}
+  containers:
+    - name: c
+      image: {BUSYBOX}
+      imagePullPolicy: Never
+      command: [sleep, '3600']
+      resources:
+        requests: {{cpu: 100m, memory: 32Mi}}
+        limits: {{cpu: 200m, memory: 64Mi}}
+EOF"
+    ));
+    ok(&format!(
+        "kubectl -n {NS} wait --for=condition=Ready pod/limited --timeout=120s"
+    ));
+    let uid = ok(&format!(
+        "kubectl -n {NS} get pod limited -o jsonpath='{{.metadata.uid}}'"
+    ))
+    .trim()
+    .replace('-', "_");
+    // kind's cgroupRoot is /kubelet: kubelet.slice/kubelet-kubepods.slice/...
+    let unit = format!("kubelet-kubepods-burstable-pod{uid}.slice");
+    let show = |property: &str| {
+        ok(&format!(
+            "docker exec {worker} systemctl show -p {property} --value {unit}"
+        ))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(show("LoadState"), "loaded");
+    assert_eq!(show("ActiveState"), "active");
+    assert_eq!(show("CPUShares"), "102");
+    assert_eq!(show("CPUQuotaPerSecUSec"), "200ms");
+    assert_eq!(show("MemoryLimit"), "67108864");
+    let shares = ok(&format!(
+        "docker exec {worker} sh -c 'cat $(find /sys/fs/cgroup -maxdepth 7 -path \"*/{unit}/cpu.shares\" | head -n1)'"
+    ));
+    assert_eq!(
+        shares.trim(),
+        "102",
+        "the cgroup file holds what the unit says"
+    );
+    ok(&format!("kubectl -n {NS} delete pod limited --wait=true"));
+    // Stopped (a stopped transient unit may stay loaded a while, inactive), its cgroup gone.
+    wait_for("the pod's slice stopped", TIMEOUT, || {
+        (show("ActiveState") == "inactive").then_some(())
+    });
+    let left = ok(&format!(
+        "docker exec {worker} find /sys/fs/cgroup -maxdepth 7 -type d -name {unit}"
+    ));
+    assert_eq!(left.trim(), "", "the slice's cgroups are left");
+}
+
 /// logs, exec, port-forward, top, the node's metrics, journald and systemd.
 fn kubectl_and_the_node_tools_work(web: &[String]) {
     // logs, exec, port-forward.
@@ -428,6 +493,7 @@ fn a_kind_cluster_of_minikubelet_nodes_runs_what_users_run() {
     every_node_is_a_minikubelet_node();
     let web = a_service_reaches_both_workers();
     kubectl_and_the_node_tools_work(&web);
+    pod_cgroups_are_systemd_slices();
     a_restarted_agent_leaves_its_pods_alone();
     kind_delete_cluster_leaves_nothing();
     drop(lane);
