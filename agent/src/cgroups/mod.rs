@@ -39,29 +39,7 @@ pub use limits::{
 };
 pub use name::{CgroupName, NameError};
 pub use qos::{NodeAllocatable, QosCgroups};
-pub use systemd_bus::DbusSlices;
+pub use systemd_bus::{DbusSlices, host_fs};
 pub use systemd_slices::{SliceManager, SystemdHierarchy};
 pub use usage::{memory_in_use, working_set};
 pub use version::{CgroupVersion, Hierarchy};
-
-/// The host's cgroups for `driver`: the hierarchy itself (cgroupfs), or, under the systemd
-/// driver, the hierarchy with systemd making the slices. Without a systemd on the system bus
-/// the slices are written directly, which this says once.
-pub async fn host_fs(driver: CgroupDriver, hierarchy: Hierarchy) -> std::sync::Arc<dyn CgroupFs> {
-    if driver == CgroupDriver::Cgroupfs {
-        return std::sync::Arc::new(hierarchy);
-    }
-    let connected = tokio::time::timeout(std::time::Duration::from_secs(10), DbusSlices::connect())
-        .await
-        .unwrap_or_else(|_| Err("no answer within 10s".to_string()));
-    match connected {
-        Ok((slices, version)) => {
-            tracing::info!(systemd = %version, "pod cgroups are systemd slices, made over D-Bus");
-            std::sync::Arc::new(SystemdHierarchy::new(hierarchy, slices))
-        }
-        Err(error) => {
-            tracing::warn!(%error, "the systemd cgroup driver without systemd on the system bus: the slices' cgroups are written directly");
-            std::sync::Arc::new(hierarchy)
-        }
-    }
-}

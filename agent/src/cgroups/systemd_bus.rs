@@ -4,9 +4,10 @@
 //! (libcontainer's wait). The cgroup calls are synchronous ([`super::CgroupFs`], made off the
 //! async threads), so each D-Bus exchange runs as a task on the runtime while the caller waits
 //! for its answer; a caller that waits too long gets an error, never a hang or a panic.
+//! [`host_fs`] picks the host's cgroups for the driver at start.
 
 use std::future::Future;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,7 +15,10 @@ use zbus::proxy::CacheProperties;
 use zbus::zvariant::{OwnedObjectPath, Value};
 use zbus::{Connection, Proxy};
 
-use super::systemd_slices::{PropValue, Property, SliceManager};
+use super::driver::CgroupDriver;
+use super::fs::CgroupFs;
+use super::systemd_slices::{PropValue, Property, SliceManager, SystemdHierarchy};
+use super::version::Hierarchy;
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const SYSTEMD_PATH: &str = "/org/freedesktop/systemd1";
@@ -172,5 +176,27 @@ impl SliceManager for DbusSlices {
     fn stop(&self, unit: &str) -> Result<(), String> {
         let body = (unit.to_string(), "replace");
         self.run(job(self.manager.clone(), "StopUnit", body, NO_SUCH_UNIT))
+    }
+}
+
+/// The host's cgroups for `driver`: the hierarchy itself (cgroupfs), or, under the systemd
+/// driver, the hierarchy with systemd making the slices. Without a systemd on the system bus
+/// the slices are written directly, which this says once.
+pub async fn host_fs(driver: CgroupDriver, hierarchy: Hierarchy) -> Arc<dyn CgroupFs> {
+    if driver == CgroupDriver::Cgroupfs {
+        return Arc::new(hierarchy);
+    }
+    let connected = tokio::time::timeout(Duration::from_secs(10), DbusSlices::connect())
+        .await
+        .unwrap_or_else(|_| Err("no answer within 10s".to_string()));
+    match connected {
+        Ok((slices, version)) => {
+            tracing::info!(systemd = %version, "pod cgroups are systemd slices, made over D-Bus");
+            Arc::new(SystemdHierarchy::new(hierarchy, slices))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the systemd cgroup driver without systemd on the system bus: the slices' cgroups are written directly");
+            Arc::new(hierarchy)
+        }
     }
 }

@@ -94,14 +94,12 @@ pub fn resource_properties(config: &ResourceConfig, version: CgroupVersion) -> V
         };
         out.push((name, PropValue::U64(bytes)));
     }
-    if let Some(shares) = config.cpu_shares.and_then(positive) {
-        match version {
-            CgroupVersion::V1 => out.push(("CPUShares", PropValue::U64(shares))),
-            CgroupVersion::V2 => {
-                let weight = positive(shares_to_weight(config.cpu_shares.unwrap_or(0)));
-                out.push(("CPUWeight", PropValue::U64(weight.unwrap_or(1))));
-            }
-        }
+    if let Some(shares) = config.cpu_shares.filter(|s| *s > 0) {
+        let (name, value) = match version {
+            CgroupVersion::V1 => ("CPUShares", shares),
+            CgroupVersion::V2 => ("CPUWeight", shares_to_weight(shares)),
+        };
+        out.push((name, PropValue::U64(positive(value).unwrap_or(1))));
     }
     let period = config.cpu_period_us.and_then(positive);
     if let Some(p) = period {
@@ -113,7 +111,7 @@ pub fn resource_properties(config: &ResourceConfig, version: CgroupVersion) -> V
             .and_then(positive)
             .filter(|q| *q > 0)
             .map_or(INFINITY, |q| {
-                quota_per_sec(q, period.or(positive(CPU_PERIOD_US)).unwrap_or(100_000))
+                quota_per_sec(q, period.unwrap_or(CPU_PERIOD_US.unsigned_abs()))
             });
         out.push(("CPUQuotaPerSecUSec", PropValue::U64(per_sec)));
     }

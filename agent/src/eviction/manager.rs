@@ -240,12 +240,12 @@ impl<H: Host, P: PodEvictor> Manager<H, P> {
             warn!(pod = ?pod.metadata.name, "cannot evict a critical pod");
             return false;
         }
-        let message = eviction.message.clone();
+        let (reason, message) = (eviction.reason, eviction.message.clone());
         let asked = self.pods.evict(uid(pod), eviction);
         if asked {
             info!(pod = ?pod.metadata.name, uid = uid(pod), %message, "evicting pod");
             self.events
-                .annotated_warning(pod, "Evicted", message, annotations);
+                .annotated_warning(pod, reason, message, annotations);
             crate::metrics::count_eviction(signal);
         }
         asked

@@ -17,7 +17,7 @@ use super::super::resize::conditions::{InProgress, Pending, PendingReason};
 use super::super::resize::{Actuated, Allocation, Changed, Verdict, event, judge, resizable};
 use super::super::status::stored_now;
 use super::container_starts::{self, Target};
-use super::{Outcome, PodState};
+use super::{Outcome, PodState, uid};
 use crate::cgroups::{CgroupDriver, ResourceConfig, memory_in_use};
 
 /// kubelet's periodic retry of deferred resizes (they also retry when room frees).
@@ -84,10 +84,6 @@ pub(super) fn allocate(ctx: &PodContext, state: &mut PodState, pod: &Pod, outcom
             outcome.merge(DEFERRED_RETRY);
         }
     }
-}
-
-fn uid(pod: &Pod) -> &str {
-    pod.metadata.uid.as_deref().unwrap_or_default()
 }
 
 /// Records why the resize waits; the event goes out when the reason or generation is new.
